@@ -1,0 +1,2 @@
+//! `pos-agent` library: the store and ledger, checkout session, local API,
+//! sync worker and daemon wiring. The binary (`main.rs`) is a thin CLI on top.

@@ -1,0 +1,118 @@
+//! `pos-agent`: the register loyalty agent's command line (agent spec §1).
+//!
+//! Thin: every command lives in `commands/`, on top of the `pos_agent`
+//! library. Exit codes: 0 success, 2 bad input or usage, 1 anything else.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::Failure;
+
+/// Offline-first loyalty agent for point-of-sale registers.
+#[derive(Debug, Parser)]
+#[command(name = "pos-agent", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Configuration file.
+        #[arg(long, default_value = "/etc/pos-agent/agent.toml")]
+        config: PathBuf,
+    },
+    /// Compute the points of a basket against a rules bundle (points spec §4).
+    Quote {
+        /// Rules bundle, JSON (.json) or TOML (.toml).
+        #[arg(long)]
+        rules: PathBuf,
+        /// Basket, JSON.
+        #[arg(long)]
+        basket: PathBuf,
+    },
+    /// Print what the drivers make of one scan or swipe, as JSON.
+    Decode {
+        #[command(subcommand)]
+        what: DecodeWhat,
+    },
+    /// Load a rules bundle and member and catalog snapshots into the store.
+    Import {
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        members: Option<PathBuf>,
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        #[arg(long, default_value = "/etc/pos-agent/agent.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file.
+    CheckConfig {
+        /// Configuration file.
+        path: PathBuf,
+    },
+    /// A human summary from the running daemon.
+    Status {
+        #[arg(long, default_value = "/etc/pos-agent/agent.toml")]
+        config: PathBuf,
+    },
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        what: DbWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DecodeWhat {
+    /// A barcode as the scanner sends it (with its AIM identifier if any).
+    Barcode { data: String },
+    /// A magnetic-stripe track (ISO/IEC 7813 track 1 or 2).
+    Track { data: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbWhat {
+    /// SQLite integrity check and the whole ledger hash chain.
+    Verify {
+        /// Database file (default: the configured storage path).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long, default_value = "/etc/pos-agent/agent.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Quote { rules, basket } => commands::quote::run(&rules, &basket),
+        other => Err(Failure::Other(anyhow::anyhow!(
+            "`{}` is not built yet",
+            command_name(&other)
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Run { .. } => "run",
+        Command::Quote { .. } => "quote",
+        Command::Decode { .. } => "decode",
+        Command::Import { .. } => "import",
+        Command::CheckConfig { .. } => "check-config",
+        Command::Status { .. } => "status",
+        Command::Db { .. } => "db",
+    }
+}
