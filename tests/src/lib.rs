@@ -3,4 +3,5 @@
 //!
 //! Each helper module is owned by the issue that needs it; add a line below.
 
+pub mod agent_proc;
 pub mod bins;
