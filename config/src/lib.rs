@@ -1,1 +1,236 @@
-//! Placeholder: filled by its issue.
+//! The register agent's configuration (agent spec §2): the TOML schema, its
+//! defaults, and validation whose every error names file, line and key.
+//!
+//! Unknown keys, wrong types and impossible values are errors, never
+//! silently defaulted: a register that starts with a config it half
+//! understood fails later, in a store, at a worse time. All problems of a
+//! file are reported together (see [`reader`] for why the tree is walked by
+//! hand rather than derived).
+//!
+//! Secrets never appear in the config text: the central token is read at run
+//! time from `token_file` or a systemd credential ([`Central::read_token`]).
+
+mod api;
+mod cards;
+mod central;
+mod devices;
+mod env;
+mod error;
+mod log;
+mod reader;
+mod secret;
+mod storage;
+mod terminal;
+mod values;
+mod variable_measure;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use toml::de::DeTable;
+
+pub use api::{
+    Api, DEFAULT_MAX_BODY_BYTES, DEFAULT_SOCKET_FILE, MAX_BODY_BYTES_MAX, MAX_BODY_BYTES_MIN,
+    SOCKET_PATH_BYTES_MAX,
+};
+pub use cards::{Cards, PREFIX_DIGITS_MAX, PREFIXES_MAX};
+pub use central::{
+    CREDENTIAL_NAME_CHARS_MAX, Central, DEFAULT_MEMBER_FRESH_SECS, DEFAULT_REQUEST_TIMEOUT_SECS,
+    DEFAULT_SYNC_INTERVAL_SECS, MEMBER_FRESH_SECS_MAX, REQUEST_TIMEOUT_SECS_MAX,
+    SYNC_INTERVAL_SECS_MAX, TOKEN_BYTES_MAX, TokenSource,
+};
+pub use devices::{
+    DEDUP_WINDOW_MS_MAX, DEFAULT_BAUD, DEFAULT_DEDUP_WINDOW_MS, DEFAULT_STALL_TIMEOUT_MS,
+    DEVICES_MAX, Device, DeviceKind, KeyboardLayout, PREFIX_BYTES_MAX, Parity, Role,
+    STALL_TIMEOUT_MS_MAX, STALL_TIMEOUT_MS_MIN, STANDARD_BAUD_RATES, SerialLine, Suffix,
+};
+pub use env::Env;
+pub use error::{Error, PROBLEMS_MAX, Problem};
+pub use log::{Log, LogFormat, LogLevel};
+pub use secret::Secret;
+pub use storage::{DEFAULT_DB_FILE, Storage};
+pub use terminal::Terminal;
+pub use variable_measure::{EAN13_DIGITS, Measure, VariableMeasure};
+
+use reader::{Ctx, Table};
+
+/// Largest config file read: a full config is a few KiB; anything this big
+/// is the wrong file, and reading it whole must stay bounded.
+pub const CONFIG_BYTES_MAX: usize = 1024 * 1024;
+
+/// The default config path of `pos-agent run` (agent spec §1).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pos-agent/agent.toml";
+
+const ROOT_KEYS: &[&str] = &[
+    "terminal",
+    "storage",
+    "central",
+    "api",
+    "devices",
+    "cards",
+    "variable_measure",
+    "log",
+];
+
+/// A validated agent configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub terminal: Terminal,
+    pub storage: Storage,
+    /// `None`: no `[central]`, the agent runs standalone with sync off.
+    pub central: Option<Central>,
+    pub api: Api,
+    /// Empty: no devices; scans come only through the API.
+    pub devices: Vec<Device>,
+    pub cards: Cards,
+    pub variable_measure: Vec<VariableMeasure>,
+    pub log: Log,
+    /// The file this was read from, for messages that point back to it.
+    pub source: PathBuf,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`, taking default directories
+    /// from this process's environment (`STATE_DIRECTORY`, ...).
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = read_text(path)?;
+        Config::parse(&text, path, &Env::from_process())
+    }
+
+    /// Validates config `text` as if read from `source`, with defaults from
+    /// `env`. Pure: touches no file and no process state.
+    pub fn parse(text: &str, source: &Path, env: &Env) -> Result<Config, Error> {
+        if text.len() > CONFIG_BYTES_MAX {
+            return Err(whole_file(
+                source,
+                format!(
+                    "config is {} bytes; at most {CONFIG_BYTES_MAX} are accepted",
+                    text.len()
+                ),
+            ));
+        }
+        let document = DeTable::parse(text).map_err(|err| syntax_error(source, text, &err))?;
+        let mut ctx = Ctx::new(source, text);
+        let root = Table::root(document.get_ref(), ROOT_KEYS);
+
+        let terminal = match root.field("terminal") {
+            Some(f) => f
+                .table(&mut ctx, "[terminal]".into(), terminal::KEYS)
+                .and_then(|t| terminal::read(&mut ctx, t)),
+            None => {
+                missing_table(&mut ctx, "[terminal]");
+                None
+            }
+        };
+        let storage_table = root
+            .field("storage")
+            .and_then(|f| f.table(&mut ctx, "[storage]".into(), storage::KEYS));
+        let storage = storage::read(&mut ctx, storage_table, env);
+        let central = root.field("central").and_then(|f| {
+            f.table(&mut ctx, "[central]".into(), central::KEYS)
+                .and_then(|t| central::read(&mut ctx, t))
+        });
+        let api_table = root
+            .field("api")
+            .and_then(|f| f.table(&mut ctx, "[api]".into(), api::KEYS));
+        let api = api::read(&mut ctx, api_table, env);
+        let devices = root
+            .field("devices")
+            .map(|f| devices::read(&mut ctx, &f))
+            .unwrap_or_default();
+        let cards = root
+            .field("cards")
+            .and_then(|f| f.table(&mut ctx, "[cards]".into(), cards::KEYS))
+            .map(|t| cards::read(&mut ctx, t))
+            .unwrap_or_default();
+        let variable_measure = root
+            .field("variable_measure")
+            .map(|f| variable_measure::read(&mut ctx, &f))
+            .unwrap_or_default();
+        let log = root
+            .field("log")
+            .and_then(|f| f.table(&mut ctx, "[log]".into(), log::KEYS))
+            .map(|t| log::read(&mut ctx, t))
+            .unwrap_or_default();
+        root.finish(&mut ctx);
+
+        if ctx.has_problems() {
+            let (problems, omitted) = ctx.into_problems();
+            return Err(Error::from_problems(problems, omitted));
+        }
+        match (terminal, storage, api) {
+            (Some(terminal), Some(storage), Some(api)) => Ok(Config {
+                terminal,
+                storage,
+                central,
+                api,
+                devices,
+                cards,
+                variable_measure,
+                log,
+                source: source.to_path_buf(),
+            }),
+            // Each reader reports why it has no value; reaching here is a
+            // bug in this crate, reported rather than panicking the agent.
+            _ => Err(whole_file(
+                source,
+                "internal error: a section was rejected without a reason; please report this"
+                    .to_string(),
+            )),
+        }
+    }
+}
+
+fn missing_table(ctx: &mut Ctx<'_>, label: &str) {
+    ctx.report(None, Some(label.to_string()), "missing required table");
+}
+
+fn whole_file(source: &Path, message: String) -> Error {
+    Error::single(Problem {
+        file: source.to_path_buf(),
+        line: None,
+        key: None,
+        message,
+    })
+}
+
+/// A TOML syntax error as one problem at its line, with toml's own message.
+fn syntax_error(source: &Path, text: &str, err: &toml::de::Error) -> Error {
+    let (line, column) = match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            (Some(line), Some(column))
+        }
+        None => (None, None),
+    };
+    let message = err.message().trim_end();
+    Error::single(Problem {
+        file: source.to_path_buf(),
+        line,
+        key: None,
+        message: match column {
+            Some(column) => format!("TOML syntax error at column {column}: {message}"),
+            None => format!("TOML syntax error: {message}"),
+        },
+    })
+}
+
+/// Reads at most [`CONFIG_BYTES_MAX`] bytes of UTF-8 text.
+fn read_text(path: &Path) -> Result<String, Error> {
+    let file = std::fs::File::open(path)
+        .map_err(|err| whole_file(path, format!("cannot open config: {err}")))?;
+    let mut bytes = Vec::new();
+    file.take(CONFIG_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| whole_file(path, format!("cannot read config: {err}")))?;
+    if bytes.len() > CONFIG_BYTES_MAX {
+        return Err(whole_file(
+            path,
+            format!("config is larger than {CONFIG_BYTES_MAX} bytes"),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|err| whole_file(path, format!("config is not UTF-8 text: {err}")))
+}
