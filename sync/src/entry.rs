@@ -328,7 +328,8 @@ mod tests {
     #[test]
     fn every_field_is_covered_by_the_hash() {
         let base = entry(1, Digest32::ZERO);
-        let variants: Vec<Box<dyn Fn(&mut LedgerEntry)>> = vec![
+        type Change = Box<dyn Fn(&mut LedgerEntry)>;
+        let variants: Vec<Change> = vec![
             Box::new(|e| e.entry_id = Uuid::now_v7()),
             Box::new(|e| e.terminal_id.push('x')),
             Box::new(|e| e.seq += 1),

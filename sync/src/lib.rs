@@ -1,6 +1,19 @@
-//! `pos-sync`: the ledger entry and its hash chain, and (issue 4) the
-//! register <-> central wire protocol, HTTP client and retry policy.
+//! `pos-sync`: the ledger entry and its hash chain, and the register <->
+//! central protocol: message types ([`protocol`]), their versioned postcard
+//! encoding ([`wire`]), bundle signatures ([`signing`]), the HTTP client
+//! ([`client`]) and the retry policy ([`retry`]).
+//!
+//! Only this crate knows the wire format.
 
+pub mod client;
 pub mod entry;
+pub mod error;
+pub mod protocol;
+pub mod retry;
+pub mod signing;
+pub mod wire;
 
+pub use client::{ClientConfig, SyncClient, Token};
 pub use entry::{ChainBreak, ChainVerifier, Digest32, EntryKind, LedgerEntry};
+pub use error::SyncError;
+pub use retry::{Backoff, FailureClass, RetryPolicy};

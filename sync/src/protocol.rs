@@ -1,0 +1,230 @@
+//! The messages of the register <-> central protocol (sync spec §2–§4), as
+//! Rust values. [`crate::wire`] turns them into versioned postcard bytes.
+//!
+//! Ledger entries travel as [`crate::wire`]'s private `WireEntry` and are
+//! converted to and from the domain [`LedgerEntry`] at the edge; the other
+//! messages exist only for the protocol, so they are their own wire form
+//! (changing a field here is a protocol change: bump
+//! [`crate::wire::PROTOCOL_VERSION`]).
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::entry::{Digest32, LedgerEntry};
+
+/// Most entries in one upload batch (sync spec §2).
+pub const BATCH_ENTRIES_MAX: usize = 1_000;
+/// Most bytes of one encoded upload batch (sync spec §2): 1 MiB.
+pub const BATCH_BYTES_MAX: usize = 1_048_576;
+/// Most changes in one members or catalog download page.
+pub const CHANGES_PAGE_MAX: usize = 1_000;
+/// Largest encoded download page or answer the client accepts: 8 MiB.
+pub const ANSWER_BYTES_MAX: usize = 8 * 1_048_576;
+
+/// Longest terminal id, program id and member id / card token accepted.
+pub const ID_BYTES_MAX: usize = 128;
+/// Longest `sale_id` / `return_id`.
+pub const DOCUMENT_ID_BYTES_MAX: usize = 128;
+/// Longest `occurred_at` text.
+pub const TIME_BYTES_MAX: usize = 64;
+/// Longest `detail` (the quote breakdown as JSON text): 64 KiB.
+pub const DETAIL_BYTES_MAX: usize = 65_536;
+
+/// What a register uploads: consecutive entries of one terminal from `first_seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadBatch {
+    pub terminal_id: String,
+    pub first_seq: u64,
+    pub entries: Vec<LedgerEntry>,
+}
+
+/// One entry as central received it: the parts needed to keep the chain
+/// going (seq, claimed hash, entry id) even when the rest is malformed, so a
+/// malformed entry is `rejected` and consumes its seq instead of failing the
+/// whole batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedEntry {
+    pub seq: u64,
+    pub entry_id: Uuid,
+    pub hash: Digest32,
+    /// The entry, or why it is malformed.
+    pub entry: Result<LedgerEntry, String>,
+}
+
+/// An upload batch as decoded by central.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedBatch {
+    pub terminal_id: String,
+    pub first_seq: u64,
+    pub entries: Vec<ReceivedEntry>,
+}
+
+/// Central's verdict on one entry (sync spec §2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryResult {
+    /// New entry, chain intact: stored and counted.
+    Applied,
+    /// Already stored (same `(terminal, seq)` and hash, or same `entry_id`).
+    Duplicate,
+    /// A debit took the member's available points below zero; applied anyway.
+    /// `shortfall` is the part of the debit that was not covered (> 0).
+    Overdraft { shortfall: i64 },
+    /// Can never be applied; its seq is consumed all the same.
+    Rejected { reason: String },
+}
+
+impl EntryResult {
+    /// Whether the register may mark the entry synced (everything but `rejected`).
+    pub fn is_synced(&self) -> bool {
+        !matches!(self, EntryResult::Rejected { .. })
+    }
+}
+
+/// Central's verdict on the batch as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BatchOutcome {
+    /// One result per uploaded entry, in batch order.
+    Entries(Vec<EntryResult>),
+    /// `first_seq` is past the next seq central expects: resend from `expected`.
+    Gap { expected: u64 },
+    /// A seq central holds arrived with a different hash. Nothing was applied.
+    /// The register re-numbers its unsynced entries after `server_high` and
+    /// re-chains them onto `server_high_hash` (an addition to the spec's
+    /// `seq_reused {server_high}`: without it the register cannot build a
+    /// chain central accepts).
+    SeqReused {
+        server_high: u64,
+        server_high_hash: Digest32,
+    },
+}
+
+/// A member's points in one program, as central counts them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramBalance {
+    pub program: String,
+    /// Σ of applied points.
+    pub balance: i64,
+    /// `balance` − open holds.
+    pub available: i64,
+    /// Always 0 in v1: bundles have no pending period.
+    pub pending: i64,
+}
+
+/// The authoritative balances of one member the batch touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberBalance {
+    /// The member id the points were credited to (a card token central knows
+    /// is resolved to its member).
+    pub member: String,
+    pub programs: Vec<ProgramBalance>,
+}
+
+/// Central's answer to an upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadAnswer {
+    pub outcome: BatchOutcome,
+    pub balances: Vec<MemberBalance>,
+}
+
+/// How the bundle bytes are written (points spec §1: JSON or TOML).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BundleFormat {
+    Json,
+    Toml,
+}
+
+/// A rules bundle exactly as published, with central's Ed25519 signature over
+/// `bytes`. Verify with [`crate::signing::verify_bundle`] before parsing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedBundle {
+    pub version: u64,
+    pub format: BundleFormat,
+    pub bytes: Vec<u8>,
+    /// 64-byte Ed25519 signature (a Vec because serde has no `[u8; 64]`).
+    pub signature: Vec<u8>,
+}
+
+/// A member's state in one program, for the register's member cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberProgramState {
+    pub tier: Option<String>,
+    pub available: i64,
+    pub pending: i64,
+}
+
+/// One changed member (sync spec §3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberChange {
+    pub id: String,
+    pub cards: Vec<String>,
+    /// `YYYY-MM-DD`.
+    pub birthday: Option<String>,
+    pub blocked: bool,
+    pub programs: BTreeMap<String, MemberProgramState>,
+    /// The change's position; `MemberChanges::next_cursor` is the last one.
+    pub rev: u64,
+}
+
+/// A page of member changes after a cursor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberChanges {
+    pub changes: Vec<MemberChange>,
+    /// Ask again from here; equal to the request's cursor when nothing changed.
+    pub next_cursor: u64,
+    /// More changes wait after `next_cursor`.
+    pub more: bool,
+}
+
+/// One changed catalog product (sync spec §3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductChange {
+    pub sku: String,
+    pub name: String,
+    pub category: Option<String>,
+    pub price: Decimal,
+    pub rev: u64,
+}
+
+/// A page of catalog changes after a cursor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogChanges {
+    pub changes: Vec<ProductChange>,
+    pub next_cursor: u64,
+    pub more: bool,
+}
+
+/// Ask central to reserve points for an online redemption (sync spec §4).
+/// The redeem ledger entry of the same terminal, `sale_id` and `program`
+/// settles the hold when it arrives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRequest {
+    pub terminal_id: String,
+    /// Member id or card token.
+    pub member: String,
+    pub program: String,
+    pub sale_id: String,
+    /// Points to reserve, > 0.
+    pub points: i64,
+}
+
+/// Central's answer to a hold request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldAnswer {
+    /// Reserved; `available` is what is left after the hold.
+    Granted { available: i64 },
+    /// Not enough points; nothing reserved.
+    Insufficient { available: i64 },
+    /// The member is blocked; nothing reserved.
+    Blocked,
+}
+
+/// Release a hold whose sale was abandoned before it committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRelease {
+    pub terminal_id: String,
+    pub sale_id: String,
+    pub program: String,
+}

@@ -1,0 +1,491 @@
+//! The bytes on the wire: postcard, behind a leading protocol version number
+//! (sync spec §2), `Content-Type: application/x-postcard`.
+//!
+//! Only this module knows the encoding. Ledger entries are converted from the
+//! domain [`LedgerEntry`] to a private `WireEntry` (fixed-size byte arrays,
+//! the kind as a small code) so the ledger schema and the protocol can evolve
+//! apart. Decoding never panics and refuses anything over its byte limit
+//! before looking at it.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::entry::{Digest32, EntryKind, LedgerEntry};
+use crate::error::SyncError;
+use crate::protocol::{
+    BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, DETAIL_BYTES_MAX, DOCUMENT_ID_BYTES_MAX, ID_BYTES_MAX,
+    ReceivedBatch, ReceivedEntry, TIME_BYTES_MAX, UploadBatch,
+};
+
+/// The protocol version this build speaks; the first value of every body.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The media type of every postcard body.
+pub const CONTENT_TYPE: &str = "application/x-postcard";
+
+/// A ledger entry as it travels. Field order is part of the protocol.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireEntry {
+    entry_id: [u8; 16],
+    terminal_id: String,
+    seq: u64,
+    prev_hash: [u8; 32],
+    hash: [u8; 32],
+    kind: u8,
+    program: String,
+    member: String,
+    points: i64,
+    sale_id: Option<String>,
+    return_id: Option<String>,
+    rules_version: u64,
+    occurred_at: String,
+    detail: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireBatch {
+    terminal_id: String,
+    first_seq: u64,
+    entries: Vec<WireEntry>,
+}
+
+fn kind_code(kind: EntryKind) -> u8 {
+    match kind {
+        EntryKind::Earn => 0,
+        EntryKind::Redeem => 1,
+        EntryKind::ReturnEarn => 2,
+        EntryKind::ReturnRedeem => 3,
+        EntryKind::Adjust => 4,
+    }
+}
+
+fn kind_from_code(code: u8) -> Option<EntryKind> {
+    EntryKind::ALL.into_iter().find(|k| kind_code(*k) == code)
+}
+
+impl WireEntry {
+    fn from_entry(e: &LedgerEntry) -> WireEntry {
+        WireEntry {
+            entry_id: *e.entry_id.as_bytes(),
+            terminal_id: e.terminal_id.clone(),
+            seq: e.seq,
+            prev_hash: e.prev_hash.0,
+            hash: e.hash.0,
+            kind: kind_code(e.kind),
+            program: e.program.clone(),
+            member: e.member.clone(),
+            points: e.points,
+            sale_id: e.sale_id.clone(),
+            return_id: e.return_id.clone(),
+            rules_version: e.rules_version,
+            occurred_at: e.occurred_at.clone(),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+/// Encodes any protocol message behind the version number.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, SyncError> {
+    let mut out = postcard::to_allocvec(&PROTOCOL_VERSION)
+        .map_err(|e| SyncError::Protocol(format!("encoding the version: {e}")))?;
+    let body = postcard::to_allocvec(message)
+        .map_err(|e| SyncError::Protocol(format!("encoding a message: {e}")))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a protocol message of at most `bytes_max` bytes, checking the
+/// version and that nothing trails the message.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], bytes_max: usize) -> Result<T, SyncError> {
+    if bytes.len() > bytes_max {
+        return Err(SyncError::Protocol(format!(
+            "message of {} bytes is over the limit of {bytes_max} bytes",
+            bytes.len()
+        )));
+    }
+    let (version, rest) = postcard::take_from_bytes::<u16>(bytes)
+        .map_err(|e| SyncError::Protocol(format!("reading the protocol version: {e}")))?;
+    if version != PROTOCOL_VERSION {
+        return Err(SyncError::Protocol(format!(
+            "protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})"
+        )));
+    }
+    let (message, rest) = postcard::take_from_bytes::<T>(rest)
+        .map_err(|e| SyncError::Protocol(format!("decoding the message: {e}")))?;
+    if !rest.is_empty() {
+        return Err(SyncError::Protocol(format!(
+            "{} unexpected bytes after the message",
+            rest.len()
+        )));
+    }
+    Ok(message)
+}
+
+/// Bytes one entry adds to an encoded batch.
+pub fn entry_encoded_len(entry: &LedgerEntry) -> usize {
+    // Encoding into memory cannot fail for these plain fields; 0 would only
+    // make the batch limit check below the more conservative.
+    postcard::to_allocvec(&WireEntry::from_entry(entry))
+        .map(|v| v.len())
+        .unwrap_or(BATCH_BYTES_MAX)
+}
+
+/// Room kept for the batch header (version, terminal id, first seq, count).
+const BATCH_HEADER_BYTES_MAX: usize = 16 + ID_BYTES_MAX;
+
+/// How many of the leading `entries` fit in one batch (at most
+/// [`BATCH_ENTRIES_MAX`] entries and [`BATCH_BYTES_MAX`] bytes). At least 1
+/// when `entries` is non-empty and the first entry alone fits; 0 means the
+/// first entry can never be sent (it is too large) — a broken invariant of
+/// the register, since it bounds every field.
+pub fn batch_prefix_len(entries: &[LedgerEntry]) -> usize {
+    let mut bytes = BATCH_HEADER_BYTES_MAX;
+    let mut count = 0;
+    for entry in entries.iter().take(BATCH_ENTRIES_MAX) {
+        bytes += entry_encoded_len(entry);
+        if bytes > BATCH_BYTES_MAX {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+/// Encodes an upload batch, refusing one over the protocol limits.
+pub fn encode_upload(batch: &UploadBatch) -> Result<Vec<u8>, SyncError> {
+    if batch.entries.is_empty() {
+        return Err(SyncError::Protocol(
+            "an upload batch needs at least one entry".into(),
+        ));
+    }
+    if batch.entries.len() > BATCH_ENTRIES_MAX {
+        return Err(SyncError::Protocol(format!(
+            "batch of {} entries is over the limit of {BATCH_ENTRIES_MAX}",
+            batch.entries.len()
+        )));
+    }
+    let wire = WireBatch {
+        terminal_id: batch.terminal_id.clone(),
+        first_seq: batch.first_seq,
+        entries: batch.entries.iter().map(WireEntry::from_entry).collect(),
+    };
+    let bytes = encode(&wire)?;
+    if bytes.len() > BATCH_BYTES_MAX {
+        return Err(SyncError::Protocol(format!(
+            "batch of {} bytes is over the limit of {BATCH_BYTES_MAX} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Decodes an upload batch at central. The batch as a whole must be well
+/// formed (size, count, consecutive seqs from `first_seq`); each entry is then
+/// checked on its own, and a malformed one comes back as `Err(reason)` in
+/// [`ReceivedEntry::entry`] so that it can be rejected alone.
+pub fn decode_upload(bytes: &[u8]) -> Result<ReceivedBatch, SyncError> {
+    let wire: WireBatch = decode(bytes, BATCH_BYTES_MAX)?;
+    if wire.entries.is_empty() {
+        return Err(SyncError::Protocol(
+            "an upload batch needs at least one entry".into(),
+        ));
+    }
+    if wire.entries.len() > BATCH_ENTRIES_MAX {
+        return Err(SyncError::Protocol(format!(
+            "batch of {} entries is over the limit of {BATCH_ENTRIES_MAX}",
+            wire.entries.len()
+        )));
+    }
+    check_id("batch terminal_id", &wire.terminal_id).map_err(SyncError::Protocol)?;
+    let mut entries = Vec::with_capacity(wire.entries.len());
+    for (i, w) in wire.entries.into_iter().enumerate() {
+        let expected = wire.first_seq.checked_add(i as u64).ok_or_else(|| {
+            SyncError::Protocol(format!(
+                "entry {i}: seq overflows after first_seq {}",
+                wire.first_seq
+            ))
+        })?;
+        if w.seq != expected {
+            return Err(SyncError::Protocol(format!(
+                "entry {i}: seq {} where {expected} was expected (a batch is consecutive from first_seq)",
+                w.seq
+            )));
+        }
+        let seq = w.seq;
+        let entry_id = Uuid::from_bytes(w.entry_id);
+        let hash = Digest32(w.hash);
+        let entry = entry_from_wire(w, &wire.terminal_id);
+        entries.push(ReceivedEntry {
+            seq,
+            entry_id,
+            hash,
+            entry,
+        });
+    }
+    Ok(ReceivedBatch {
+        terminal_id: wire.terminal_id,
+        first_seq: wire.first_seq,
+        entries,
+    })
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > ID_BYTES_MAX || id.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} must be 1 to {ID_BYTES_MAX} bytes without control characters"
+        ));
+    }
+    Ok(())
+}
+
+fn check_len(what: &str, text: &str, max: usize) -> Result<(), String> {
+    if text.len() > max {
+        return Err(format!(
+            "{what} is {} bytes, over the limit of {max}",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Program ids follow the points spec: `[a-z0-9_-]{1,64}`.
+fn check_program(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "program {id:?} is not a valid program id ([a-z0-9_-]{{1,64}})"
+        ))
+    }
+}
+
+fn entry_from_wire(w: WireEntry, batch_terminal: &str) -> Result<LedgerEntry, String> {
+    let seq = w.seq;
+    let fail = |reason: String| format!("malformed entry seq {seq}: {reason}");
+    let kind =
+        kind_from_code(w.kind).ok_or_else(|| fail(format!("unknown kind code {}", w.kind)))?;
+    if w.terminal_id != batch_terminal {
+        return Err(fail(format!(
+            "terminal_id {:?} differs from the batch's {batch_terminal:?}",
+            w.terminal_id
+        )));
+    }
+    if seq == 0 {
+        return Err(fail("seq starts at 1".into()));
+    }
+    check_program(&w.program).map_err(fail)?;
+    check_id("member", &w.member).map_err(fail)?;
+    for (what, id) in [("sale_id", &w.sale_id), ("return_id", &w.return_id)] {
+        if let Some(id) = id {
+            check_len(what, id, DOCUMENT_ID_BYTES_MAX).map_err(fail)?;
+        }
+    }
+    check_len("occurred_at", &w.occurred_at, TIME_BYTES_MAX).map_err(fail)?;
+    if w.occurred_at.parse::<jiff::Timestamp>().is_err() {
+        return Err(fail(format!(
+            "occurred_at {:?} is not RFC 3339 with an offset",
+            w.occurred_at
+        )));
+    }
+    check_len("detail", &w.detail, DETAIL_BYTES_MAX).map_err(fail)?;
+    let sign_ok = match kind {
+        EntryKind::Earn | EntryKind::ReturnRedeem => w.points >= 0,
+        EntryKind::Redeem | EntryKind::ReturnEarn => w.points <= 0,
+        EntryKind::Adjust => true,
+    };
+    if !sign_ok {
+        return Err(fail(format!(
+            "{kind} entries cannot carry {} points",
+            w.points
+        )));
+    }
+    Ok(LedgerEntry {
+        entry_id: Uuid::from_bytes(w.entry_id),
+        terminal_id: w.terminal_id,
+        seq,
+        prev_hash: Digest32(w.prev_hash),
+        hash: Digest32(w.hash),
+        kind,
+        program: w.program,
+        member: w.member,
+        points: w.points,
+        sale_id: w.sale_id,
+        return_id: w.return_id,
+        rules_version: w.rules_version,
+        occurred_at: w.occurred_at,
+        detail: w.detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{BatchOutcome, EntryResult, MemberBalance, ProgramBalance, UploadAnswer};
+
+    fn chain(n: u64) -> Vec<LedgerEntry> {
+        let mut prev = Digest32::ZERO;
+        (1..=n)
+            .map(|seq| {
+                let mut e = LedgerEntry {
+                    entry_id: Uuid::now_v7(),
+                    terminal_id: "t-1".into(),
+                    seq,
+                    prev_hash: Digest32::ZERO,
+                    hash: Digest32::ZERO,
+                    kind: EntryKind::Earn,
+                    program: "main".into(),
+                    member: "M-1".into(),
+                    points: 10,
+                    sale_id: Some(format!("S-{seq}")),
+                    return_id: None,
+                    rules_version: 1,
+                    occurred_at: "2026-11-28T11:05:00+01:00".into(),
+                    detail: "{}".into(),
+                };
+                e.chain_after(prev);
+                prev = e.hash;
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn upload_round_trips_to_the_same_entries() {
+        let entries = chain(5);
+        let batch = UploadBatch {
+            terminal_id: "t-1".into(),
+            first_seq: 1,
+            entries: entries.clone(),
+        };
+        let bytes = encode_upload(&batch).unwrap();
+        let got = decode_upload(&bytes).unwrap();
+        assert_eq!(got.terminal_id, "t-1");
+        let back: Vec<LedgerEntry> = got.entries.into_iter().map(|r| r.entry.unwrap()).collect();
+        assert_eq!(back, entries);
+        assert!(back.iter().all(LedgerEntry::hash_is_valid));
+    }
+
+    #[test]
+    fn a_malformed_entry_is_isolated_not_the_batch() {
+        let mut entries = chain(3);
+        entries[1].program = "Not A Program".into();
+        entries[2].occurred_at = "yesterday".into();
+        let batch = UploadBatch {
+            terminal_id: "t-1".into(),
+            first_seq: 1,
+            entries,
+        };
+        let got = decode_upload(&encode_upload(&batch).unwrap()).unwrap();
+        assert!(got.entries[0].entry.is_ok());
+        let e1 = got.entries[1].entry.as_ref().unwrap_err();
+        assert!(e1.contains("seq 2") && e1.contains("program"), "{e1}");
+        let e2 = got.entries[2].entry.as_ref().unwrap_err();
+        assert!(e2.contains("occurred_at"), "{e2}");
+        assert_eq!(got.entries[2].seq, 3);
+    }
+
+    #[test]
+    fn wrong_sign_for_the_kind_is_malformed() {
+        let mut entries = chain(1);
+        entries[0].kind = EntryKind::Redeem;
+        let batch = UploadBatch {
+            terminal_id: "t-1".into(),
+            first_seq: 1,
+            entries,
+        };
+        let got = decode_upload(&encode_upload(&batch).unwrap()).unwrap();
+        assert!(
+            got.entries[0]
+                .entry
+                .as_ref()
+                .unwrap_err()
+                .contains("redeem")
+        );
+    }
+
+    #[test]
+    fn non_consecutive_batches_are_refused_whole() {
+        let entries = chain(3);
+        let batch = UploadBatch {
+            terminal_id: "t-1".into(),
+            first_seq: 2,
+            entries,
+        };
+        let err = decode_upload(&encode_upload(&batch).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("consecutive"), "{err}");
+    }
+
+    #[test]
+    fn other_versions_and_trailing_bytes_are_refused() {
+        let answer = UploadAnswer {
+            outcome: BatchOutcome::Entries(vec![EntryResult::Applied]),
+            balances: vec![MemberBalance {
+                member: "M-1".into(),
+                programs: vec![ProgramBalance {
+                    program: "main".into(),
+                    balance: 5,
+                    available: 5,
+                    pending: 0,
+                }],
+            }],
+        };
+        let bytes = encode(&answer).unwrap();
+        assert_eq!(decode::<UploadAnswer>(&bytes, 1 << 20).unwrap(), answer);
+
+        let mut v2 = bytes.clone();
+        v2[0] = 2;
+        let err = decode::<UploadAnswer>(&v2, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("version 2"), "{err}");
+
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(decode::<UploadAnswer>(&long, 1 << 20).is_err());
+        assert!(decode::<UploadAnswer>(&bytes, 3).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..2_000usize {
+            let bytes: Vec<u8> = (0..len % 300)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed & 0xff) as u8
+                })
+                .collect();
+            let _ = decode_upload(&bytes);
+            let _ = decode::<UploadAnswer>(&bytes, 1 << 20);
+        }
+    }
+
+    #[test]
+    fn batches_are_cut_at_the_entry_and_byte_limits() {
+        let entries = chain(1_200);
+        assert_eq!(batch_prefix_len(&entries), BATCH_ENTRIES_MAX);
+        let mut big = chain(40);
+        for e in &mut big {
+            e.detail = "x".repeat(60_000);
+        }
+        let n = batch_prefix_len(&big);
+        assert!(n > 1 && n < 40, "{n}");
+        let batch = UploadBatch {
+            terminal_id: "t-1".into(),
+            first_seq: 1,
+            entries: big[..n].to_vec(),
+        };
+        assert!(encode_upload(&batch).unwrap().len() <= BATCH_BYTES_MAX);
+        let over = UploadBatch {
+            terminal_id: "t-1".into(),
+            first_seq: 1,
+            entries: big[..n + 1].to_vec(),
+        };
+        assert!(encode_upload(&over).is_err());
+    }
+}
