@@ -4,7 +4,7 @@
 //! Unknown keys, wrong types and impossible values are errors, never
 //! silently defaulted: a register that starts with a config it half
 //! understood fails later, in a store, at a worse time. All problems of a
-//! file are reported together (see [`reader`] for why the tree is walked by
+//! file are reported together (the private `reader` module says why the tree is walked by
 //! hand rather than derived).
 //!
 //! Secrets never appear in the config text: the central token is read at run

@@ -470,6 +470,11 @@ fn bad_public_keys() {
             "is 32 bytes, this decodes to 33",
         ),
         ("not base64!", "not valid base64"),
+        // 32 bytes, but y = 2 is not on the curve.
+        (
+            "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "not a valid Ed25519 public key",
+        ),
     ];
     for (key, message) in cases {
         let text = format!("{MINIMAL}{CENTRAL}")
