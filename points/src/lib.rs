@@ -1,1 +1,99 @@
-//! Placeholder: filled by its issue.
+//! # pos-points: the loyalty points engine
+//!
+//! The contract of `shared/spec/points.md`: the rules bundle a central
+//! platform publishes ([`Bundle`], §1), the basket a register quotes
+//! ([`Basket`], §2), the exact evaluation ([`quote()`], §3) and its result
+//! ([`Quote`], §4), returns ([`returns`], §5) and the redemption checks that
+//! need no member data ([`redeem`], §6).
+//!
+//! The crate is pure: no file reading, no clock, no async. Callers choose the
+//! [`Format`] of a bundle (usually [`Format::from_path`]) and pass text.
+//!
+//! ```
+//! use pos_points::{quote, Basket, Bundle, Format};
+//! let bundle = Bundle::parse(r#"{"version": 1, "programs": [
+//!     {"id": "main", "currency": "EUR", "base_rate": "1"}]}"#, Format::Json)?;
+//! let basket = Basket::parse_json(r#"{"time": "2026-11-28T11:05:00+01:00",
+//!     "lines": [{"sku": "A", "qty": "2", "unit_price": "9.99"}]}"#)?;
+//! let quote = quote(&bundle, &basket)?;
+//! assert_eq!(quote.programs[0].total, 19); // floor(19.98 × 1)
+//! # Ok::<(), pos_points::Error>(())
+//! ```
+//!
+//! ## Guarantees
+//! - Money, rates and quantities are `rust_decimal::Decimal`; points are `i64`.
+//!   Every operation is exact or an [`ErrorKind::Arithmetic`] error, never a
+//!   silently rounded value, never a panic.
+//! - Parsing refuses the whole document and names every problem found with
+//!   its path (`programs[0].rules[3].value`) and owners
+//!   (`program "main", rule "double-shoes"`); see [`Error`].
+//! - Inputs are bounded ([`limits`]), which keeps evaluation exact for any
+//!   realistic data.
+//!
+//! ## Readings of the spec where it leaves room
+//! Each is documented where it is implemented; in short:
+//! - `when.days: []` matches no day (only `tiers` and `match` say "empty counts
+//!   as absent").
+//! - `when.hours` takes `00:00`..`23:59`; `24:00` is refused. Seconds and
+//!   fractions of the basket time count (`13:59:59.9` is before `14:00`).
+//! - A leap second `:60` in the basket time reads as `:59`.
+//! - Without a member, `earned_today` and `member_daily_cap` still apply as
+//!   written in §3.7 (a guest basket normally has no `earned_today`).
+//! - A `stop` rule stops later rules when its own (capped) points are > 0,
+//!   even if it then loses its `best` group.
+//! - Ranges the spec leaves open: `min_spend`, `paid_with_points`, caps and
+//!   limits must be >= 0; every `redeem` field is required;
+//!   `redeem.points_per_unit` and `redeem.step` >= 1; `currency` is three
+//!   capital letters; `member.programs` is required.
+//! - Decimal strings are `-?digits[.digits]` only (no exponent, `+`, spaces).
+
+mod basket;
+mod bundle;
+mod decimal;
+mod error;
+mod localtime;
+mod parse_error;
+mod quote;
+mod raw;
+mod validate;
+
+pub mod redeem;
+pub mod returns;
+
+pub use basket::{Basket, Line, Member, MemberProgram};
+pub use bundle::{
+    Bundle, Day, Format, Group, GroupMode, Hours, Limits, Match, Program, Redeem, Rule, RuleKind,
+    Tier, When,
+};
+pub use decimal::Rounding;
+pub use error::{Error, ErrorKind, Problem};
+pub use quote::{Limit, ProgramQuote, Quote, RuleQuote, quote};
+
+/// Bounds on every input, so that evaluation stays exact and memory bounded.
+/// The spec sets none of these; they are far beyond any real store.
+pub mod limits {
+    /// Largest bundle or basket text accepted, in bytes.
+    pub const DOCUMENT_BYTES_MAX: usize = 16 * 1024 * 1024;
+    /// Programs per bundle.
+    pub const PROGRAMS_MAX: usize = 64;
+    /// Rules per program.
+    pub const RULES_PER_PROGRAM_MAX: usize = 1_000;
+    /// Tiers per program.
+    pub const TIERS_PER_PROGRAM_MAX: usize = 100;
+    /// Groups per program.
+    pub const GROUPS_PER_PROGRAM_MAX: usize = 1_000;
+    /// Entries of any list of names (categories, skus, tiers, days).
+    pub const LIST_ENTRIES_MAX: usize = 1_000;
+    /// Lines per basket.
+    pub const LINES_MAX: usize = 1_000;
+    /// Programs a member snapshot or `earned_today` may list.
+    pub const MEMBER_PROGRAMS_MAX: usize = 1_000;
+    /// Length of a program id (spec: `[a-z0-9_-]{1,64}`), in bytes.
+    pub const PROGRAM_ID_BYTES_MAX: usize = 64;
+    /// Length of any other id or name (rule, tier, group, sku, category, member, sale), in bytes.
+    pub const TEXT_BYTES_MAX: usize = 256;
+    /// Decimal places of any decimal, trailing zeros not counted.
+    pub const DECIMAL_SCALE_MAX: u32 = 8;
+    /// Largest absolute value of any decimal.
+    pub const DECIMAL_ABS_MAX: i64 = 1_000_000_000_000;
+}
