@@ -13,12 +13,15 @@
 pub mod aim;
 pub mod check_digit;
 pub mod decode;
+pub mod device;
 pub mod error;
+pub mod framing;
 pub mod gs1;
 pub mod gtin;
 pub mod payment_card;
 pub mod track;
 pub mod variable_measure;
+pub mod wedge;
 
 #[cfg(test)]
 mod test_support;
@@ -27,5 +30,11 @@ pub use aim::Symbology;
 pub use decode::{
     DecodeSettings, Decoded, Reading, decode_barcode, decode_track, unescape_cli_data,
 };
+pub use device::{
+    DeviceEvent, DeviceKind, DeviceSettings, DeviceStatus, Parity, Role, ScanRole, SerialLine,
+    run_device,
+};
 pub use error::{Error, Result};
+pub use framing::{DiscardReason, Suffix};
 pub use variable_measure::{Measure, VariableMeasure, VariableMeasureLayout};
+pub use wedge::KeyboardLayout;
