@@ -1,2 +1,4 @@
 //! `pos-agent` library: the store and ledger, checkout session, local API,
 //! sync worker and daemon wiring. The binary (`main.rs`) is a thin CLI on top.
+pub mod model;
+pub mod store;

@@ -1,0 +1,785 @@
+//! Quotes, sales and returns: turning an API request into a points basket
+//! (member from the cache, `earned_today` from the ledger), checking
+//! redemptions (points spec §6, sync spec §4), and committing a sale or a
+//! return with its ledger entries in one transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pos_points::{Basket, Bundle, Member, MemberProgram, Quote};
+use pos_sync::EntryKind;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rust_decimal::Decimal;
+
+use crate::model::{
+    Freshness, MemberRef, QuoteRequest, ReturnAnswer, ReturnProgram, ReturnRecord, ReturnRequest,
+    SaleAnswer, SaleRecord, SaleRequest,
+};
+use crate::store::error::{StoreError, StoreResult};
+use crate::store::ledger::{self, NewEntry, to_u64};
+use crate::store::members::{self, Resolved};
+use crate::store::{Committed, Shared, rules, validate_id};
+
+/// Lines one sale may have at most (a very long receipt is ~300).
+pub const SALE_LINES_MAX: usize = 1_000;
+/// Redemptions one sale may carry at most (one per program).
+pub const SALE_REDEMPTIONS_MAX: usize = 16;
+/// Lines one return may name at most.
+pub const RETURN_LINES_MAX: usize = SALE_LINES_MAX;
+
+/// A request turned into a validated points basket.
+struct Prepared {
+    basket: Basket,
+    member: Option<Resolved>,
+}
+
+fn points_error(e: pos_points::Error) -> StoreError {
+    StoreError::invalid("basket", e.to_string())
+}
+
+fn json_error(what: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Damaged(format!("{what}: {e}"))
+}
+
+/// Resolves the member reference against the cache.
+fn resolve(conn: &Connection, member: &Option<MemberRef>) -> StoreResult<Option<Resolved>> {
+    match member {
+        None => Ok(None),
+        Some(MemberRef::Id(id)) => {
+            validate_id("member.id", id)?;
+            let cached =
+                members::by_id(conn, id)?.ok_or_else(|| StoreError::UnknownMember(id.clone()))?;
+            Ok(Some(Resolved {
+                key: id.clone(),
+                cached: Some(cached),
+            }))
+        }
+        Some(MemberRef::Card(card)) => {
+            validate_id("member.card", card)?;
+            if let Some(id) = members::id_of_card(conn, card)?
+                && let Some(cached) = members::by_id(conn, &id)?
+            {
+                return Ok(Some(Resolved {
+                    key: id,
+                    cached: Some(cached),
+                }));
+            }
+            Ok(Some(Resolved {
+                key: card.clone(),
+                cached: None,
+            }))
+        }
+    }
+}
+
+/// Points the member earned today per program: earn + return_earn entries
+/// whose occurred_at local date is `date`. Never below 0: a return of an
+/// earlier day's sale must not open room under today's daily cap.
+fn earned_today(conn: &Connection, key: &str, date: &str) -> StoreResult<BTreeMap<String, i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT program, COALESCE(SUM(points), 0) FROM ledger \
+         WHERE member = ?1 AND local_date = ?2 AND kind IN ('earn', 'return_earn') GROUP BY program",
+    )?;
+    let mut rows = stmt.query([key, date])?;
+    let mut out = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let points: i64 = row.get(1)?;
+        if points > 0 {
+            out.insert(row.get::<_, String>(0)?, points);
+        }
+    }
+    Ok(out)
+}
+
+/// Builds and validates the basket for `req`.
+fn prepare(
+    conn: &Connection,
+    bundle: &Bundle,
+    req: &QuoteRequest,
+    paid_with_points: Decimal,
+) -> StoreResult<Prepared> {
+    if let Some(id) = &req.sale_id {
+        validate_id("sale_id", id)?;
+    }
+    if req.lines.len() > SALE_LINES_MAX {
+        return Err(StoreError::invalid(
+            "lines",
+            format!("at most {SALE_LINES_MAX} lines, got {}", req.lines.len()),
+        ));
+    }
+    let member = resolve(conn, &req.member)?;
+    let basket_member = member.as_ref().map(|r| match &r.cached {
+        Some(m) => Member {
+            id: r.key.clone(),
+            birthday: m.birthday.clone(),
+            programs: m
+                .programs
+                .iter()
+                .map(|(p, d)| {
+                    (
+                        p.clone(),
+                        MemberProgram {
+                            tier: d.tier.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        },
+        // A card central has not linked: every program, no tier.
+        None => Member {
+            id: r.key.clone(),
+            birthday: None,
+            programs: bundle
+                .programs
+                .iter()
+                .map(|p| (p.id.clone(), MemberProgram { tier: None }))
+                .collect(),
+        },
+    });
+    let mut basket = Basket {
+        sale_id: req.sale_id.clone(),
+        time: req.time.clone(),
+        member: basket_member,
+        earned_today: BTreeMap::new(),
+        paid_with_points,
+        lines: req.lines.iter().map(|l| l.to_points()).collect(),
+    };
+    basket.validate().map_err(points_error)?;
+    if let Some(r) = &member {
+        let date = req
+            .time
+            .get(..10)
+            .ok_or_else(|| StoreError::invalid("time", "not an RFC 3339 date-time"))?;
+        basket.earned_today = earned_today(conn, &r.key, date)?;
+    }
+    Ok(Prepared { basket, member })
+}
+
+/// `POST /v1/quote`.
+pub(crate) fn quote(conn: &Connection, shared: &Shared, req: &QuoteRequest) -> StoreResult<Quote> {
+    let bundle = rules::newest(conn, shared)?;
+    let prepared = prepare(conn, &bundle, req, Decimal::ZERO)?;
+    pos_points::quote(&bundle, &prepared.basket).map_err(points_error)
+}
+
+fn refused(
+    index: usize,
+    program: &str,
+    points: i64,
+    code: &'static str,
+    message: String,
+) -> StoreError {
+    StoreError::Refused {
+        index,
+        program: program.to_string(),
+        points,
+        code,
+        message,
+    }
+}
+
+/// Sum of this register's `redeem` entries (as a positive number) for the
+/// member in the program since `since_unix_ms`.
+fn redeemed_since(
+    conn: &Connection,
+    key: &str,
+    program: &str,
+    since_unix_ms: i64,
+) -> StoreResult<i64> {
+    let sum: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(points), 0) FROM ledger WHERE member = ?1 AND program = ?2 \
+             AND kind = 'redeem' AND created_unix_ms >= ?3",
+        )?
+        .query_row(rusqlite::params![key, program, since_unix_ms], |r| r.get(0))?;
+    Ok(sum.saturating_neg())
+}
+
+/// Checks every redemption; gives `paid_with_points` for the quote.
+fn paid_with_points(bundle: &Bundle, req: &SaleRequest) -> StoreResult<Decimal> {
+    if req.redeem.len() > SALE_REDEMPTIONS_MAX {
+        return Err(StoreError::invalid(
+            "redeem",
+            format!("at most {SALE_REDEMPTIONS_MAX} redemptions"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut paid = Decimal::ZERO;
+    for (i, r) in req.redeem.iter().enumerate() {
+        let program = bundle
+            .program(&r.program)
+            .ok_or_else(|| StoreError::UnknownProgram(r.program.clone()))?;
+        if !seen.insert(r.program.as_str()) {
+            return Err(StoreError::invalid(
+                format!("redeem[{i}].program"),
+                format!("program {:?} appears twice", r.program),
+            ));
+        }
+        if r.points <= 0 {
+            return Err(StoreError::invalid(
+                format!("redeem[{i}].points"),
+                format!("must be > 0, got {}", r.points),
+            ));
+        }
+        let Some(redeem) = program.redeem.as_ref() else {
+            return Err(refused(
+                i,
+                &r.program,
+                r.points,
+                "not_redeemable",
+                "the program has no redeem section".into(),
+            ));
+        };
+        let value = pos_points::redeem::currency_value(program, r.points).ok_or_else(|| {
+            StoreError::invalid(
+                format!("redeem[{i}].points"),
+                format!(
+                    "{} points is not an exact currency amount at {} points per unit",
+                    r.points, redeem.points_per_unit
+                ),
+            )
+        })?;
+        paid = paid
+            .checked_add(value)
+            .ok_or_else(|| StoreError::invalid(format!("redeem[{i}].points"), "too large"))?;
+    }
+    Ok(paid)
+}
+
+/// Points spec §6 with sync spec §4, for each redemption.
+fn check_redemptions(
+    conn: &Connection,
+    shared: &Shared,
+    bundle: &Bundle,
+    req: &SaleRequest,
+    prepared: &Prepared,
+) -> StoreResult<()> {
+    if req.redeem.is_empty() {
+        return Ok(());
+    }
+    let member = prepared.member.as_ref().ok_or(StoreError::MemberRequired)?;
+    let freshness = members::freshness(conn, shared)?;
+    let fresh_at = crate::store::sync::members_fresh_at(conn)?.unwrap_or(i64::MIN);
+    let amount = prepared.basket.amount();
+    for (i, r) in req.redeem.iter().enumerate() {
+        let program = bundle
+            .program(&r.program)
+            .ok_or_else(|| StoreError::UnknownProgram(r.program.clone()))?;
+        let Some(redeem) = program.redeem.as_ref() else {
+            return Err(refused(
+                i,
+                &r.program,
+                r.points,
+                "not_redeemable",
+                "the program has no redeem section".into(),
+            ));
+        };
+        if member.cached.as_ref().is_some_and(|m| m.blocked) {
+            return Err(refused(
+                i,
+                &r.program,
+                r.points,
+                "member_blocked",
+                format!("member {:?} is blocked", member.key),
+            ));
+        }
+        pos_points::redeem::check(program, r.points, amount).map_err(|refusal| {
+            refused(
+                i,
+                &r.program,
+                r.points,
+                refusal.code(),
+                format!("refused by the program's redeem rules (basket amount {amount})"),
+            )
+        })?;
+        let balance = members::balance(conn, member, &r.program)?;
+        if r.points > balance.available {
+            return Err(refused(
+                i,
+                &r.program,
+                r.points,
+                "insufficient_points",
+                format!("{} points available", balance.available),
+            ));
+        }
+        if freshness == Freshness::Stale {
+            let allowance = redeem.offline_allowance;
+            let since = redeemed_since(conn, &member.key, &r.program, fresh_at)?;
+            if since.saturating_add(r.points) > allowance {
+                return Err(refused(
+                    i,
+                    &r.program,
+                    r.points,
+                    "offline_allowance_exceeded",
+                    format!(
+                        "member data is stale; {since} points already redeemed here since, allowance {allowance}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/sales`: one transaction, or nothing stored.
+pub(crate) fn commit_sale(
+    conn: &mut Connection,
+    shared: &Shared,
+    req: &SaleRequest,
+) -> StoreResult<Committed<SaleAnswer>> {
+    validate_id("sale_id", &req.sale_id)?;
+    let request_json =
+        serde_json::to_string(req).map_err(|e| StoreError::invalid("sale", e.to_string()))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let existing: Option<(String, String)> = tx
+        .prepare_cached("SELECT request, answer FROM sales WHERE sale_id = ?1")?
+        .query_row([&req.sale_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((stored, answer)) = existing {
+        if stored != request_json {
+            return Err(StoreError::Conflict {
+                what: "sale",
+                id: req.sale_id.clone(),
+            });
+        }
+        let value = serde_json::from_str(&answer).map_err(|e| json_error("stored answer", e))?;
+        return Ok(Committed {
+            value,
+            json: answer,
+            replay: true,
+        });
+    }
+
+    let bundle = rules::newest(&tx, shared)?;
+    let paid = paid_with_points(&bundle, req)?;
+    let prepared = prepare(&tx, &bundle, &req.quote_request(), paid)?;
+    check_redemptions(&tx, shared, &bundle, req, &prepared)?;
+    let quote = pos_points::quote(&bundle, &prepared.basket).map_err(points_error)?;
+
+    let basket_json = serde_json::to_string(&prepared.basket)
+        .map_err(|e| StoreError::invalid("basket", e.to_string()))?;
+    let member_key = prepared.member.as_ref().map(|m| m.key.clone());
+    let committed_at = shared.now_rfc3339();
+    tx.prepare_cached(
+        "INSERT INTO sales (sale_id, request, basket, member, rules_version, amount, answer, committed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7)",
+    )?
+    .execute(rusqlite::params![
+        req.sale_id,
+        request_json,
+        basket_json,
+        member_key,
+        ledger::to_i64(bundle.version)?,
+        prepared.basket.amount().to_string(),
+        committed_at
+    ])?;
+    for (i, line) in prepared.basket.lines.iter().enumerate() {
+        tx.prepare_cached(
+            "INSERT INTO sale_lines (sale_id, line, sku, category, qty, unit_price, discount) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(rusqlite::params![
+            req.sale_id,
+            prepared.basket.line_number(i),
+            line.sku,
+            line.category,
+            line.qty.to_string(),
+            line.unit_price.to_string(),
+            line.discount.to_string()
+        ])?;
+    }
+    for r in &req.redeem {
+        tx.prepare_cached(
+            "INSERT INTO sale_redemptions (sale_id, program, points) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(rusqlite::params![req.sale_id, r.program, r.points])?;
+    }
+
+    let mut balances = BTreeMap::new();
+    if let Some(member) = &prepared.member {
+        for pq in quote.programs.iter().filter(|pq| pq.total > 0) {
+            let detail = serde_json::to_string(pq).map_err(|e| json_error("quote detail", e))?;
+            ledger::append(
+                &tx,
+                shared,
+                NewEntry {
+                    kind: EntryKind::Earn,
+                    program: &pq.program,
+                    member: &member.key,
+                    points: pq.total,
+                    sale_id: Some(&req.sale_id),
+                    return_id: None,
+                    rules_version: bundle.version,
+                    occurred_at: &req.time,
+                    detail,
+                },
+            )?;
+        }
+        for r in &req.redeem {
+            let value = bundle
+                .program(&r.program)
+                .and_then(|p| pos_points::redeem::currency_value(p, r.points))
+                .unwrap_or_default();
+            let detail =
+                serde_json::json!({"points": r.points, "currency_value": value.to_string()})
+                    .to_string();
+            ledger::append(
+                &tx,
+                shared,
+                NewEntry {
+                    kind: EntryKind::Redeem,
+                    program: &r.program,
+                    member: &member.key,
+                    points: -r.points,
+                    sale_id: Some(&req.sale_id),
+                    return_id: None,
+                    rules_version: bundle.version,
+                    occurred_at: &req.time,
+                    detail,
+                },
+            )?;
+        }
+        let enrolled: BTreeSet<String> = prepared
+            .basket
+            .member
+            .as_ref()
+            .map(|m| m.programs.keys().cloned().collect())
+            .unwrap_or_default();
+        for program in enrolled
+            .into_iter()
+            .chain(req.redeem.iter().map(|r| r.program.clone()))
+        {
+            let b = members::balance(&tx, member, &program)?;
+            balances.insert(program, b);
+        }
+    }
+    let answer = SaleAnswer {
+        sale_id: req.sale_id.clone(),
+        quote,
+        redeemed: req.redeem.clone(),
+        balances,
+    };
+    let json = serde_json::to_string(&answer).map_err(|e| json_error("answer", e))?;
+    tx.prepare_cached("UPDATE sales SET answer = ?1 WHERE sale_id = ?2")?
+        .execute([&json, &req.sale_id])?;
+    tx.commit()?;
+    Ok(Committed {
+        value: answer,
+        json,
+        replay: false,
+    })
+}
+
+/// A stored sale, as needed by returns.
+struct StoredSale {
+    basket: Basket,
+    member: Option<String>,
+    rules_version: u64,
+}
+
+fn stored_sale(conn: &Connection, sale_id: &str) -> StoreResult<StoredSale> {
+    let row: Option<(String, Option<String>, i64)> = conn
+        .prepare_cached("SELECT basket, member, rules_version FROM sales WHERE sale_id = ?1")?
+        .query_row([sale_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let (basket, member, version) = row.ok_or_else(|| StoreError::UnknownSale(sale_id.into()))?;
+    Ok(StoredSale {
+        basket: serde_json::from_str(&basket)
+            .map_err(|e| json_error(&format!("sale {sale_id} basket"), e))?,
+        member,
+        rules_version: to_u64(version, "rules_version")?,
+    })
+}
+
+fn parse_decimal(text: &str, what: &str) -> StoreResult<Decimal> {
+    text.parse()
+        .map_err(|_| StoreError::Damaged(format!("{what}: {text:?} is not a decimal")))
+}
+
+/// Quantity already returned per line of a sale.
+fn returned_so_far(conn: &Connection, sale_id: &str) -> StoreResult<BTreeMap<u32, Decimal>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rl.line, rl.qty FROM return_lines rl JOIN returns r ON r.return_id = rl.return_id \
+         WHERE r.sale_id = ?1",
+    )?;
+    let mut rows = stmt.query([sale_id])?;
+    let mut out: BTreeMap<u32, Decimal> = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let line: u32 = row.get(0)?;
+        let qty = parse_decimal(&row.get::<_, String>(1)?, "return qty")?;
+        let sum = out.entry(line).or_default();
+        *sum = sum
+            .checked_add(qty)
+            .ok_or_else(|| StoreError::Damaged("returned qty overflows".into()))?;
+    }
+    Ok(out)
+}
+
+fn validate_return(req: &ReturnRequest) -> StoreResult<()> {
+    validate_id("return_id", &req.return_id)?;
+    if req.lines.is_empty() || req.lines.len() > RETURN_LINES_MAX {
+        return Err(StoreError::invalid(
+            "lines",
+            format!("1 to {RETURN_LINES_MAX} lines, got {}", req.lines.len()),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, l) in req.lines.iter().enumerate() {
+        if l.qty <= Decimal::ZERO {
+            return Err(StoreError::invalid(
+                format!("lines[{i}].qty"),
+                format!("must be > 0, got {}", l.qty),
+            ));
+        }
+        if !seen.insert(l.line) {
+            return Err(StoreError::invalid(
+                format!("lines[{i}].line"),
+                format!("line {} appears twice", l.line),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/sales/{sale_id}/returns`: one transaction, or nothing stored.
+pub(crate) fn commit_return(
+    conn: &mut Connection,
+    shared: &Shared,
+    sale_id: &str,
+    req: &ReturnRequest,
+) -> StoreResult<Committed<ReturnAnswer>> {
+    validate_id("sale_id", sale_id)?;
+    validate_return(req)?;
+    let request_json =
+        serde_json::to_string(req).map_err(|e| StoreError::invalid("return", e.to_string()))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let existing: Option<(String, String, String)> = tx
+        .prepare_cached("SELECT sale_id, request, answer FROM returns WHERE return_id = ?1")?
+        .query_row([&req.return_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    if let Some((stored_sale_id, stored, answer)) = existing {
+        if stored_sale_id != sale_id || stored != request_json {
+            return Err(StoreError::Conflict {
+                what: "return",
+                id: req.return_id.clone(),
+            });
+        }
+        let value = serde_json::from_str(&answer).map_err(|e| json_error("stored answer", e))?;
+        return Ok(Committed {
+            value,
+            json: answer,
+            replay: true,
+        });
+    }
+
+    let sale = stored_sale(&tx, sale_id)?;
+    let returned = returned_so_far(&tx, sale_id)?;
+    // Remaining quantity per line before this return, and each line's
+    // original quantity and amount.
+    let mut before: BTreeMap<u32, Decimal> = BTreeMap::new();
+    let mut original: BTreeMap<u32, (Decimal, Decimal)> = BTreeMap::new();
+    for (i, line) in sale.basket.lines.iter().enumerate() {
+        let number = sale.basket.line_number(i);
+        let amount = line
+            .qty
+            .checked_mul(line.unit_price)
+            .and_then(|a| a.checked_sub(line.discount))
+            .ok_or_else(|| StoreError::Damaged(format!("sale {sale_id} line {number} amount")))?;
+        original.insert(number, (line.qty, amount));
+        let left = line.qty - returned.get(&number).copied().unwrap_or_default();
+        if left > Decimal::ZERO {
+            before.insert(number, left);
+        }
+    }
+    let mut after = before.clone();
+    let mut returned_amount = Decimal::ZERO;
+    for (i, l) in req.lines.iter().enumerate() {
+        let Some(&(qty, amount)) = original.get(&l.line) else {
+            return Err(StoreError::UnknownLine {
+                sale_id: sale_id.to_string(),
+                index: i,
+                line: l.line,
+            });
+        };
+        let remaining = before.get(&l.line).copied().unwrap_or_default();
+        if l.qty > remaining {
+            return Err(StoreError::ExceedsRemaining {
+                index: i,
+                line: l.line,
+                qty: l.qty.to_string(),
+                remaining: remaining.to_string(),
+            });
+        }
+        let left = remaining - l.qty;
+        if left > Decimal::ZERO {
+            after.insert(l.line, left);
+        } else {
+            after.remove(&l.line);
+        }
+        // The line's amount shared out by quantity (discount included).
+        let part = amount
+            .checked_mul(l.qty)
+            .and_then(|a| a.checked_div(qty))
+            .ok_or_else(|| StoreError::invalid(format!("lines[{i}].qty"), "amount overflows"))?;
+        returned_amount = returned_amount
+            .checked_add(part)
+            .ok_or_else(|| StoreError::invalid(format!("lines[{i}].qty"), "amount overflows"))?;
+    }
+    let is_last = after.is_empty();
+
+    let bundle = rules::bundle(&tx, shared, sale.rules_version)?;
+    let reversal = pos_points::returns::reversal(&bundle, &sale.basket, &before, &after)
+        .map_err(points_error)?;
+
+    tx.prepare_cached(
+        "INSERT INTO returns (return_id, sale_id, request, answer, committed_at) VALUES (?1, ?2, ?3, '', ?4)",
+    )?
+    .execute(rusqlite::params![
+        req.return_id,
+        sale_id,
+        request_json,
+        shared.now_rfc3339()
+    ])?;
+    for l in &req.lines {
+        tx.prepare_cached("INSERT INTO return_lines (return_id, line, qty) VALUES (?1, ?2, ?3)")?
+            .execute(rusqlite::params![req.return_id, l.line, l.qty.to_string()])?;
+    }
+
+    let mut programs = Vec::new();
+    if let Some(member) = &sale.member {
+        let entries = ledger::of_sale(&tx, sale_id)?;
+        let mut earned: BTreeSet<String> = BTreeSet::new();
+        let mut redeemed: BTreeMap<String, i64> = BTreeMap::new();
+        let mut back: BTreeMap<String, i64> = BTreeMap::new();
+        for e in &entries {
+            match e.kind {
+                EntryKind::Earn => {
+                    earned.insert(e.program.clone());
+                }
+                EntryKind::Redeem => *redeemed.entry(e.program.clone()).or_default() -= e.points,
+                EntryKind::ReturnRedeem => *back.entry(e.program.clone()).or_default() += e.points,
+                _ => {}
+            }
+        }
+        let names: BTreeSet<String> = earned.iter().chain(redeemed.keys()).cloned().collect();
+        let occurred_at = shared.now_rfc3339();
+        let original_amount = sale.basket.amount();
+        for program in names {
+            let reversed = if earned.contains(&program) {
+                reversal.get(&program).copied().unwrap_or(0).max(0)
+            } else {
+                0
+            };
+            let given_back = match redeemed.get(&program) {
+                Some(&points) => pos_points::returns::redeemed_back(
+                    points,
+                    back.get(&program).copied().unwrap_or(0),
+                    returned_amount,
+                    original_amount,
+                    is_last,
+                ),
+                None => 0,
+            };
+            if reversed > 0 {
+                let detail = serde_json::json!({"return_id": req.return_id, "lines": req.lines, "reversed": reversed}).to_string();
+                ledger::append(
+                    &tx,
+                    shared,
+                    NewEntry {
+                        kind: EntryKind::ReturnEarn,
+                        program: &program,
+                        member,
+                        points: -reversed,
+                        sale_id: Some(sale_id),
+                        return_id: Some(&req.return_id),
+                        rules_version: sale.rules_version,
+                        occurred_at: &occurred_at,
+                        detail,
+                    },
+                )?;
+            }
+            if given_back > 0 {
+                let detail =
+                    serde_json::json!({"return_id": req.return_id, "given_back": given_back})
+                        .to_string();
+                ledger::append(
+                    &tx,
+                    shared,
+                    NewEntry {
+                        kind: EntryKind::ReturnRedeem,
+                        program: &program,
+                        member,
+                        points: given_back,
+                        sale_id: Some(sale_id),
+                        return_id: Some(&req.return_id),
+                        rules_version: sale.rules_version,
+                        occurred_at: &occurred_at,
+                        detail,
+                    },
+                )?;
+            }
+            programs.push(ReturnProgram {
+                program,
+                reversed,
+                given_back,
+            });
+        }
+    }
+    let answer = ReturnAnswer {
+        return_id: req.return_id.clone(),
+        sale_id: sale_id.to_string(),
+        programs,
+    };
+    let json = serde_json::to_string(&answer).map_err(|e| json_error("answer", e))?;
+    tx.prepare_cached("UPDATE returns SET answer = ?1 WHERE return_id = ?2")?
+        .execute([&json, &req.return_id])?;
+    tx.commit()?;
+    Ok(Committed {
+        value: answer,
+        json,
+        replay: false,
+    })
+}
+
+/// `GET /v1/sales/{sale_id}`.
+pub(crate) fn sale_record(conn: &Connection, sale_id: &str) -> StoreResult<SaleRecord> {
+    validate_id("sale_id", sale_id)?;
+    let row: Option<(String, Option<String>, i64, String, String)> = conn
+        .prepare_cached(
+            "SELECT request, member, rules_version, answer, committed_at FROM sales WHERE sale_id = ?1",
+        )?
+        .query_row([sale_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let (request, member, version, answer, committed_at) =
+        row.ok_or_else(|| StoreError::UnknownSale(sale_id.into()))?;
+    let mut returns = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT return_id, request, answer, committed_at FROM returns WHERE sale_id = ?1 ORDER BY rowid",
+    )?;
+    let mut rows = stmt.query([sale_id])?;
+    while let Some(row) = rows.next()? {
+        let return_id: String = row.get(0)?;
+        let req: ReturnRequest = serde_json::from_str(&row.get::<_, String>(1)?)
+            .map_err(|e| json_error(&format!("return {return_id} request"), e))?;
+        let answer: ReturnAnswer = serde_json::from_str(&row.get::<_, String>(2)?)
+            .map_err(|e| json_error(&format!("return {return_id} answer"), e))?;
+        returns.push(ReturnRecord {
+            return_id,
+            committed_at: row.get(3)?,
+            lines: req.lines,
+            answer,
+        });
+    }
+    Ok(SaleRecord {
+        sale_id: sale_id.to_string(),
+        committed_at,
+        member,
+        rules_version: to_u64(version, "rules_version")?,
+        request: serde_json::from_str(&request)
+            .map_err(|e| json_error(&format!("sale {sale_id} request"), e))?,
+        answer: serde_json::from_str(&answer)
+            .map_err(|e| json_error(&format!("sale {sale_id} answer"), e))?,
+        returns,
+    })
+}
