@@ -1,1 +1,19 @@
-//! Placeholder: filled by its issue.
+//! `pos-central`: the reference central loyalty platform (sync spec §5).
+//!
+//! It applies register ledgers exactly once ([`sqlite`], behind the
+//! [`storage::Storage`] trait), keeps balances per (member, program), records
+//! conflicts, signs and serves rules bundles ([`rules`]), and serves members
+//! and catalog changes and online holds ([`server`]). The binary adds the
+//! command line, key and certificate files ([`files`]).
+
+pub mod error;
+pub mod files;
+pub mod rules;
+pub mod server;
+pub mod snapshot;
+pub mod sqlite;
+pub mod storage;
+
+pub use error::CentralError;
+pub use sqlite::SqliteStorage;
+pub use storage::Storage;

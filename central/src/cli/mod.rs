@@ -1,0 +1,237 @@
+//! Command-line parsing and the commands that act on the state directory.
+
+mod admin;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pos_central::error::CentralError;
+use pos_central::files::{CentralDir, new_token, token_hash};
+use pos_central::server::{self, AppState};
+use pos_central::storage::Storage;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pos-central",
+    version,
+    about = "Reference central loyalty platform"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the signing key, admin token, development TLS CA and
+    /// certificate, and the database in DIR.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Extra DNS name or IP for the development certificate (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+    /// Manage registers.
+    Terminal {
+        #[command(subcommand)]
+        command: TerminalCommand,
+    },
+    /// Serve the sync and admin APIs.
+    Serve {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on, e.g. 0.0.0.0:8443 or 127.0.0.1:0.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Plain HTTP instead of TLS; only allowed on a loopback address.
+        #[arg(long)]
+        insecure_http: bool,
+    },
+    /// Print the base64 Ed25519 key registers verify bundles with
+    /// (`rules_public_key` in their config).
+    PublicKey {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Publish a rules bundle (.json or .toml) through the admin API.
+    PublishRules {
+        file: PathBuf,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Import a members snapshot (JSON) through the admin API.
+    ImportMembers {
+        file: PathBuf,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Import a catalog snapshot (JSON) through the admin API.
+    ImportCatalog {
+        file: PathBuf,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// GET an admin API path and print the JSON, e.g. `/v1/admin/conflicts`.
+    AdminGet {
+        path: String,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TerminalCommand {
+    /// Register a terminal and print its token (only its hash is stored).
+    Add {
+        id: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// Errors that mean the user gave bad input (exit 2).
+pub fn is_bad_input(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<CentralError>(),
+            Some(CentralError::Invalid(_) | CentralError::Conflict(_))
+        ) || e.downcast_ref::<admin::BadInput>().is_some()
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Init { dir, names } => {
+            let central = CentralDir::new(&dir);
+            central.init(&names)?;
+            println!("initialised {}", dir.display());
+            println!("admin token: {}", central.admin_token_path().display());
+            println!(
+                "CA for registers (ca_file): {}",
+                central.ca_path().display()
+            );
+            println!(
+                "rules_public_key = \"{}\"",
+                public_key(&central).context("reading the new key")?
+            );
+            Ok(())
+        }
+        Command::Terminal {
+            command: TerminalCommand::Add { id, dir },
+        } => {
+            check_terminal_id(&id)?;
+            let storage = CentralDir::new(dir).open_storage()?;
+            let token = new_token();
+            storage.add_terminal(&id, token_hash(&token))?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Serve {
+            dir,
+            listen,
+            insecure_http,
+        } => serve(CentralDir::new(dir), listen, insecure_http),
+        Command::PublicKey { dir } => {
+            println!("{}", public_key(&CentralDir::new(dir))?);
+            Ok(())
+        }
+        Command::PublishRules { file, target } => admin::publish_rules(&file, &target),
+        Command::ImportMembers { file, target } => {
+            admin::post_json_file("/v1/admin/members", &file, &target)
+        }
+        Command::ImportCatalog { file, target } => {
+            admin::post_json_file("/v1/admin/catalog", &file, &target)
+        }
+        Command::AdminGet { path, target } => admin::get(&path, &target),
+    }
+}
+
+fn check_terminal_id(id: &str) -> anyhow::Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= pos_sync::protocol::ID_BYTES_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        return Err(CentralError::Invalid(format!(
+            "terminal id {id:?}: use 1 to {} of A-Z a-z 0-9 - _ .",
+            pos_sync::protocol::ID_BYTES_MAX
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn public_key(dir: &CentralDir) -> anyhow::Result<String> {
+    let key = dir.signing_key()?;
+    Ok(pos_sync::signing::public_key_base64(&key.verifying_key()))
+}
+
+fn serve(dir: CentralDir, listen: SocketAddr, insecure_http: bool) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    if insecure_http && !listen.ip().is_loopback() {
+        return Err(CentralError::Invalid(format!(
+            "--insecure-http is only allowed on a loopback address, not {listen}"
+        ))
+        .into());
+    }
+    let storage: Arc<dyn Storage> = Arc::new(dir.open_storage()?);
+    let state = Arc::new(AppState {
+        storage,
+        signing_key: dir.signing_key()?,
+        admin_token_hash: token_hash(&dir.admin_token()?),
+    });
+    let tls = if insecure_http {
+        None
+    } else {
+        Some(dir.tls_server_config()?)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let local = listener.local_addr().context("reading the bound address")?;
+        let scheme = if insecure_http { "http" } else { "https" };
+        let url = format!("{scheme}://{local}");
+        std::fs::write(dir.serve_url_path(), format!("{url}\n"))
+            .with_context(|| format!("writing {}", dir.serve_url_path().display()))?;
+        // The first stdout line tells scripts and tests where we listen.
+        println!("listening on {url}");
+        tracing::info!(message = "Serving.", %url);
+        server::serve(listener, server::router(state), tls, shutdown_signal())
+            .await
+            .context("serving")?;
+        tracing::info!(message = "Stopped.");
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}

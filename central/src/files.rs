@@ -1,0 +1,238 @@
+//! Central's state directory: what `pos-central init` creates and `serve`
+//! reads.
+//!
+//! ```text
+//! DIR/central.db      SQLite database
+//! DIR/signing.key     Ed25519 bundle signing key (PKCS#8 PEM, 0600)
+//! DIR/admin.token     the admin API bearer token (0600)
+//! DIR/ca.pem          development CA certificate: give it to registers (ca_file)
+//! DIR/ca.key          its key (0600), to issue more certificates later
+//! DIR/server.pem      TLS certificate for localhost / 127.0.0.1 / ::1, signed by the CA
+//! DIR/server.key      its key (0600)
+//! DIR/serve.url       written by `serve`: the URL it listens on, for admin commands
+//! ```
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use rand::RngCore;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+
+use crate::error::CentralError;
+use crate::sqlite::SqliteStorage;
+
+/// Largest key, token or certificate file read: 64 KiB.
+const SMALL_FILE_BYTES_MAX: u64 = 65_536;
+/// Random bytes in a token (hex-encoded: 64 characters).
+const TOKEN_BYTES: usize = 32;
+
+/// The names the development certificate is valid for, besides any extra.
+pub const DEV_CERT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// A fresh random bearer token.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// What central stores of a token: its SHA-256 (a leaked database does not
+/// leak working tokens; tokens are random, so no salt or slow hash is needed).
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.trim().as_bytes()).into()
+}
+
+#[derive(Clone, Debug)]
+pub struct CentralDir {
+    pub path: PathBuf,
+}
+
+fn write_new(path: &Path, contents: &[u8], secret: bool) -> Result<(), CentralError> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)
+        .map_err(|e| CentralError::io(format!("creating {}", path.display()), e))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| CentralError::io(format!("writing {}", path.display()), e))
+}
+
+fn read_small(path: &Path) -> Result<Vec<u8>, CentralError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| CentralError::io(format!("reading {}", path.display()), e))?;
+    let mut out = Vec::new();
+    file.take(SMALL_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| CentralError::io(format!("reading {}", path.display()), e))?;
+    if out.len() as u64 > SMALL_FILE_BYTES_MAX {
+        return Err(CentralError::Invalid(format!(
+            "{} is over {SMALL_FILE_BYTES_MAX} bytes",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
+fn tls_err(e: impl std::fmt::Display) -> CentralError {
+    CentralError::Tls(e.to_string())
+}
+
+impl CentralDir {
+    pub fn new(path: impl Into<PathBuf>) -> CentralDir {
+        CentralDir { path: path.into() }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.path.join("central.db")
+    }
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.path.join("signing.key")
+    }
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.path.join("admin.token")
+    }
+    pub fn ca_path(&self) -> PathBuf {
+        self.path.join("ca.pem")
+    }
+    pub fn server_cert_path(&self) -> PathBuf {
+        self.path.join("server.pem")
+    }
+    pub fn server_key_path(&self) -> PathBuf {
+        self.path.join("server.key")
+    }
+    pub fn serve_url_path(&self) -> PathBuf {
+        self.path.join("serve.url")
+    }
+
+    /// Creates the directory's keys, token, certificates and database.
+    /// Refuses to overwrite an existing key: re-running `init` on a live
+    /// central would orphan every register's trust.
+    pub fn init(&self, extra_names: &[String]) -> Result<(), CentralError> {
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| CentralError::io(format!("creating {}", self.path.display()), e))?;
+        if self.signing_key_path().exists() {
+            return Err(CentralError::Conflict(format!(
+                "{} already exists: this directory is initialised",
+                self.signing_key_path().display()
+            )));
+        }
+        let key = SigningKey::generate(&mut OsRng);
+        let pem = key
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map_err(|e| CentralError::Invalid(format!("encoding the signing key: {e}")))?;
+        write_new(&self.signing_key_path(), pem.as_bytes(), true)?;
+        write_new(
+            &self.admin_token_path(),
+            format!("{}\n", new_token()).as_bytes(),
+            true,
+        )?;
+
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "pos-central development CA");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = rcgen::KeyPair::generate().map_err(tls_err)?;
+        let ca_pem_key = ca_key.serialize_pem();
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(tls_err)?;
+
+        let mut names: Vec<String> = DEV_CERT_NAMES.iter().map(|s| s.to_string()).collect();
+        names.extend(extra_names.iter().cloned());
+        let mut server_params = rcgen::CertificateParams::new(names).map_err(tls_err)?;
+        server_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "pos-central");
+        server_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let server_key = rcgen::KeyPair::generate().map_err(tls_err)?;
+        let server_cert = server_params.signed_by(&server_key, &ca).map_err(tls_err)?;
+
+        write_new(&self.ca_path(), ca.pem().as_bytes(), false)?;
+        write_new(&self.path.join("ca.key"), ca_pem_key.as_bytes(), true)?;
+        write_new(
+            &self.server_cert_path(),
+            server_cert.pem().as_bytes(),
+            false,
+        )?;
+        write_new(
+            &self.server_key_path(),
+            server_key.serialize_pem().as_bytes(),
+            true,
+        )?;
+        self.open_storage()?;
+        Ok(())
+    }
+
+    pub fn open_storage(&self) -> Result<SqliteStorage, CentralError> {
+        SqliteStorage::open(&self.db_path())
+    }
+
+    pub fn signing_key(&self) -> Result<SigningKey, CentralError> {
+        let text = String::from_utf8(read_small(&self.signing_key_path())?).map_err(|_| {
+            CentralError::Invalid(format!("{} is not text", self.signing_key_path().display()))
+        })?;
+        SigningKey::from_pkcs8_pem(&text).map_err(|e| {
+            CentralError::Invalid(format!(
+                "{} is not an Ed25519 PKCS#8 key: {e}",
+                self.signing_key_path().display()
+            ))
+        })
+    }
+
+    pub fn admin_token(&self) -> Result<String, CentralError> {
+        let path = self.admin_token_path();
+        let text = String::from_utf8(read_small(&path)?)
+            .map_err(|_| CentralError::Invalid(format!("{} is not text", path.display())))?;
+        let token = text.trim().to_string();
+        if token.is_empty() {
+            return Err(CentralError::Invalid(format!(
+                "{} is empty",
+                path.display()
+            )));
+        }
+        Ok(token)
+    }
+
+    /// The rustls server configuration from `server.pem` / `server.key`.
+    pub fn tls_server_config(&self) -> Result<Arc<rustls::ServerConfig>, CentralError> {
+        let cert_pem = read_small(&self.server_cert_path())?;
+        let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| tls_err(format!("{}: {e}", self.server_cert_path().display())))?;
+        if certs.is_empty() {
+            return Err(tls_err(format!(
+                "{} holds no certificate",
+                self.server_cert_path().display()
+            )));
+        }
+        let key_pem = read_small(&self.server_key_path())?;
+        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+            .map_err(|e| tls_err(format!("{}: {e}", self.server_key_path().display())))?
+            .ok_or_else(|| {
+                tls_err(format!(
+                    "{} holds no private key",
+                    self.server_key_path().display()
+                ))
+            })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(tls_err)?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(tls_err)?;
+        Ok(Arc::new(config))
+    }
+}

@@ -1,0 +1,158 @@
+//! What central stores, behind a trait so that a PostgreSQL backend can
+//! serve many stores later; [`crate::sqlite`] is the embedded default.
+//!
+//! The methods are blocking (SQLite is); the HTTP layer calls them from
+//! `spawn_blocking`. Every method that writes does so in one transaction.
+
+use pos_sync::Digest32;
+use pos_sync::protocol::{
+    BundleFormat, CatalogChanges, HoldAnswer, HoldRelease, HoldRequest, MemberChanges,
+    ProgramBalance, ReceivedBatch, SignedBundle, UploadAnswer,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::CentralError;
+use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
+
+/// Most rows one admin listing returns.
+pub const LISTING_ROWS_MAX: usize = 10_000;
+
+/// A terminal as the admin API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TerminalInfo {
+    pub terminal_id: String,
+    pub last_seq: u64,
+    pub last_hash: Digest32,
+    /// RFC 3339, or null before the first upload.
+    pub last_contact: Option<String>,
+}
+
+/// A stored entry (or consumed seq) as the admin API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredEntry {
+    pub terminal_id: String,
+    pub seq: u64,
+    pub entry_id: Uuid,
+    pub hash: Digest32,
+    /// Null for a malformed entry.
+    pub prev_hash: Option<Digest32>,
+    pub kind: Option<String>,
+    pub program: Option<String>,
+    /// As the register named it: member id or card token.
+    pub member: Option<String>,
+    /// Who the points went to (the card's member when central knows the card).
+    pub credited_member: Option<String>,
+    pub points: Option<i64>,
+    pub sale_id: Option<String>,
+    pub return_id: Option<String>,
+    pub rules_version: Option<u64>,
+    pub occurred_at: Option<String>,
+    pub detail: Option<String>,
+    /// `applied`, `overdraft`, `rejected` or `duplicate` (an entry id already
+    /// applied, arriving under a new seq: the seq is consumed, nothing counted).
+    pub status: String,
+    pub reason: Option<String>,
+    pub received_at: String,
+}
+
+/// A recorded conflict (sync spec §5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub id: i64,
+    /// `overdraft`, `rejected`, `seq_reused` or `clock_skew`.
+    pub kind: String,
+    pub terminal_id: String,
+    pub seq: Option<u64>,
+    pub entry_id: Option<Uuid>,
+    pub member: Option<String>,
+    pub program: Option<String>,
+    pub shortfall: Option<i64>,
+    pub detail: String,
+    pub at: String,
+}
+
+/// Filters of `GET /v1/admin/ledger`.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerFilter {
+    pub terminal: Option<String>,
+    /// Matches the credited member or the name the register used.
+    pub member: Option<String>,
+    pub limit: usize,
+}
+
+/// A published bundle's metadata, for publishing.
+#[derive(Clone, Debug)]
+pub struct NewBundle {
+    pub signed: SignedBundle,
+    /// Program ids in the bundle: entries naming any other are `rejected`.
+    pub programs: Vec<String>,
+}
+
+pub trait Storage: Send + Sync + 'static {
+    /// Registers a terminal with the SHA-256 of its token.
+    fn add_terminal(&self, terminal_id: &str, token_hash: [u8; 32]) -> Result<(), CentralError>;
+    /// The terminal a token belongs to.
+    fn terminal_for_token(&self, token_hash: [u8; 32]) -> Result<Option<String>, CentralError>;
+    fn terminals(&self) -> Result<Vec<TerminalInfo>, CentralError>;
+
+    /// Applies an upload batch in one transaction (sync spec §2).
+    /// `received_at` is central's clock, for clock-skew conflicts.
+    fn apply_batch(
+        &self,
+        batch: &ReceivedBatch,
+        received_at: jiff::Timestamp,
+    ) -> Result<UploadAnswer, CentralError>;
+
+    /// Stores a signed bundle as the newest version; refuses (Conflict) a
+    /// version not above the current one.
+    fn publish_bundle(&self, bundle: NewBundle, at: jiff::Timestamp) -> Result<(), CentralError>;
+    /// The newest bundle with a version above `after`.
+    fn newest_bundle(&self, after: Option<u64>) -> Result<Option<SignedBundle>, CentralError>;
+    fn bundle(&self, version: u64) -> Result<Option<SignedBundle>, CentralError>;
+    fn current_bundle_version(&self) -> Result<Option<u64>, CentralError>;
+
+    /// Imports members (upsert); returns how many.
+    fn import_members(&self, snapshot: &MembersSnapshot) -> Result<usize, CentralError>;
+    /// Imports products (upsert); returns how many.
+    fn import_catalog(&self, snapshot: &CatalogSnapshot) -> Result<usize, CentralError>;
+    fn member_changes(&self, cursor: u64, limit: usize) -> Result<MemberChanges, CentralError>;
+    fn catalog_changes(&self, cursor: u64, limit: usize) -> Result<CatalogChanges, CentralError>;
+
+    /// A member's balances per program (None: unknown member or card).
+    fn member_balances(
+        &self,
+        member_or_card: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Option<(String, Vec<ProgramBalance>)>, CentralError>;
+
+    fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<StoredEntry>, CentralError>;
+    /// The newest conflicts first.
+    fn conflicts(&self, limit: usize) -> Result<Vec<Conflict>, CentralError>;
+
+    /// Places (or replaces) the hold of (terminal, sale, program) when the
+    /// member's available points cover it (sync spec §4).
+    fn place_hold(
+        &self,
+        request: &HoldRequest,
+        now: jiff::Timestamp,
+    ) -> Result<HoldAnswer, CentralError>;
+    /// Releases an open hold; false when there was none.
+    fn release_hold(&self, release: &HoldRelease) -> Result<bool, CentralError>;
+}
+
+/// How a bundle format is stored.
+pub fn format_name(format: BundleFormat) -> &'static str {
+    match format {
+        BundleFormat::Json => "json",
+        BundleFormat::Toml => "toml",
+    }
+}
+
+pub fn format_from_name(name: &str) -> Option<BundleFormat> {
+    match name {
+        "json" => Some(BundleFormat::Json),
+        "toml" => Some(BundleFormat::Toml),
+        _ => None,
+    }
+}

@@ -1,0 +1,535 @@
+//! Central's apply path through the `Storage` trait (SQLite in memory):
+//! every per-entry and per-batch answer of sync spec §2, conflicts, holds,
+//! card tokens, change cursors and bundle signing.
+
+use ed25519_dalek::SigningKey;
+use pos_central::rules;
+use pos_central::snapshot::{CatalogSnapshot, MembersSnapshot};
+use pos_central::storage::{LedgerFilter, NewBundle, Storage};
+use pos_central::{CentralError, SqliteStorage};
+use pos_sync::protocol::{
+    BatchOutcome, BundleFormat, EntryResult, HoldAnswer, HoldRelease, HoldRequest, ReceivedBatch,
+    UploadAnswer, UploadBatch,
+};
+use pos_sync::signing::{sign_bundle, verify_bundle};
+use pos_sync::{Digest32, EntryKind, LedgerEntry, wire};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use uuid::Uuid;
+
+const TERMINAL: &str = "store-1-reg-1";
+const NOW: &str = "2026-11-28T12:00:00Z";
+
+fn now() -> jiff::Timestamp {
+    NOW.parse().unwrap()
+}
+
+fn key() -> SigningKey {
+    SigningKey::generate(&mut StdRng::seed_from_u64(11))
+}
+
+/// A central with one terminal and program "main" published.
+fn central() -> SqliteStorage {
+    let s = SqliteStorage::open_in_memory().unwrap();
+    s.add_terminal(TERMINAL, [1; 32]).unwrap();
+    let signed = sign_bundle(&key(), 1, BundleFormat::Json, b"{\"version\": 1}".to_vec());
+    s.publish_bundle(
+        NewBundle {
+            signed,
+            programs: vec!["main".into()],
+        },
+        now(),
+    )
+    .unwrap();
+    s
+}
+
+/// The register side: appends entries to a chain like the agent does.
+struct Register {
+    seq: u64,
+    last: Digest32,
+}
+
+impl Register {
+    fn new() -> Register {
+        Register {
+            seq: 0,
+            last: Digest32::ZERO,
+        }
+    }
+
+    fn entry(&mut self, kind: EntryKind, member: &str, points: i64) -> LedgerEntry {
+        self.seq += 1;
+        let mut e = LedgerEntry {
+            entry_id: Uuid::now_v7(),
+            terminal_id: TERMINAL.into(),
+            seq: self.seq,
+            prev_hash: Digest32::ZERO,
+            hash: Digest32::ZERO,
+            kind,
+            program: "main".into(),
+            member: member.into(),
+            points,
+            sale_id: Some(format!("S-{}", self.seq)),
+            return_id: None,
+            rules_version: 1,
+            occurred_at: "2026-11-28T11:05:00+01:00".into(),
+            detail: "{}".into(),
+        };
+        e.chain_after(self.last);
+        self.last = e.hash;
+        e
+    }
+
+    fn earn(&mut self, member: &str, points: i64) -> LedgerEntry {
+        self.entry(EntryKind::Earn, member, points)
+    }
+}
+
+/// Goes through the real wire encoding, as the HTTP layer does.
+fn received(entries: &[LedgerEntry]) -> ReceivedBatch {
+    let batch = UploadBatch {
+        terminal_id: TERMINAL.into(),
+        first_seq: entries[0].seq,
+        entries: entries.to_vec(),
+    };
+    wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap()
+}
+
+fn upload(s: &SqliteStorage, entries: &[LedgerEntry]) -> UploadAnswer {
+    s.apply_batch(&received(entries), now()).unwrap()
+}
+
+fn results(answer: &UploadAnswer) -> Vec<EntryResult> {
+    match &answer.outcome {
+        BatchOutcome::Entries(r) => r.clone(),
+        other => panic!("expected per-entry results, got {other:?}"),
+    }
+}
+
+fn balance(s: &SqliteStorage, member: &str) -> (i64, i64) {
+    let (_, programs) = s.member_balances(member, now()).unwrap().unwrap();
+    let main = programs.iter().find(|p| p.program == "main").unwrap();
+    (main.balance, main.available)
+}
+
+fn conflict_kinds(s: &SqliteStorage) -> Vec<String> {
+    let mut kinds: Vec<String> = s
+        .conflicts(100)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.kind)
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[test]
+fn a_batch_is_applied_and_answers_balances_of_touched_members() {
+    let s = central();
+    let mut r = Register::new();
+    let entries = vec![r.earn("M-1", 100), r.earn("M-2", 40), r.earn("M-1", 5)];
+    let answer = upload(&s, &entries);
+    assert_eq!(results(&answer), vec![EntryResult::Applied; 3]);
+    let m1 = answer.balances.iter().find(|b| b.member == "M-1").unwrap();
+    assert_eq!(m1.programs[0].balance, 105);
+    assert_eq!(m1.programs[0].available, 105);
+    assert_eq!(m1.programs[0].pending, 0);
+    assert_eq!(answer.balances.len(), 2);
+    let t = &s.terminals().unwrap()[0];
+    assert_eq!((t.last_seq, t.last_hash), (3, entries[2].hash));
+    assert!(t.last_contact.is_some());
+    let ledger = s
+        .ledger(&LedgerFilter {
+            member: Some("M-1".into()),
+            limit: 100,
+            ..LedgerFilter::default()
+        })
+        .unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert!(ledger.iter().all(|e| e.status == "applied"));
+}
+
+#[test]
+fn a_resent_batch_is_duplicate_and_counted_once() {
+    let s = central();
+    let mut r = Register::new();
+    let entries = vec![r.earn("M-1", 100), r.earn("M-1", 50)];
+    upload(&s, &entries);
+    // The answer was lost: the register sends the same batch plus one more.
+    let mut again = entries.clone();
+    again.push(r.earn("M-1", 1));
+    let answer = upload(&s, &again);
+    assert_eq!(
+        results(&answer),
+        vec![
+            EntryResult::Duplicate,
+            EntryResult::Duplicate,
+            EntryResult::Applied
+        ]
+    );
+    assert_eq!(balance(&s, "M-1"), (151, 151));
+    // Balances are still answered for the members of duplicates.
+    assert_eq!(answer.balances[0].programs[0].balance, 151);
+}
+
+#[test]
+fn an_entry_id_already_applied_under_another_seq_is_duplicate_and_consumes_the_seq() {
+    let s = central();
+    let mut r = Register::new();
+    let first = r.earn("M-1", 100);
+    upload(&s, std::slice::from_ref(&first));
+    // Same entry id re-numbered to seq 2 (a register that re-chained it).
+    let mut moved = first.clone();
+    moved.seq = 2;
+    moved.chain_after(first.hash);
+    r.seq = 2;
+    r.last = moved.hash;
+    let next = r.earn("M-1", 7);
+    let answer = upload(&s, &[moved, next]);
+    assert_eq!(
+        results(&answer),
+        vec![EntryResult::Duplicate, EntryResult::Applied]
+    );
+    assert_eq!(balance(&s, "M-1"), (107, 107));
+    assert_eq!(s.terminals().unwrap()[0].last_seq, 3);
+}
+
+#[test]
+fn a_batch_past_the_next_seq_is_a_gap() {
+    let s = central();
+    let mut r = Register::new();
+    let entries = [r.earn("M-1", 1), r.earn("M-1", 2), r.earn("M-1", 3)];
+    upload(&s, &entries[..1]);
+    let answer = upload(&s, &entries[2..]);
+    assert_eq!(answer.outcome, BatchOutcome::Gap { expected: 2 });
+    assert_eq!(balance(&s, "M-1"), (1, 1));
+    assert_eq!(s.terminals().unwrap()[0].last_seq, 1);
+}
+
+#[test]
+fn a_held_seq_with_another_hash_is_seq_reused_and_nothing_is_applied() {
+    let s = central();
+    let mut r = Register::new();
+    let entries = vec![r.earn("M-1", 10), r.earn("M-1", 20)];
+    upload(&s, &entries);
+    // The register was restored from a backup taken after seq 1.
+    let mut restored = Register::new();
+    restored.earn("M-1", 10);
+    restored.seq = 1;
+    restored.last = entries[0].hash;
+    let new_two = restored.earn("M-9", 500);
+    let new_three = restored.earn("M-9", 1);
+    let answer = upload(
+        &s,
+        &[entries[0].clone(), new_two.clone(), new_three.clone()],
+    );
+    assert_eq!(
+        answer.outcome,
+        BatchOutcome::SeqReused {
+            server_high: 2,
+            server_high_hash: entries[1].hash,
+        }
+    );
+    assert!(s.member_balances("M-9", now()).unwrap().is_none());
+    assert_eq!(conflict_kinds(&s), vec!["seq_reused"]);
+
+    // The register re-numbers after server_high, re-chains onto its hash,
+    // keeps the entry ids, and resends: applied.
+    let mut renumbered = Vec::new();
+    let mut prev = entries[1].hash;
+    for (i, e) in [new_two, new_three].into_iter().enumerate() {
+        let mut e = e.clone();
+        e.seq = 3 + i as u64;
+        e.chain_after(prev);
+        prev = e.hash;
+        renumbered.push(e);
+    }
+    let answer = upload(&s, &renumbered);
+    assert_eq!(results(&answer), vec![EntryResult::Applied; 2]);
+    assert_eq!(balance(&s, "M-9"), (501, 501));
+}
+
+#[test]
+fn a_redemption_over_the_balance_is_an_overdraft_applied_anyway() {
+    let s = central();
+    let mut r = Register::new();
+    let entries = vec![r.earn("M-1", 300), r.entry(EntryKind::Redeem, "M-1", -500)];
+    let answer = upload(&s, &entries);
+    assert_eq!(
+        results(&answer),
+        vec![
+            EntryResult::Applied,
+            EntryResult::Overdraft { shortfall: 200 }
+        ]
+    );
+    assert_eq!(balance(&s, "M-1"), (-200, -200));
+    let conflicts = s.conflicts(10).unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].kind, "overdraft");
+    assert_eq!(conflicts[0].shortfall, Some(200));
+    assert_eq!(conflicts[0].member.as_deref(), Some("M-1"));
+    // A second debit while already negative: the whole debit is short.
+    let answer = upload(&s, &[r.entry(EntryKind::Redeem, "M-1", -100)]);
+    assert_eq!(
+        results(&answer),
+        vec![EntryResult::Overdraft { shortfall: 100 }]
+    );
+}
+
+#[test]
+fn rejected_entries_consume_their_seq_and_later_entries_still_apply() {
+    let s = central();
+    let mut r = Register::new();
+    let ok1 = r.earn("M-1", 10);
+    let mut unknown = r.earn("M-1", 1_000);
+    unknown.program = "ghost".into();
+    unknown.chain_after(ok1.hash);
+    r.last = unknown.hash;
+    let mut altered = r.earn("M-1", 20);
+    altered.points = 2_000_000; // changed after hashing
+    let ok4 = r.earn("M-1", 30);
+    let mut broken = r.earn("M-1", 40);
+    broken.chain_after(Digest32([9; 32])); // a chain that does not link
+    r.last = broken.hash;
+    let ok6 = r.earn("M-1", 50);
+    let answer = upload(&s, &[ok1, unknown, altered, ok4, broken, ok6]);
+    let got = results(&answer);
+    assert_eq!(got[0], EntryResult::Applied);
+    assert!(
+        matches!(&got[1], EntryResult::Rejected { reason } if reason.contains("unknown program")),
+        "{got:?}"
+    );
+    assert!(
+        matches!(&got[2], EntryResult::Rejected { reason } if reason.contains("hash mismatch: entry altered")),
+        "{got:?}"
+    );
+    assert_eq!(got[3], EntryResult::Applied);
+    assert!(
+        matches!(&got[4], EntryResult::Rejected { reason } if reason.contains("broken chain")),
+        "{got:?}"
+    );
+    assert_eq!(got[5], EntryResult::Applied);
+    // Rejected entries change no balance.
+    assert_eq!(balance(&s, "M-1"), (90, 90));
+    assert_eq!(s.terminals().unwrap()[0].last_seq, 6);
+    assert_eq!(conflict_kinds(&s), vec!["rejected", "rejected", "rejected"]);
+    let stored = s
+        .ledger(&LedgerFilter {
+            limit: 10,
+            ..LedgerFilter::default()
+        })
+        .unwrap();
+    assert_eq!(stored.iter().filter(|e| e.status == "rejected").count(), 3);
+}
+
+#[test]
+fn a_malformed_entry_is_rejected_alone() {
+    let s = central();
+    let mut r = Register::new();
+    let ok = r.earn("M-1", 10);
+    let mut bad = r.earn("M-1", 10);
+    bad.occurred_at = "last tuesday".into();
+    bad.chain_after(ok.hash);
+    r.last = bad.hash;
+    let after = r.earn("M-1", 5);
+    let got = results(&upload(&s, &[ok, bad, after]));
+    assert!(matches!(&got[1], EntryResult::Rejected { reason } if reason.contains("occurred_at")));
+    assert_eq!(got[2], EntryResult::Applied);
+    assert_eq!(balance(&s, "M-1"), (15, 15));
+}
+
+#[test]
+fn clock_skew_over_a_day_is_recorded_but_applied() {
+    let s = central();
+    let mut r = Register::new();
+    let mut skewed = r.earn("M-1", 10);
+    skewed.occurred_at = "2026-11-26T11:59:00Z".into(); // 48 h before receipt
+    skewed.chain_after(Digest32::ZERO);
+    r.last = skewed.hash;
+    let mut fine = r.earn("M-1", 10);
+    fine.occurred_at = "2026-11-27T12:00:01Z".into(); // just under 24 h
+    fine.chain_after(skewed.hash);
+    let got = results(&upload(&s, &[skewed, fine]));
+    assert_eq!(got, vec![EntryResult::Applied; 2]);
+    assert_eq!(conflict_kinds(&s), vec!["clock_skew"]);
+    assert_eq!(balance(&s, "M-1"), (20, 20));
+}
+
+#[test]
+fn card_tokens_known_at_central_credit_the_cards_member() {
+    let s = central();
+    let snapshot = MembersSnapshot::parse(
+        r#"{"members": [{"id": "M-1001", "cards": ["9990000010013"],
+            "programs": {"main": {"tier": "gold", "available": 1500}}}]}"#,
+    )
+    .unwrap();
+    s.import_members(&snapshot).unwrap();
+    let mut r = Register::new();
+    let answer = upload(&s, &[r.earn("9990000010013", 25)]);
+    assert_eq!(answer.balances[0].member, "M-1001");
+    assert_eq!(balance(&s, "M-1001"), (1525, 1525));
+    assert_eq!(balance(&s, "9990000010013"), (1525, 1525));
+    let stored = &s
+        .ledger(&LedgerFilter {
+            limit: 10,
+            ..LedgerFilter::default()
+        })
+        .unwrap()[0];
+    assert_eq!(stored.member.as_deref(), Some("9990000010013"));
+    assert_eq!(stored.credited_member.as_deref(), Some("M-1001"));
+}
+
+#[test]
+fn holds_reduce_available_and_the_redeem_entry_settles_them() {
+    let s = central();
+    let mut r = Register::new();
+    upload(&s, &[r.earn("M-1", 1_000)]);
+    let hold = |points, sale: &str| HoldRequest {
+        terminal_id: TERMINAL.into(),
+        member: "M-1".into(),
+        program: "main".into(),
+        sale_id: sale.into(),
+        points,
+    };
+    assert_eq!(
+        s.place_hold(&hold(600, "S-2"), now()).unwrap(),
+        HoldAnswer::Granted { available: 400 }
+    );
+    // A retry of the same sale replaces its hold rather than stacking.
+    assert_eq!(
+        s.place_hold(&hold(600, "S-2"), now()).unwrap(),
+        HoldAnswer::Granted { available: 400 }
+    );
+    assert_eq!(
+        s.place_hold(&hold(500, "S-9"), now()).unwrap(),
+        HoldAnswer::Insufficient { available: 400 }
+    );
+    assert_eq!(balance(&s, "M-1"), (1_000, 400));
+    // The redeem entry of sale S-2 (Register::entry names it S-2) settles it:
+    // no overdraft, and available is no longer reduced twice.
+    let redeem = r.entry(EntryKind::Redeem, "M-1", -600);
+    assert_eq!(redeem.sale_id.as_deref(), Some("S-2"));
+    let answer = upload(&s, &[redeem]);
+    assert_eq!(results(&answer), vec![EntryResult::Applied]);
+    assert_eq!(balance(&s, "M-1"), (400, 400));
+
+    // A released hold gives the points back.
+    s.place_hold(&hold(300, "S-7"), now()).unwrap();
+    assert_eq!(balance(&s, "M-1"), (400, 100));
+    let release = HoldRelease {
+        terminal_id: TERMINAL.into(),
+        sale_id: "S-7".into(),
+        program: "main".into(),
+    };
+    assert!(s.release_hold(&release).unwrap());
+    assert!(!s.release_hold(&release).unwrap());
+    assert_eq!(balance(&s, "M-1"), (400, 400));
+}
+
+#[test]
+fn holds_for_blocked_members_and_unknown_programs_are_refused() {
+    let s = central();
+    s.import_members(
+        &MembersSnapshot::parse(r#"{"members": [{"id": "M-B", "blocked": true}]}"#).unwrap(),
+    )
+    .unwrap();
+    let mut request = HoldRequest {
+        terminal_id: TERMINAL.into(),
+        member: "M-B".into(),
+        program: "main".into(),
+        sale_id: "S-1".into(),
+        points: 100,
+    };
+    assert_eq!(s.place_hold(&request, now()).unwrap(), HoldAnswer::Blocked);
+    request.program = "ghost".into();
+    assert!(matches!(
+        s.place_hold(&request, now()),
+        Err(CentralError::Invalid(_))
+    ));
+}
+
+#[test]
+fn member_and_catalog_changes_page_by_cursor() {
+    let s = central();
+    let members: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                r#"{{"id": "M-{i}", "cards": ["C-{i}"], "birthday": "1990-11-0{}"}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    s.import_members(
+        &MembersSnapshot::parse(&format!(r#"{{"members": [{}]}}"#, members.join(","))).unwrap(),
+    )
+    .unwrap();
+    let page = s.member_changes(0, 3).unwrap();
+    assert_eq!(page.changes.len(), 3);
+    assert!(page.more);
+    let rest = s.member_changes(page.next_cursor, 3).unwrap();
+    assert_eq!(rest.changes.len(), 2);
+    assert!(!rest.more);
+    let empty = s.member_changes(rest.next_cursor, 3).unwrap();
+    assert!(empty.changes.is_empty());
+    assert_eq!(empty.next_cursor, rest.next_cursor);
+
+    // A ledger upload changes M-3's balance: it shows up after the cursor.
+    let mut r = Register::new();
+    upload(&s, &[r.earn("C-3", 70)]);
+    let changed = s.member_changes(rest.next_cursor, 10).unwrap();
+    assert_eq!(changed.changes.len(), 1);
+    assert_eq!(changed.changes[0].id, "M-3");
+    assert_eq!(changed.changes[0].cards, vec!["C-3".to_string()]);
+    assert_eq!(changed.changes[0].programs["main"].available, 70);
+
+    s.import_catalog(
+        &CatalogSnapshot::parse(
+            r#"{"products": [{"sku": "1", "name": "Shoe", "category": "shoes", "price": "59.99"},
+                             {"sku": "2", "name": "Milk", "price": "1.09"}]}"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let catalog = s.catalog_changes(0, 10).unwrap();
+    assert_eq!(catalog.changes.len(), 2);
+    assert_eq!(catalog.changes[0].price.to_string(), "59.99");
+    assert!(
+        s.catalog_changes(catalog.next_cursor, 10)
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+}
+
+#[test]
+fn published_bundles_verify_with_the_public_key_and_tampered_ones_do_not() {
+    let s = SqliteStorage::open_in_memory().unwrap();
+    let k = key();
+    let text =
+        br#"{"version": 3, "programs": [{"id": "main", "currency": "EUR", "base_rate": "1"}]}"#;
+    let bundle = rules::prepare(text.to_vec(), BundleFormat::Json, &k).unwrap();
+    assert_eq!(bundle.programs, vec!["main".to_string()]);
+    s.publish_bundle(bundle, now()).unwrap();
+    let served = s.newest_bundle(None).unwrap().unwrap();
+    assert_eq!(served.bytes, text.to_vec());
+    verify_bundle(&served, &k.verifying_key(), Some(2)).unwrap();
+    let mut tampered = served.clone();
+    let at = tampered.bytes.len() - 5;
+    tampered.bytes[at] = b'2';
+    assert!(verify_bundle(&tampered, &k.verifying_key(), None).is_err());
+    assert!(s.newest_bundle(Some(3)).unwrap().is_none());
+
+    // Versions only go up; invalid bundles are refused before signing.
+    let same = rules::prepare(text.to_vec(), BundleFormat::Json, &k).unwrap();
+    assert!(matches!(
+        s.publish_bundle(same, now()),
+        Err(CentralError::Conflict(_))
+    ));
+    let invalid =
+        br#"{"version": 4, "programs": [{"id": "main", "currency": "EUR", "base_rate": "-1"}]}"#;
+    assert!(matches!(
+        rules::prepare(invalid.to_vec(), BundleFormat::Json, &k),
+        Err(CentralError::Invalid(_))
+    ));
+}
