@@ -50,7 +50,8 @@ pub enum ErrorKind {
     Arithmetic,
 }
 
-/// Every problem found in one input, in document order.
+/// Every problem found in one input: first the values that could not be
+/// read (in document order), then the rules they break (in document order).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct Error {
     kind: ErrorKind,
@@ -94,7 +95,7 @@ impl Error {
         self.kind
     }
 
-    /// Every problem, in document order.
+    /// Every problem: unreadable values first, then broken rules.
     pub fn problems(&self) -> &[Problem] {
         &self.problems
     }
@@ -130,6 +131,16 @@ impl Problems {
 
     pub(crate) fn extend(&mut self, other: Problems) {
         self.list.extend(other.list);
+    }
+
+    pub(crate) fn paths(&self) -> impl Iterator<Item = &str> {
+        self.list.iter().map(|problem| problem.path.as_str())
+    }
+
+    /// Keeps only the problems `keep(path, message)` accepts.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        self.list
+            .retain(|problem| keep(&problem.path, &problem.message));
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -60,7 +60,7 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
             _ => String::new(),
         };
         let context = context_of(text, format, &segments);
-        let message = format!("invalid {what}: {}", message.trim_end());
+        let message = message.trim_end().to_owned();
         Error::one(ErrorKind::Syntax, &path_text, &context, message)
     })
 }
