@@ -5,3 +5,5 @@
 
 pub mod agent_proc;
 pub mod bins;
+pub mod central_proc;
+pub mod proxy;

@@ -1,0 +1,239 @@
+//! Start a real `pos-central serve` process on a fresh state directory and
+//! drive it with its own command line (`terminal add`, `publish-rules`,
+//! `admin-get` ...), as an operator would.
+//!
+//! ```no_run
+//! # fn demo() -> anyhow::Result<()> {
+//! use pos_tests::central_proc::Central;
+//! let central = Central::start()?;           // TLS on 127.0.0.1, a free port
+//! let token = central.add_terminal("store-1-reg-1")?;
+//! central.publish_rules("examples/rules.json")?;
+//! let terminals = central.admin_get("/v1/admin/terminals")?;
+//! # Ok(()) }
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+use crate::bins;
+
+/// How long `start` waits for `serve` to print where it listens.
+pub const START_TIMEOUT_MS: u64 = 30_000;
+
+/// A central's state directory (a tempdir, removed on drop) and, while
+/// running, its `serve` process.
+pub struct Central {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// Base URL, e.g. `https://127.0.0.1:40123`.
+    pub url: String,
+    /// The address `serve` listens on.
+    pub addr: SocketAddr,
+    /// TLS (false with `--insecure-http`).
+    pub tls: bool,
+}
+
+impl Central {
+    /// `init` + `serve` with TLS on 127.0.0.1 (a free port).
+    pub fn start() -> Result<Central> {
+        Central::start_with(true)
+    }
+
+    /// `init` + `serve --insecure-http` on 127.0.0.1.
+    pub fn start_insecure() -> Result<Central> {
+        Central::start_with(false)
+    }
+
+    fn start_with(tls: bool) -> Result<Central> {
+        let dir = tempfile::tempdir().context("creating the central's tempdir")?;
+        let out = run(&[
+            "init",
+            "--dir",
+            dir.path().to_str().context("tempdir path is not UTF-8")?,
+        ])?;
+        if !out.status.success() {
+            bail!(
+                "pos-central init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut central = Central {
+            dir,
+            child: None,
+            url: String::new(),
+            addr: "127.0.0.1:0".parse().context("parsing an address")?,
+            tls,
+        };
+        central.serve("127.0.0.1:0")?;
+        Ok(central)
+    }
+
+    /// (Re)starts `serve`; `listen` may name the old port to come back on it.
+    pub fn serve(&mut self, listen: &str) -> Result<()> {
+        let mut cmd = Command::new(bins::path("pos-central"));
+        cmd.args(["serve", "--dir"])
+            .arg(self.dir.path())
+            .args(["--listen", listen])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if !self.tls {
+            cmd.arg("--insecure-http");
+        }
+        let mut child = cmd.spawn().context("spawning pos-central serve")?;
+        let stdout = child.stdout.take().context("serve has no stdout")?;
+        // Read the first line on a thread so a hung process cannot hang the test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_millis(START_TIMEOUT_MS))
+            .map_err(|_| anyhow!("pos-central serve did not say where it listens"));
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| anyhow!("unexpected first line from serve: {line:?}"))?
+            .to_string();
+        let hostport = url
+            .split("://")
+            .nth(1)
+            .ok_or_else(|| anyhow!("no scheme in {url:?}"))?;
+        self.addr = hostport
+            .parse()
+            .with_context(|| format!("address in {url:?}"))?;
+        self.url = url;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops `serve` with SIGKILL (the directory stays).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The development CA registers trust (`ca_file`).
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Runs `pos-central ARGS... --dir DIR` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> Result<Output> {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--dir");
+        all.push(
+            self.dir
+                .path()
+                .to_str()
+                .context("tempdir path is not UTF-8")?,
+        );
+        run(&all)
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.cli(args)?;
+        if !out.status.success() {
+            bail!(
+                "pos-central {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8(out.stdout).context("output is not UTF-8")
+    }
+
+    /// Registers a terminal and returns its token.
+    pub fn add_terminal(&self, id: &str) -> Result<String> {
+        Ok(self.cli_ok(&["terminal", "add", id])?.trim().to_string())
+    }
+
+    /// The base64 key registers verify bundles with.
+    pub fn public_key(&self) -> Result<String> {
+        Ok(self.cli_ok(&["public-key"])?.trim().to_string())
+    }
+
+    /// Publishes a bundle file through the admin API; returns the JSON answer.
+    pub fn publish_rules(&self, file: impl AsRef<Path>) -> Result<Value> {
+        let file = file
+            .as_ref()
+            .to_str()
+            .context("path is not UTF-8")?
+            .to_string();
+        json(&self.cli_ok(&["publish-rules", &file])?)
+    }
+
+    pub fn import_members(&self, file: impl AsRef<Path>) -> Result<Value> {
+        let file = file
+            .as_ref()
+            .to_str()
+            .context("path is not UTF-8")?
+            .to_string();
+        json(&self.cli_ok(&["import-members", &file])?)
+    }
+
+    pub fn import_catalog(&self, file: impl AsRef<Path>) -> Result<Value> {
+        let file = file
+            .as_ref()
+            .to_str()
+            .context("path is not UTF-8")?
+            .to_string();
+        json(&self.cli_ok(&["import-catalog", &file])?)
+    }
+
+    /// GET an admin path (`/v1/admin/...`) and parse the JSON.
+    pub fn admin_get(&self, path: &str) -> Result<Value> {
+        json(&self.cli_ok(&["admin-get", path])?)
+    }
+
+    /// `{"balance", "available", "pending"}` of a member in a program.
+    pub fn balance(&self, member: &str, program: &str) -> Result<Value> {
+        let answer = self.admin_get(&format!("/v1/admin/members/{member}"))?;
+        answer["programs"]
+            .get(program)
+            .cloned()
+            .ok_or_else(|| anyhow!("no program {program} in {answer}"))
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn run(args: &[&str]) -> Result<Output> {
+    let out = Command::new(bins::path("pos-central"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running pos-central {}", args.join(" ")))?;
+    Ok(out)
+}
+
+fn json(text: &str) -> Result<Value> {
+    serde_json::from_str(text.trim()).with_context(|| format!("not JSON: {text}"))
+}
