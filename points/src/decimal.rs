@@ -120,8 +120,16 @@ fn exact_mul(a: Decimal, b: Decimal) -> Option<Decimal> {
 
 /// `a + b`, exactly, or `None`.
 pub fn add(a: Decimal, b: Decimal) -> Option<Decimal> {
+    // rust_decimal returns the other operand untouched when one is zero,
+    // whatever the scales; that is exact.
+    if a.is_zero() {
+        return Some(b);
+    }
+    if b.is_zero() {
+        return Some(a);
+    }
     let sum = a.checked_add(b)?;
-    // The exact sum has the larger scale; a smaller one means it rounded.
+    // Otherwise the exact sum has the larger scale; a smaller one means it rounded.
     (sum.scale() >= a.scale().max(b.scale()) || sum.is_zero()).then_some(sum)
 }
 
@@ -181,6 +189,8 @@ mod tests {
     #[test]
     fn add_is_exact_or_none() {
         assert_eq!(add(dec!(0.1), dec!(0.02)), Some(dec!(0.12)));
+        assert_eq!(add(dec!(17926.405), dec!(0.0000)), Some(dec!(17926.405)));
+        assert_eq!(add(dec!(0.000), dec!(2.5)), Some(dec!(2.5)));
         assert_eq!(add(Decimal::MAX, dec!(1)), None);
         let big = dec!(79228162514264337593543950.33);
         assert_eq!(add(big, dec!(0.009)), None);
