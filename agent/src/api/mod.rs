@@ -1,0 +1,150 @@
+//! The local API for the POS application (agent spec §3): an axum router
+//! served on the Unix socket and, when configured, on loopback TCP.
+//!
+//! Layout: [`routes`] holds the handlers, [`extract`] the extractors that
+//! turn bad input into JSON errors, [`error`] the one error shape,
+//! [`events`] the SSE event bus, [`server`] the listeners, connection limit
+//! and graceful shutdown. [`router`] wires them and adds the cross-cutting
+//! layers: body limit, per-request timeout, metrics and the "every error is
+//! JSON" safety net.
+
+pub mod client;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod routes;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::error::{ApiError, ErrorCode};
+use crate::api::events::EventBus;
+use crate::api::extract::BodyLimitBytes;
+use crate::health::HealthState;
+use crate::metrics::Metrics;
+use crate::session::Session;
+use crate::store::Store;
+
+/// Longest a request may take to produce its answer's headers. Sale
+/// commits are milliseconds; this bounds a stuck store call. A commit that
+/// times out here may still complete in the store: the POS retries with the
+/// same `sale_id` and gets the committed answer (sales are idempotent).
+pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+
+/// Most `GET /v1/events` streams open at once: each holds a connection for
+/// as long as the POS listens, and they must not use up
+/// [`server::CONNECTIONS_MAX`].
+pub const EVENT_STREAMS_MAX: usize = 8;
+
+/// Everything a handler may touch. Cheap to clone (all shared).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub session: Arc<Session>,
+    pub events: EventBus,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<HealthState>,
+    /// Cancelled at shutdown: ends the event streams so connections drain.
+    pub shutdown: CancellationToken,
+    /// Permits for [`EVENT_STREAMS_MAX`].
+    pub event_streams: Arc<Semaphore>,
+}
+
+/// The whole API as one router.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/v1/health", get(routes::health))
+        .route("/v1/quote", post(routes::quote))
+        .route("/v1/sales", post(routes::commit_sale))
+        .route("/v1/sales/{sale_id}", get(routes::sale))
+        .route("/v1/sales/{sale_id}/returns", post(routes::commit_return))
+        .route("/v1/ledger", get(routes::ledger))
+        .route("/v1/members/{id_or_card}", get(routes::member))
+        .route("/v1/session", get(routes::session_view))
+        .route("/v1/session/start", post(routes::session_start))
+        .route("/v1/session/member", post(routes::session_member))
+        .route("/v1/session/add", post(routes::session_add))
+        .route("/v1/session/remove", post(routes::session_remove))
+        .route("/v1/session/clear", post(routes::session_clear))
+        .route("/v1/session/commit", post(routes::session_commit))
+        .route("/v1/sync", get(routes::sync_state))
+        .route("/v1/sync/now", post(routes::sync_now))
+        .route("/v1/events", get(routes::events))
+        .route("/metrics", get(routes::metrics))
+        .fallback(routes::no_route)
+        .method_not_allowed_fallback(routes::wrong_method)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(BodyLimitBytes(max_body_bytes)))
+        .layer(middleware::from_fn_with_state(metrics, observe))
+}
+
+/// Per request: the timeout, the JSON-error safety net, and metrics.
+async fn observe(
+    State(metrics): State<Arc<Metrics>>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = known_method(request.method());
+    let started = Instant::now();
+    let mut response =
+        match tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("no answer within {REQUEST_TIMEOUT_MS} ms; a sale may still have been committed: retry with the same sale_id"),
+            )
+            .into_response(),
+        };
+    // Safety net: an error answer that did not come from ApiError (a layer
+    // or a framework path we did not foresee) is rewritten into the JSON
+    // shape, keeping its status.
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error())
+        && response.extensions().get::<ErrorCode>().is_none()
+    {
+        let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+        let code = reason.replace([' ', '-'], "_");
+        response = ApiError::new(status, code, format!("{reason} ({route})")).into_response();
+    }
+    metrics.observe_request(
+        &route,
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        metrics.count_error(code);
+    }
+    response
+}
+
+/// The method as a metrics label; anything unusual is `other` so a client
+/// cannot invent label values.
+fn known_method(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}

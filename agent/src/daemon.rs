@@ -1,0 +1,265 @@
+//! The agent as a value: [`Daemon::start`] opens the store, binds the API
+//! and spawns its tasks; the returned [`Daemon`] is the handle with the
+//! readable state (health) and [`Daemon::shutdown`].
+//!
+//! No globals: the metrics registry, event bus, session and store belong to
+//! the instance, so one process (a test, the demo) can host several
+//! registers and a central side by side. Tasks — the API listeners now; the
+//! sync worker, device readers and watchdog later — meet only through
+//! channels and the store, and all stop on one [`CancellationToken`].
+//!
+//! Shutdown order: cancel (listeners stop accepting, event streams end),
+//! wait for in-flight requests within [`SHUTDOWN_TIMEOUT_MS`], remove the
+//! socket file (only if it is still ours), then close the store so its
+//! writer finishes the commands already queued.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pos_config::Config;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::events::EventBus;
+use crate::api::server::{self, ListenError, Listener, UnixSocket};
+use crate::api::{self, AppState};
+use crate::health::{Health, HealthState, SyncMode};
+use crate::metrics::Metrics;
+use crate::session::Session;
+use crate::store::{Store, StoreError, StoreOptions};
+
+/// Longest the whole shutdown waits for the API tasks (which drain their
+/// own connections within [`server::DRAIN_TIMEOUT_MS`]) before it closes
+/// the store regardless.
+pub const SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+
+/// Why the agent could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot open the store: {0}")]
+    Store(#[source] StoreError),
+    #[error("cannot listen: {0}")]
+    Listen(#[source] ListenError),
+    #[error("the store could not be closed cleanly: {0}")]
+    Close(#[source] StoreError),
+    #[error("a task of the agent failed: {0}")]
+    Task(String),
+}
+
+/// Everything needed to start an agent; [`DaemonOptions::from_config`]
+/// fills it from the config, tests may adjust it (e.g. the store's clock).
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub store: StoreOptions,
+    /// `[api] socket`.
+    pub socket: PathBuf,
+    /// `[api] listen`: optional TCP listener.
+    pub listen: Option<SocketAddr>,
+    /// `[api] max_body_bytes`.
+    pub max_body_bytes: usize,
+    /// `[terminal] timezone`: the session's commit time.
+    pub time_zone: jiff::tz::TimeZone,
+    /// Off without `[central]`.
+    pub sync: SyncMode,
+}
+
+impl DaemonOptions {
+    pub fn from_config(config: &Config) -> DaemonOptions {
+        let mut store = StoreOptions::new(
+            config.storage.path.clone(),
+            &config.terminal.id,
+            config.terminal.timezone.clone(),
+        );
+        if let Some(central) = &config.central {
+            store.member_fresh_secs = central.member_fresh_secs;
+        }
+        DaemonOptions {
+            store,
+            socket: config.api.socket.clone(),
+            listen: config.api.listen,
+            // The config bounds it to 16 MiB, which fits any usize we run on.
+            max_body_bytes: usize::try_from(config.api.max_body_bytes).unwrap_or(usize::MAX),
+            time_zone: config.terminal.timezone.clone(),
+            sync: if config.central.is_some() {
+                SyncMode::On
+            } else {
+                SyncMode::Off
+            },
+        }
+    }
+}
+
+/// A running agent.
+pub struct Daemon {
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    state: AppState,
+    socket_path: PathBuf,
+    socket_id: (u64, u64),
+    tcp_addr: Option<SocketAddr>,
+}
+
+impl Daemon {
+    /// Opens the store, binds the listeners and starts serving. Returns once
+    /// the store is open and the API listens (the moment for `READY=1`).
+    pub async fn start(options: DaemonOptions) -> Result<Daemon, DaemonError> {
+        let store_options = options.store.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(store_options))
+            .await
+            .map_err(|e| DaemonError::Task(format!("store open task: {e}")))?
+            .map_err(DaemonError::Store)?;
+        match Daemon::serve(options, store.clone()).await {
+            Ok(daemon) => Ok(daemon),
+            Err(error) => {
+                if let Err(close_error) = store.close().await {
+                    tracing::warn!(message = "Closing the store after a failed start failed.", %close_error);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn serve(options: DaemonOptions, store: Store) -> Result<Daemon, DaemonError> {
+        let unix = server::bind_unix(&options.socket).map_err(DaemonError::Listen)?;
+        let socket_id = unix.dev_ino();
+        let socket_path = unix.path.clone();
+        let tcp = match options.listen {
+            Some(addr) => match server::bind_tcp(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    UnixSocket::remove_file(&socket_path, socket_id);
+                    return Err(DaemonError::Listen(e));
+                }
+            },
+            None => None,
+        };
+        let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+
+        let shutdown = CancellationToken::new();
+        let events = EventBus::new();
+        let state = AppState {
+            store: store.clone(),
+            session: Arc::new(Session::new(
+                store.clone(),
+                events.clone(),
+                options.time_zone.clone(),
+            )),
+            events,
+            metrics: Arc::new(Metrics::new()),
+            health: Arc::new(HealthState::new(
+                store.terminal_id().to_string(),
+                options.sync,
+            )),
+            shutdown: shutdown.clone(),
+            event_streams: Arc::new(Semaphore::new(api::EVENT_STREAMS_MAX)),
+        };
+        let router = api::router(state.clone(), options.max_body_bytes);
+        let connections = Arc::new(Semaphore::new(server::CONNECTIONS_MAX));
+        let mut tasks = Vec::new();
+        let unix_listener = Listener::Unix(unix.listener);
+        tasks.push(spawn_until_cancelled(
+            server::serve(
+                unix_listener,
+                router.clone(),
+                connections.clone(),
+                shutdown.clone(),
+            ),
+            shutdown.clone(),
+        ));
+        if let Some(tcp) = tcp {
+            tasks.push(spawn_until_cancelled(
+                server::serve(Listener::Tcp(tcp), router, connections, shutdown.clone()),
+                shutdown.clone(),
+            ));
+        }
+        tracing::info!(
+            message = "API listening.",
+            socket = %socket_path.display(),
+            tcp = ?tcp_addr,
+            terminal = store.terminal_id(),
+        );
+        Ok(Daemon {
+            shutdown,
+            tasks,
+            state,
+            socket_path,
+            socket_id,
+            tcp_addr,
+        })
+    }
+
+    /// The API's Unix socket.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+
+    /// The bound TCP address, when `[api] listen` is set (port 0 resolved).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The store handle (for in-process hosts and tests).
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// This agent's metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+
+    /// A health snapshot, as `GET /v1/health` answers it.
+    pub async fn health(&self) -> Health {
+        api::routes::health_snapshot(&self.state).await
+    }
+
+    /// A token that stops the agent when cancelled (signal handlers, a
+    /// failing task). [`Daemon::shutdown`] still has to be awaited.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Resolves when something asked the agent to stop.
+    pub async fn stopping(&self) {
+        self.shutdown.cancelled().await;
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded), removes
+    /// the socket, closes the store.
+    pub async fn shutdown(self) -> Result<(), DaemonError> {
+        self.shutdown.cancel();
+        let wait_all = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(Duration::from_millis(SHUTDOWN_TIMEOUT_MS), wait_all)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                message = "API tasks did not stop in time.",
+                timeout_ms = SHUTDOWN_TIMEOUT_MS
+            );
+        }
+        UnixSocket::remove_file(&self.socket_path, self.socket_id);
+        self.state.store.close().await.map_err(DaemonError::Close)?;
+        tracing::info!(message = "Agent stopped.");
+        Ok(())
+    }
+}
+
+/// Spawns a task; if it ends before shutdown was asked for (it should run
+/// until then), the whole agent is asked to stop rather than limp on
+/// without its API.
+fn spawn_until_cancelled<F>(task: F, shutdown: CancellationToken) -> JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        task.await;
+        if !shutdown.is_cancelled() {
+            tracing::error!(message = "An API listener stopped unexpectedly; stopping the agent.");
+            shutdown.cancel();
+        }
+    })
+}

@@ -1,0 +1,236 @@
+//! What the agent reports about itself: `GET /v1/health`, `pos-agent
+//! status`, and (later) the systemd watchdog and `STATUS=` line.
+//!
+//! [`HealthState`] is the shared, cheap part (start time, sync mode,
+//! device states filled by the device tasks later); [`Health`] is one
+//! snapshot combined with the store's figures. Keeping the "is it alive"
+//! judgement here, in one place, lets the watchdog and the API agree.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::StoreStats;
+use crate::store::WriterHealth;
+
+/// The store writer counts as alive when it made progress (or idled on an
+/// empty queue) within this long. Its own heartbeat ticks far more often;
+/// the margin covers one slow fsync on a loaded machine.
+pub const WRITER_STALL_MS: u64 = 10_000;
+
+/// Sync worker state as health shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// No `[central]` in the config: the register runs standalone.
+    Off,
+    /// Configured; the worker (issue 4) reports details.
+    On,
+}
+
+/// One device as health shows it (filled by the device tasks, issue 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceHealth {
+    pub name: String,
+    /// `up`, `down` or `opening`.
+    pub state: String,
+}
+
+/// Shared health inputs of one agent instance.
+#[derive(Debug)]
+pub struct HealthState {
+    started: Instant,
+    terminal_id: String,
+    sync: SyncMode,
+    devices: Mutex<Vec<DeviceHealth>>,
+}
+
+/// The store part of a health snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    /// The writer thread runs and, when it has work, finished a command
+    /// within [`WRITER_STALL_MS`].
+    pub writer_alive: bool,
+    /// Milliseconds since the writer last finished a command.
+    pub writer_idle_ms: Option<u64>,
+    /// Why the store's figures could not be read, when they could not.
+    pub error: Option<String>,
+}
+
+/// `GET /v1/health` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`, or `degraded` when the store writer is not alive or the
+    /// store cannot be read.
+    pub status: String,
+    pub terminal_id: String,
+    pub version: String,
+    pub uptime_secs: u64,
+    pub sync: SyncHealth,
+    /// Ledger entries not yet accepted by central.
+    pub outbox_depth: u64,
+    /// Entries central rejected for good (kept with their reason).
+    pub dead_letters: u64,
+    /// Newest cached rules bundle version; `null` before the first import/sync.
+    pub rules_version: Option<u64>,
+    pub devices: Vec<DeviceHealth>,
+    pub store: StoreHealth,
+}
+
+/// Sync part of health (`GET /v1/sync` answers the same object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncHealth {
+    pub state: SyncMode,
+    /// Why it is in that state, for humans.
+    pub detail: String,
+}
+
+impl HealthState {
+    pub fn new(terminal_id: String, sync: SyncMode) -> Self {
+        HealthState {
+            started: Instant::now(),
+            terminal_id,
+            sync,
+            devices: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Replaces a device's state (device tasks call this).
+    pub fn set_device(&self, device: DeviceHealth) {
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        match devices.iter_mut().find(|d| d.name == device.name) {
+            Some(d) => *d = device,
+            None => devices.push(device),
+        }
+    }
+
+    pub fn sync(&self) -> SyncHealth {
+        match self.sync {
+            SyncMode::Off => SyncHealth {
+                state: SyncMode::Off,
+                detail: "no [central] in the config: the register runs standalone".to_string(),
+            },
+            SyncMode::On => SyncHealth {
+                state: SyncMode::On,
+                detail: "configured; the sync worker is not built yet".to_string(),
+            },
+        }
+    }
+
+    /// Combines the shared state with the store's figures and the writer's
+    /// heartbeat age into one snapshot.
+    pub fn snapshot(&self, stats: Result<StoreStats, String>, writer: WriterHealth) -> Health {
+        let writer_alive = writer.is_alive(Duration::from_millis(WRITER_STALL_MS));
+        let writer_idle_ms =
+            Some(u64::try_from(writer.since_progress.as_millis()).unwrap_or(u64::MAX));
+        let (stats, error) = match stats {
+            Ok(s) => (s, None),
+            Err(e) => (StoreStats::default(), Some(e)),
+        };
+        let status = if writer_alive && error.is_none() {
+            "ok"
+        } else {
+            "degraded"
+        };
+        Health {
+            status: status.to_string(),
+            terminal_id: self.terminal_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            sync: self.sync(),
+            outbox_depth: stats.unsynced_entries,
+            dead_letters: stats.dead_letters,
+            rules_version: stats.rules_version,
+            devices: self
+                .devices
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            store: StoreHealth {
+                writer_alive,
+                writer_idle_ms,
+                error,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(running: bool, pending: usize, since_progress_ms: u64) -> WriterHealth {
+        WriterHealth {
+            running,
+            pending,
+            since_progress: Duration::from_millis(since_progress_ms),
+        }
+    }
+
+    #[test]
+    fn stalled_or_stopped_writer_degrades_health() {
+        let h = HealthState::new("t".into(), SyncMode::Off);
+        let ok = h.snapshot(Ok(StoreStats::default()), writer(true, 1, 5));
+        assert_eq!(ok.status, "ok");
+        let idle = h.snapshot(
+            Ok(StoreStats::default()),
+            writer(true, 0, WRITER_STALL_MS * 100),
+        );
+        assert_eq!(idle.status, "ok", "an idle writer is alive");
+        let stalled = h.snapshot(
+            Ok(StoreStats::default()),
+            writer(true, 1, WRITER_STALL_MS + 1),
+        );
+        assert_eq!(stalled.status, "degraded");
+        assert!(!stalled.store.writer_alive);
+        let stopped = h.snapshot(Ok(StoreStats::default()), writer(false, 0, 0));
+        assert_eq!(stopped.status, "degraded");
+    }
+
+    #[test]
+    fn unreadable_store_degrades_health_and_says_why() {
+        let h = HealthState::new("t".into(), SyncMode::Off);
+        let snap = h.snapshot(Err("disk gone".into()), writer(true, 0, 0));
+        assert_eq!(snap.status, "degraded");
+        assert_eq!(snap.store.error.as_deref(), Some("disk gone"));
+    }
+
+    #[test]
+    fn store_figures_are_reported() {
+        let h = HealthState::new("t".into(), SyncMode::Off);
+        let stats = StoreStats {
+            unsynced_entries: 7,
+            dead_letters: 2,
+            rules_version: Some(12),
+            ..StoreStats::default()
+        };
+        let snap = h.snapshot(Ok(stats), writer(true, 0, 0));
+        assert_eq!(
+            (snap.outbox_depth, snap.dead_letters, snap.rules_version),
+            (7, 2, Some(12))
+        );
+        assert_eq!(snap.sync.state, SyncMode::Off);
+    }
+
+    #[test]
+    fn device_state_is_replaced_by_name() {
+        let h = HealthState::new("t".into(), SyncMode::Off);
+        h.set_device(DeviceHealth {
+            name: "a".into(),
+            state: "opening".into(),
+        });
+        h.set_device(DeviceHealth {
+            name: "a".into(),
+            state: "up".into(),
+        });
+        let snap = h.snapshot(Ok(StoreStats::default()), writer(true, 0, 0));
+        assert_eq!(
+            snap.devices,
+            vec![DeviceHealth {
+                name: "a".into(),
+                state: "up".into()
+            }]
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! Prometheus metrics of one agent instance, rendered in the text
+//! exposition format (`GET /metrics`).
+//!
+//! Hand-written rather than `prometheus-client` because: the set is small
+//! (three request families plus a few store figures), the registry must
+//! belong to the agent instance (several agents run in one test process, so
+//! no global registry), and the crates available model histograms with
+//! `f64` while this project keeps float arithmetic out entirely (latency
+//! is kept in whole microseconds and printed as exact decimal seconds).
+//! The text format itself is a few lines: `# HELP`, `# TYPE`, samples.
+//!
+//! Store figures (sales, points, unsynced entries) are read from the store
+//! at scrape time rather than counted here, so they survive restarts and can
+//! never disagree with the ledger.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram buckets, in microseconds. Sale
+/// commits are fsync-bound (about 0.4 ms to a few ms here); anything past
+/// 10 s has hit the request timeout anyway.
+pub const LATENCY_BUCKETS_US: [u64; 14] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 10_000_000,
+];
+
+/// Most distinct label sets per family. Routes and codes are bounded by the
+/// code, but a bug (or a future free-text label) must not grow memory
+/// without end: label sets past this are counted under `other`.
+pub const LABEL_SETS_MAX: usize = 512;
+
+/// Figures read from the store for one scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreFigures {
+    /// Sales committed.
+    pub sales: u64,
+    /// Points credited by sales (earn entries), summed.
+    pub points_earned: i64,
+    /// Points paid with (redeem entries), summed as a positive number.
+    pub points_redeemed: i64,
+    /// Ledger entries not yet accepted by central.
+    pub unsynced_entries: u64,
+    /// Entries central rejected for good.
+    pub dead_letters: u64,
+    /// Newest cached rules bundle version, if any.
+    pub rules_version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    /// Non-cumulative count per bucket of [`LATENCY_BUCKETS_US`].
+    buckets: [u64; LATENCY_BUCKETS_US.len()],
+    count: u64,
+    sum_us: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: BTreeMap<(String, String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+    errors: BTreeMap<String, u64>,
+}
+
+/// The metrics registry of one agent.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+fn bounded_key<K: Ord + Clone, V>(map: &BTreeMap<K, V>, key: K, other: K) -> K {
+    if map.contains_key(&key) || map.len() < LABEL_SETS_MAX {
+        key
+    } else {
+        other
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock can only be a bug in this module;
+        // the counters are still usable, so recover rather than poison the API.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one finished request. `route` is the matched route template
+    /// (`/v1/sales/{sale_id}`), never the raw path, to keep cardinality low.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let mut inner = self.lock();
+        let key = bounded_key(
+            &inner.requests,
+            (route.to_string(), method.to_string(), status),
+            ("other".to_string(), "other".to_string(), 0),
+        );
+        *inner.requests.entry(key).or_default() += 1;
+        let key = bounded_key(&inner.latency, route.to_string(), "other".to_string());
+        let h = inner.latency.entry(key).or_default();
+        if let Some(i) = LATENCY_BUCKETS_US.iter().position(|&b| us <= b) {
+            h.buckets[i] += 1;
+        }
+        h.count += 1;
+        h.sum_us = h.sum_us.saturating_add(us);
+    }
+
+    /// Counts one error answer by its API code.
+    pub fn count_error(&self, code: &str) {
+        let mut inner = self.lock();
+        let key = bounded_key(&inner.errors, code.to_string(), "other".to_string());
+        *inner.errors.entry(key).or_default() += 1;
+    }
+
+    /// How many error answers with `code` were given (for tests and health).
+    pub fn errors_with_code(&self, code: &str) -> u64 {
+        self.lock().errors.get(code).copied().unwrap_or(0)
+    }
+
+    /// The whole registry in Prometheus text format 0.0.4.
+    pub fn render(&self, store: Option<&StoreFigures>) -> String {
+        let mut out = String::new();
+        if let Some(s) = store {
+            family(
+                &mut out,
+                "pos_agent_sales_total",
+                "counter",
+                "Sales committed in this register's store.",
+            );
+            let _ = writeln!(out, "pos_agent_sales_total {}", s.sales);
+            family(
+                &mut out,
+                "pos_agent_points_earned_total",
+                "counter",
+                "Points earned by committed sales (earn entries).",
+            );
+            let _ = writeln!(out, "pos_agent_points_earned_total {}", s.points_earned);
+            family(
+                &mut out,
+                "pos_agent_points_redeemed_total",
+                "counter",
+                "Points paid with on committed sales (redeem entries).",
+            );
+            let _ = writeln!(out, "pos_agent_points_redeemed_total {}", s.points_redeemed);
+            family(
+                &mut out,
+                "pos_agent_unsynced_entries",
+                "gauge",
+                "Ledger entries not yet accepted by central (outbox depth).",
+            );
+            let _ = writeln!(out, "pos_agent_unsynced_entries {}", s.unsynced_entries);
+            family(
+                &mut out,
+                "pos_agent_dead_letters",
+                "gauge",
+                "Ledger entries central rejected for good.",
+            );
+            let _ = writeln!(out, "pos_agent_dead_letters {}", s.dead_letters);
+            family(
+                &mut out,
+                "pos_agent_rules_version",
+                "gauge",
+                "Newest cached rules bundle version (0: none).",
+            );
+            let _ = writeln!(
+                out,
+                "pos_agent_rules_version {}",
+                s.rules_version.unwrap_or(0)
+            );
+        }
+        let inner = self.lock();
+        family(
+            &mut out,
+            "pos_agent_http_requests_total",
+            "counter",
+            "API requests answered, by route, method and status.",
+        );
+        for ((route, method, status), n) in &inner.requests {
+            let _ = writeln!(
+                out,
+                "pos_agent_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+                escape(route),
+                escape(method)
+            );
+        }
+        family(
+            &mut out,
+            "pos_agent_http_request_duration_seconds",
+            "histogram",
+            "API request latency until the answer's headers, by route.",
+        );
+        for (route, h) in &inner.latency {
+            let route = escape(route);
+            let mut cumulative = 0u64;
+            for (bound, n) in LATENCY_BUCKETS_US.iter().zip(h.buckets.iter()) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "pos_agent_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}\"}} {cumulative}",
+                    seconds(*bound)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "pos_agent_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "pos_agent_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                seconds(h.sum_us)
+            );
+            let _ = writeln!(
+                out,
+                "pos_agent_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        family(
+            &mut out,
+            "pos_agent_api_errors_total",
+            "counter",
+            "API error answers, by error code.",
+        );
+        for (code, n) in &inner.errors {
+            let _ = writeln!(
+                out,
+                "pos_agent_api_errors_total{{code=\"{}\"}} {n}",
+                escape(code)
+            );
+        }
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Microseconds as exact decimal seconds (`1500` → `0.0015`), without floats.
+fn seconds(us: u64) -> String {
+    let whole = us / 1_000_000;
+    let frac = us % 1_000_000;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{frac:06}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Label value escaping of the text format: backslash, quote, newline.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_exact_decimals() {
+        assert_eq!(seconds(250), "0.00025");
+        assert_eq!(seconds(1_000_000), "1");
+        assert_eq!(seconds(2_500_000), "2.5");
+        assert_eq!(seconds(0), "0");
+    }
+
+    #[test]
+    fn histogram_is_cumulative_and_counts_match() {
+        let m = Metrics::new();
+        m.observe_request("/v1/sales", "POST", 200, Duration::from_micros(300));
+        m.observe_request("/v1/sales", "POST", 200, Duration::from_micros(3_000));
+        m.observe_request("/v1/sales", "POST", 409, Duration::from_secs(60));
+        let text = m.render(None);
+        assert!(text.contains(
+            "pos_agent_http_request_duration_seconds_bucket{route=\"/v1/sales\",le=\"0.00025\"} 0"
+        ));
+        assert!(text.contains(
+            "pos_agent_http_request_duration_seconds_bucket{route=\"/v1/sales\",le=\"0.0005\"} 1"
+        ));
+        assert!(text.contains(
+            "pos_agent_http_request_duration_seconds_bucket{route=\"/v1/sales\",le=\"0.005\"} 2"
+        ));
+        assert!(text.contains(
+            "pos_agent_http_request_duration_seconds_bucket{route=\"/v1/sales\",le=\"10\"} 2"
+        ));
+        assert!(text.contains(
+            "pos_agent_http_request_duration_seconds_bucket{route=\"/v1/sales\",le=\"+Inf\"} 3"
+        ));
+        assert!(
+            text.contains(
+                "pos_agent_http_request_duration_seconds_sum{route=\"/v1/sales\"} 60.0033"
+            )
+        );
+        assert!(text.contains(
+            "pos_agent_http_requests_total{route=\"/v1/sales\",method=\"POST\",status=\"409\"} 1"
+        ));
+    }
+
+    #[test]
+    fn label_sets_are_bounded() {
+        let m = Metrics::new();
+        for i in 0..(LABEL_SETS_MAX + 10) {
+            m.count_error(&format!("code_{i}"));
+        }
+        assert_eq!(m.errors_with_code("other"), 10);
+        assert_eq!(m.lock().errors.len(), LABEL_SETS_MAX + 1);
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
