@@ -94,6 +94,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Quote { rules, basket } => commands::quote::run(&rules, &basket),
+        Command::Run { config } => commands::run::run(&config),
+        Command::Status { config } => commands::status::run(&config),
         other => Err(Failure::Other(anyhow::anyhow!(
             "`{}` is not built yet",
             command_name(&other)

@@ -2,6 +2,8 @@
 //! maps bad input to exit code 2 and everything else to 1.
 
 pub mod quote;
+pub mod run;
+pub mod status;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,89 @@
+//! `pos-agent status --config PATH`: a human summary from the running
+//! daemon, asked over its socket: sync state, outbox depth, dead letters,
+//! devices, rules version. Shows no secrets (health carries none).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use pos_agent::api::client;
+use pos_agent::health::{Health, SyncMode};
+use pos_config::Config;
+
+use crate::commands::{Failure, bad_input, other};
+
+pub fn run(config_path: &Path) -> Result<(), Failure> {
+    let config = Config::load(config_path).map_err(|e| bad_input(anyhow!("{e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(other)?;
+    let socket = config.api.socket.clone();
+    let (status, body) = runtime
+        .block_on(client::request(&socket, "GET", "/v1/health", None))
+        .map_err(|e| other(anyhow!("{e}")))?;
+    if status != 200 {
+        return Err(other(anyhow!(
+            "the agent answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
+    }
+    let health: Health = serde_json::from_slice(&body)
+        .context("the agent's health answer is not what this pos-agent expects")
+        .map_err(other)?;
+    print!("{}", summary(&health, &socket));
+    Ok(())
+}
+
+/// The summary text, one fact per line.
+fn summary(h: &Health, socket: &Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pos-agent {} on terminal {} ({})",
+        h.version,
+        h.terminal_id,
+        socket.display()
+    );
+    let _ = writeln!(
+        out,
+        "status:        {} (up {})",
+        h.status,
+        uptime(h.uptime_secs)
+    );
+    let sync = match h.sync.state {
+        SyncMode::Off => "off",
+        SyncMode::On => "on",
+    };
+    let _ = writeln!(out, "sync:          {sync}: {}", h.sync.detail);
+    let _ = writeln!(out, "outbox:        {} unsynced entries", h.outbox_depth);
+    let _ = writeln!(out, "dead letters:  {}", h.dead_letters);
+    let rules = h.rules_version.map_or_else(
+        || "none (import a bundle or sync)".to_string(),
+        |v| v.to_string(),
+    );
+    let _ = writeln!(out, "rules version: {rules}");
+    if h.devices.is_empty() {
+        let _ = writeln!(out, "devices:       none");
+    } else {
+        let _ = writeln!(out, "devices:");
+        for d in &h.devices {
+            let _ = writeln!(out, "  {:<20} {}", d.name, d.state);
+        }
+    }
+    let writer = if h.store.writer_alive {
+        "alive"
+    } else {
+        "NOT ALIVE"
+    };
+    let _ = writeln!(out, "store writer:  {writer}");
+    if let Some(error) = &h.store.error {
+        let _ = writeln!(out, "store error:   {error}");
+    }
+    out
+}
+
+fn uptime(secs: u64) -> String {
+    format!("{}h{:02}m{:02}s", secs / 3600, secs / 60 % 60, secs % 60)
+}
