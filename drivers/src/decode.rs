@@ -15,13 +15,14 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
+use zeroize::Zeroizing;
 
 use crate::aim::{Carrier, Symbology, split_aim};
 use crate::check_digit::verify_gs1;
 use crate::error::{Error, Result};
 use crate::gs1::{self, ElementStrings, GS};
 use crate::gtin::{expand_upce, normalise_gtin14};
-use crate::payment_card::is_payment_card;
+use crate::payment_card::{contains_pan, has_track1_format_b, is_payment_card};
 use crate::track::parse_tracks;
 use crate::variable_measure::{VariableMeasure, VariableMeasureLayout};
 
@@ -257,11 +258,39 @@ pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
         }
     };
     let carrier = aim.map(|a| a.carrier());
+    let gs1 = match carrier {
+        Some(Carrier::Gs1(symbology)) => Some((symbology, gs1::parse_scan_data(body))),
+        None if body.starts_with('(') => Some((Symbology::Gs1, gs1::parse_bracketed(body))),
+        None if body.contains(GS) => Some((Symbology::Gs1, gs1::parse_scan_data(body))),
+        _ => None,
+    };
     // The guard reads the body: a digit AIM modifier (`]C0`) must not join the number.
-    if is_payment_card(body, is_gtin_scan(carrier, body)) {
+    // GS1 element strings that parse are searched element by element, free-text elements
+    // only (the value, and AI + value, since a card number read as GS1 may start with an
+    // AI such as 400): numeric elements are defined numbers (a 392n price "3928…" would
+    // otherwise hit the Diners range 39). Known gap, accepted: a card number that is
+    // exactly one valid numeric element (e.g. 41x + 13 digits with a valid GS1 check
+    // digit) inside a GS1-flagged symbol is not caught; card numbers are not printed so.
+    let payment = match &gs1 {
+        Some((_, Ok(parsed))) => {
+            has_track1_format_b(body)
+                || parsed.ais.iter().any(|(ai, value)| {
+                    !gs1::is_numeric_ai(ai)
+                        && (contains_pan(value)
+                            || contains_pan(&Zeroizing::new(format!("{ai}{value}"))))
+                })
+        }
+        _ => is_payment_card(body, is_gtin_scan(carrier, body)),
+    };
+    if payment {
         return Decoded::PaymentCard;
     }
     let aim_text = aim.map(|a| a.text());
+    if let Some((symbology, parsed)) = gs1 {
+        let mut reading = Reading::new(symbology, aim_text);
+        reading.gs1_data = aim.is_some_and(|a| a.is_gs1());
+        return Decoded::Reading(Box::new(element_strings(reading, body, parsed)));
+    }
     if body.is_empty() {
         let error = Error::Length {
             what: "scan data".into(),
@@ -309,9 +338,12 @@ fn decode_body(
 ) -> Reading {
     match carrier {
         Some(Carrier::Gs1(symbology)) => {
-            let mut reading = Reading::new(symbology, aim);
-            reading.gs1_data = true;
-            element_strings(reading, body, gs1::parse_scan_data(body))
+            // Decoded by the caller; kept total for the match.
+            element_strings(
+                Reading::new(symbology, aim),
+                body,
+                gs1::parse_scan_data(body),
+            )
         }
         Some(Carrier::EanUpc) => ean_upc(aim, body, true, settings),
         Some(Carrier::Ean8) => {
@@ -349,13 +381,7 @@ fn decode_body(
         Some(Carrier::Itf) => text(Reading::new(Symbology::Itf, aim), body),
         Some(Carrier::Other(symbology)) => text(Reading::new(symbology, aim), body),
         None => {
-            if body.starts_with('(') {
-                let reading = Reading::new(Symbology::Gs1, None);
-                element_strings(reading, body, gs1::parse_bracketed(body))
-            } else if body.contains(GS) {
-                let reading = Reading::new(Symbology::Gs1, None);
-                element_strings(reading, body, gs1::parse_scan_data(body))
-            } else if all_digits(body) && matches!(body.len(), 8 | 12 | 13) {
+            if all_digits(body) && matches!(body.len(), 8 | 12 | 13) {
                 ean_upc(None, body, false, settings)
             } else if all_digits(body) && body.len() == 14 {
                 gtin(Reading::new(Symbology::Itf14, None), "GTIN-14", body, 14)
@@ -404,7 +430,8 @@ fn gtin(mut reading: Reading, what: &str, body: &str, len: usize) -> Reading {
 }
 
 /// EAN-13, UPC-A or UPC-E by length. `upce_if_8`: an 8-digit `]E0` is a UPC-E (EAN-8 has
-/// its own `]E4`); without an identifier 8 digits are read as EAN-8.
+/// its own `]E4`); without an identifier 8 digits are read as EAN-8, or as UPC-E when only
+/// that check digit fits.
 fn ean_upc(aim: Option<String>, body: &str, upce_if_8: bool, settings: &DecodeSettings) -> Reading {
     match body.len() {
         13 => {
@@ -437,7 +464,16 @@ fn ean_upc(aim: Option<String>, body: &str, upce_if_8: bool, settings: &DecodeSe
                 Err(error) => reading.invalid(&error, body),
             }
         }
-        8 => gtin(Reading::new(Symbology::Ean8, aim), "EAN-8", body, 8),
+        8 => {
+            let ean8 = gtin(Reading::new(Symbology::Ean8, aim.clone()), "EAN-8", body, 8);
+            // Without an identifier, 8 digits that fail as EAN-8 but pass as UPC-E are
+            // read as UPC-E; when both pass, EAN-8 wins (the commoner symbol in Europe).
+            if !ean8.valid && expand_upce(body).is_ok() {
+                ean_upc(aim, body, true, settings)
+            } else {
+                ean8
+            }
+        }
         n => Reading::new(Symbology::Ean13, aim).invalid(
             &Error::Length {
                 what: "EAN/UPC".into(),
@@ -581,6 +617,11 @@ mod tests {
         assert_eq!(upce["gtin"], "00042100005264");
         assert_eq!(barcode("]I110614141000415")["gtin"], "10614141000415");
         assert_eq!(barcode("]E3400638133393112")["addon"], "12");
+        // Bare 8 digits: EAN-8 when its check digit fits, else UPC-E when that fits.
+        assert_eq!(barcode("96385074")["symbology"], "ean8");
+        assert_eq!(barcode("04252614")["symbology"], "upce");
+        assert_eq!(barcode("04252615")["symbology"], "ean8");
+        assert_eq!(barcode("04252615")["valid"], false);
     }
 
     #[test]
@@ -603,6 +644,25 @@ mod tests {
         let bad = barcode("]Q30109501101530003\u{1d}17261331");
         assert_eq!(bad["valid"], false);
         assert!(bad["error"].as_str().unwrap().contains("(17)"));
+    }
+
+    #[test]
+    fn gs1_numeric_elements_are_not_card_numbers_but_text_elements_are_searched() {
+        // "3928" + 13 digits is 17 digits in the Diners range 39 and passes Luhn.
+        let price = barcode("]C139281036423151572");
+        assert_eq!(price["valid"], true, "{price}");
+        assert_eq!(price["values"]["3928"], "10364.23151572");
+        let pan = synthetic_pan("4", 16);
+        assert_eq!(
+            barcode(&format!("]C10109501101530003\u{1d}21{pan}")),
+            json!({"payment_card": true})
+        );
+        assert_eq!(
+            barcode(&format!("(10){pan}")),
+            json!({"payment_card": true})
+        );
+        // Unparseable GS1 data falls back to the whole-body search.
+        assert_eq!(barcode(&format!("]C1{pan}")), json!({"payment_card": true}));
     }
 
     #[test]

@@ -175,6 +175,12 @@ fn lookup(s: &str) -> Option<AiSpec> {
     Some(spec)
 }
 
+/// True for a known AI whose value is digits only (GTINs, dates, measures, prices):
+/// such values are defined numbers, never free text that could carry a card number.
+pub fn is_numeric_ai(ai: &str) -> bool {
+    lookup(ai).is_some_and(|spec| spec.ai_len == ai.len() && spec.charset == Charset::Numeric)
+}
+
 /// True when the AI's first two digits are in the predefined-length table (§7.8.5,
 /// Figure 7.8.5-2), so no FNC1 separator follows it.
 fn predefined_length(ai: &str) -> bool {

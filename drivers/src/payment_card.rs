@@ -14,6 +14,9 @@
 //! check digit. GTINs of German products start with 40–44 and about one in ten would
 //! otherwise pass Luhn as "Visa"; 13-digit Visa numbers are no longer issued.
 //!
+//! GS1 element strings that parse are searched element by element rather than as one
+//! run of digits (see `decode_barcode`): concatenated numeric elements are not a number.
+//!
 //! Copies of candidate digits are held in [`Zeroizing`] buffers and wiped when dropped.
 
 use zeroize::Zeroizing;
