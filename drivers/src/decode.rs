@@ -537,6 +537,27 @@ pub fn decode_track(data: &str, settings: &DecodeSettings) -> Decoded {
     Decoded::Reading(Box::new(reading))
 }
 
+/// What `pos-agent decode` is asked to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeKind {
+    /// `pos-agent decode barcode DATA`: GS spellings are unescaped first.
+    Barcode,
+    /// `pos-agent decode track DATA`: taken as is (`^` is track 1's field separator).
+    Track,
+}
+
+/// Everything `pos-agent decode` does before printing: the CLI prints
+/// `serde_json::to_string(&decode_command(kind, data, settings))`.
+pub fn decode_command(kind: DecodeKind, data: &str, settings: &DecodeSettings) -> Decoded {
+    match kind {
+        DecodeKind::Barcode => {
+            let unescaped = Zeroizing::new(unescape_cli_data(data));
+            decode_barcode(&unescaped, settings)
+        }
+        DecodeKind::Track => decode_track(data, settings),
+    }
+}
+
 /// Turns the GS spellings usable on a command line into the GS byte (0x1D), for
 /// `pos-agent decode barcode DATA`: `\x1d` (any case of the hex digits), `<GS>` (any
 /// case) and `^]` (the caret notation of Ctrl+]). Use for barcodes only: in track 1 data
@@ -766,6 +787,18 @@ mod tests {
                 .to_string()
                 .contains("variable_measure[0]")
         );
+    }
+
+    #[test]
+    fn decode_command_unescapes_barcodes_only() {
+        let gs1 = decode_command(
+            DecodeKind::Barcode,
+            "]C10109501101530003<GS>10ABC",
+            &settings(),
+        );
+        assert_eq!(serde_json::to_value(&gs1).unwrap()["ais"]["10"], "ABC");
+        let swipe = decode_command(DecodeKind::Track, "%NA^]B?", &settings());
+        assert_eq!(serde_json::to_value(&swipe).unwrap()["data"], "NA^]B");
     }
 
     #[test]
