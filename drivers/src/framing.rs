@@ -66,13 +66,23 @@ pub enum DiscardReason {
     MissingPrefix,
 }
 
-/// One output of the framer.
-#[derive(Debug, PartialEq, Eq)]
+/// One output of the framer. `Debug` shows a frame's length, never its bytes: a frame
+/// may be a payment card swipe until the decoder has looked at it.
+#[derive(PartialEq, Eq)]
 pub enum FrameEvent {
     /// A complete frame: prefix and terminator removed. Zeroed when dropped.
     Frame(Zeroizing<Vec<u8>>),
     /// A frame was discarded.
     Discarded(DiscardReason),
+}
+
+impl std::fmt::Debug for FrameEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameEvent::Frame(bytes) => write!(f, "Frame({} bytes)", bytes.len()),
+            FrameEvent::Discarded(reason) => f.debug_tuple("Discarded").field(reason).finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +93,7 @@ enum State {
     Skipping,
 }
 
-/// The framing state machine for one device.
-#[derive(Debug)]
+/// The framing state machine for one device. `Debug` leaves out the buffered bytes.
 pub struct Framer {
     terminators: Terminators,
     prefix: Vec<u8>,
@@ -97,6 +106,17 @@ pub struct Framer {
     /// When the last byte arrived, while a frame is open or bytes are being skipped;
     /// `None` when there is nothing to time out.
     open_since_last_byte: Option<Instant>,
+}
+
+impl std::fmt::Debug for Framer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Framer")
+            .field("terminators", &self.terminators)
+            .field("prefix_bytes", &self.prefix.len())
+            .field("buffered_bytes", &self.buf.len())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Framer {
@@ -374,6 +394,19 @@ mod tests {
             out.into_iter().map(as_result).collect::<Vec<_>>(),
             vec![ok("IAL")]
         );
+    }
+
+    #[test]
+    fn debug_output_never_shows_frame_bytes() {
+        let mut f = Framer::new(Suffix::Cr, vec![], STALL);
+        let mut out = Vec::new();
+        f.push(b"SECRET1\rSECRET2", Instant::now(), &mut out);
+        let debug = format!("{f:?} {out:?}");
+        assert!(
+            !debug.contains("SECRET") && !debug.contains("83, 69"),
+            "{debug}"
+        );
+        assert!(debug.contains("Frame(7 bytes)"), "{debug}");
     }
 
     #[test]

@@ -95,8 +95,9 @@ const fn with_check(spec: AiSpec) -> AiSpec {
 /// The AI at the start of `s` and its rules, if it is one we know.
 ///
 /// Covers the AIs named in the agent spec (00, 01, 02, 10, 11–17, 21, 310n, 392n, 8018)
-/// and the common retail and logistics ones next to them. AI 14 is not assigned by GS1,
-/// so it is unknown here.
+/// and the common retail and logistics ones next to them: 03, 20, 22, 235, 240, 241,
+/// 243, 250, 251, 254, 30, 31nn–36nn, 37, 390n–395n, 400–403, 410–417, 420, 422, 7003,
+/// 8004, 8005, 8012, 8017, 8020, 90–99. AI 14 is not assigned by GS1, so it is unknown.
 fn lookup(s: &str) -> Option<AiSpec> {
     use Charset::{Cset82, Numeric};
     let b = s.as_bytes();
@@ -114,6 +115,7 @@ fn lookup(s: &str) -> Option<AiSpec> {
         (b'2', b'1' | b'2') => var(2, Cset82, 20),
         (b'2', b'3') if digit(2)? == b'5' => var(3, Cset82, 28),
         (b'2', b'4') if matches!(digit(2)?, b'0' | b'1') => var(3, Cset82, 30),
+        (b'2', b'4') if digit(2)? == b'3' => var(3, Cset82, 20),
         (b'2', b'5') if matches!(digit(2)?, b'0' | b'1') => var(3, Cset82, 30),
         (b'2', b'5') if digit(2)? == b'4' => var(3, Cset82, 20),
         (b'3', b'0') => var(2, Numeric, 8),
@@ -136,16 +138,26 @@ fn lookup(s: &str) -> Option<AiSpec> {
                 ..fixed_numeric(4, 6)
             }
         }
-        (b'3', b'9') => match digit(2)? {
-            b'0' | b'2' => {
-                digit(3)?;
-                AiSpec {
+        (b'3', b'9') => {
+            let n = digit(3)?;
+            match digit(2)? {
+                // Amount payable (390n) and price (392n), single monetary area.
+                b'0' | b'2' => AiSpec {
                     implied_decimals: true,
                     ..var(4, Numeric, 15)
-                }
+                },
+                // The same with an ISO 4217 currency code first: N3 + N..15.
+                b'1' | b'3' => AiSpec {
+                    min: 4,
+                    ..var(4, Numeric, 18)
+                },
+                // Percentage discount of a coupon, n 0-3.
+                b'4' if n <= b'3' => fixed_numeric(4, 4),
+                // Price per unit of measure, n 0-5.
+                b'5' if n <= b'5' => fixed_numeric(4, 6),
+                _ => return None,
             }
-            _ => return None,
-        },
+        }
         (b'4', b'0') => match digit(2)? {
             b'0' | b'1' | b'3' => var(3, Cset82, 30),
             b'2' => with_check(fixed_numeric(3, 17)),
@@ -164,6 +176,7 @@ fn lookup(s: &str) -> Option<AiSpec> {
         (b'8', b'0') => match (digit(2)?, digit(3)?) {
             (b'0', b'4') => var(4, Cset82, 30),
             (b'0', b'5') => fixed_numeric(4, 6),
+            (b'1', b'2') => var(4, Cset82, 20),
             (b'1', b'7' | b'8') => with_check(fixed_numeric(4, 18)),
             (b'2', b'0') => var(4, Cset82, 25),
             _ => return None,
@@ -460,6 +473,19 @@ mod tests {
         assert!(
             parse_scan_data("3106000125").is_err(),
             "310n has n 0-5 only"
+        );
+    }
+
+    #[test]
+    fn other_monetary_ais() {
+        let parsed = parse_scan_data("3932978001250\u{1d}39410050\u{1d}3955001234").unwrap();
+        assert_eq!(parsed.ais["3932"], "978001250");
+        assert_eq!(parsed.ais["3941"], "0050");
+        assert_eq!(parsed.ais["3955"], "001234");
+        assert!(parse_scan_data("3944001").is_err(), "394n has n 0-3");
+        assert!(
+            parse_scan_data("3932978").is_err(),
+            "currency without amount"
         );
     }
 

@@ -2,8 +2,8 @@
 //! it is stored, logged or sent anywhere (PCI DSS keeps card numbers out of this system).
 //!
 //! A scan or swipe is a payment card when it holds
-//! * ISO/IEC 7813 track 1 in format B (`%B` + digits, or `B` + digits + `^` when the
-//!   reader strips sentinels), whatever the number; or
+//! * ISO/IEC 7813 track 1 in format B (`%B` + account number + `^`, or the same without
+//!   `%` at the start when the reader strips sentinels), whatever the number; or
 //! * a primary account number: 13–19 digits (optionally grouped by single spaces or
 //!   dashes, as printed) that pass Luhn and start with a card-brand IIN range.
 //!
@@ -89,18 +89,35 @@ pub fn contains_pan(text: &str) -> bool {
     false
 }
 
-/// True when `text` holds ISO/IEC 7813 track 1 in format B: `%B` followed by a digit,
-/// or (sentinel stripped) `B`, 1–19 digits and `^` at the start.
+/// Longest account-number field of track 1 format B: 19 digits plus the spaces some
+/// issuers embed.
+const TRACK1_PAN_FIELD_CHARS_MAX: usize = 24;
+
+/// True when `at` starts `B`, a digit, up to [`TRACK1_PAN_FIELD_CHARS_MAX`] digits or
+/// spaces in all, and the `^` field separator: the start of a format B track 1.
+fn format_b_at(at: &[u8]) -> bool {
+    if at.first() != Some(&b'B') || !at.get(1).is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
+    let field = at[1..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || **b == b' ')
+        .count();
+    field <= TRACK1_PAN_FIELD_CHARS_MAX && at.get(1 + field) == Some(&b'^')
+}
+
+/// True when `text` holds ISO/IEC 7813 track 1 in format B: `%B`, the account number
+/// field and `^`, anywhere; or the same without the `%` sentinel at the start (readers
+/// that strip sentinels). The `^` is required so that text such as a GS1 batch "%B0"
+/// is no false alarm; a format B track without it still has its number checked by
+/// [`contains_pan`].
 pub fn has_track1_format_b(text: &str) -> bool {
     let bytes = text.as_bytes();
     let sentinel = bytes
-        .windows(3)
-        .any(|w| w[0] == b'%' && w[1] == b'B' && w[2].is_ascii_digit());
-    let stripped = bytes.first() == Some(&b'B') && {
-        let digits = bytes[1..].iter().take_while(|b| b.is_ascii_digit()).count();
-        (1..=PAN_DIGITS_MAX).contains(&digits) && bytes.get(1 + digits) == Some(&b'^')
-    };
-    sentinel || stripped
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| w == b"%B" && format_b_at(&bytes[i + 1..]));
+    sentinel || format_b_at(bytes)
 }
 
 /// The guard for one scan or swipe: true means "payment card, drop it".
@@ -178,9 +195,12 @@ mod tests {
     #[test]
     fn track1_format_b() {
         assert!(has_track1_format_b("%B1234^DOE/J^2512?"));
+        assert!(has_track1_format_b("x;%B1234 5678^DOE/J^2512?"));
         assert!(has_track1_format_b("B1234^DOE/J^2512"));
         assert!(!has_track1_format_b("%A1234^X?"));
         assert!(!has_track1_format_b("BOX^"));
+        assert!(!has_track1_format_b("LOT%B0"), "no field separator");
+        assert!(!has_track1_format_b("%B^"), "no account number");
         assert!(is_payment_card("%B1^X?", true), "format B is never exempt");
     }
 

@@ -11,8 +11,7 @@ use zeroize::Zeroizing;
 /// scanner gives one scan per window, and two identical items scanned one after the
 /// other (which takes a cashier longer than the default 300 ms) both count.
 /// Payment-card frames never reach this (they are dropped before), and the remembered
-/// frame is zeroed when replaced.
-#[derive(Debug)]
+/// frame is zeroed when replaced. No `Debug`: it would print the remembered frame.
 pub(crate) struct Dedup {
     window: Duration,
     last: Option<(Zeroizing<Vec<u8>>, Instant)>,
