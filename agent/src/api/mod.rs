@@ -7,6 +7,49 @@
 //! and graceful shutdown. [`router`] wires them and adds the cross-cutting
 //! layers: body limit, per-request timeout, metrics and the "every error is
 //! JSON" safety net.
+//!
+//! # Routes
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `GET /v1/health` | | [`crate::health::Health`]; always 200, `status` is `ok` or `degraded` |
+//! | `POST /v1/quote` | [`crate::model::QuoteRequest`] | the quote (points spec §4); no side effect |
+//! | `POST /v1/sales` | [`crate::model::SaleRequest`] | [`crate::model::SaleAnswer`], replayed byte for byte for the same `sale_id` and content |
+//! | `GET /v1/sales/{sale_id}` | | [`crate::model::SaleRecord`] |
+//! | `POST /v1/sales/{sale_id}/returns` | [`crate::model::ReturnRequest`] | [`crate::model::ReturnAnswer`], idempotent by `return_id` |
+//! | `GET /v1/ledger?from_seq=N&limit=M` | | `{"entries": [...], "next_from_seq": N or null}`; `limit` 1..=1000, default 100 |
+//! | `GET /v1/members/{id or card}` | | [`crate::model::MemberBalances`] |
+//! | `GET /v1/session` | | `{"checkout": null or {sale_id, member, lines, ...}, "amount": "0"}` |
+//! | `POST /v1/session/start` | `{}` or `{"sale_id": "..."}` | the session; 409 `session_open` while a checkout has lines |
+//! | `POST /v1/session/member` | `{"member": {"id": ..} or {"card": ..} or null}` | the session (opens one if none) |
+//! | `POST /v1/session/add` | `{"sku": "...", "qty": "1"}` (`qty` optional) | the session, the line priced from the catalog cache |
+//! | `POST /v1/session/remove` | `{"line": 2}` | the session |
+//! | `POST /v1/session/clear` | none | the (empty) session |
+//! | `POST /v1/session/commit` | `{}` or `{"redeem": [{program, points}]}` | [`crate::model::SaleAnswer`]; the checkout closes |
+//! | `GET /v1/sync` | | `{"state": "off" or "on", "detail": "..."}` |
+//! | `POST /v1/sync/now` | none | 409 `sync_off` without `[central]` |
+//! | `GET /v1/events` | | `text/event-stream`: `session` events (scans and devices later), `lagged` when a slow reader lost events |
+//! | `GET /metrics` | | Prometheus text format 0.0.4 |
+//!
+//! # Errors
+//!
+//! Every error is `{"error": {"code": "...", "message": "..."}}`:
+//!
+//! | status | codes |
+//! |---|---|
+//! | 400 | `malformed_json`, `invalid_query`, `invalid_path`, `unreadable_body` |
+//! | 404 | `not_found` (route), `unknown_sale`, `unknown_member` (members endpoint), `no_session`, `unknown_line` (session), `unknown_sku` |
+//! | 405 | `method_not_allowed` |
+//! | 409 | `conflict` (same id, other content), `exceeds_remaining`, the redemption refusals of points spec §6 (`below_minimum`, `not_a_step`, `exceeds_max_share`, `insufficient_points`, `offline_allowance_exceeded`, `member_blocked`, `not_redeemable`), `session_open`, `sync_off` |
+//! | 413 | `body_too_large` (`[api] max_body_bytes`) |
+//! | 415 | `unsupported_media_type` (a body must be `application/json`) |
+//! | 422 | `invalid_request` (wrong type, unknown or missing field, invalid basket; the message names the field path), `unknown_member` (a sale or session naming an unknown id), `unknown_line` (return), `member_required`, `unknown_program`, `invalid_qty`, `empty_session` |
+//! | 503 | `no_rules` (no bundle cached yet), `unavailable`, `storage_error`, `timeout`, `too_many_event_streams` |
+//! | 507 | `storage_full` |
+//!
+//! The 409/422 split follows the store's own classification
+//! ([`crate::store::ErrorClass`]): 422 when the request itself is wrong,
+//! 409 when it conflicts with what is stored (balances included).
 
 pub mod client;
 pub mod error;
@@ -121,12 +164,10 @@ async fn observe(
         let code = reason.replace([' ', '-'], "_");
         response = ApiError::new(status, code, format!("{reason} ({route})")).into_response();
     }
-    metrics.observe_request(
-        &route,
-        method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let elapsed = started.elapsed();
+    // Route template and status only: bodies may hold card tokens.
+    tracing::debug!(message = "Request.", %route, method, status = response.status().as_u16(), elapsed_us = elapsed.as_micros());
+    metrics.observe_request(&route, method, response.status().as_u16(), elapsed);
     if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
         metrics.count_error(code);
     }

@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 /// Most connections served at once, over all listeners. A register has one
 /// POS and a few tools; the rest wait in the kernel backlog.
 pub const CONNECTIONS_MAX: usize = 64;
-/// A client has this long to send a request's headers.
+/// A client has this long to send a request's headers. hyper starts this
+/// timer whenever it waits for a request head, so it also closes idle
+/// keep-alive connections, which frees their connection slots.
 pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 /// At shutdown, in-flight requests get this long to finish before their
 /// connections are dropped.
