@@ -31,7 +31,7 @@ impl Backoff {
         delay
     }
 
-    /// After a successful open.
+    /// After a connection that held.
     pub(crate) fn reset(&mut self) {
         self.next_ms = REOPEN_DELAY_MIN_MS;
     }

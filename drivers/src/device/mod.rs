@@ -40,6 +40,8 @@ use source::{ReadOutcome, Source};
 
 /// The loop wakes at least this often, device or not, so a watchdog can tell it is alive.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 1_000;
+/// A connection that lasted this long resets the reopen backoff.
+pub const STABLE_CONNECTION_MS: u64 = 5_000;
 /// Suggested capacity of the events channel: far more than a cashier can scan while the
 /// agent is busy for a moment.
 pub const EVENTS_CHANNEL_CAPACITY: usize = 256;
@@ -346,8 +348,9 @@ enum Ended {
 /// Opens the device by path (symlinks resolved on every attempt), reports
 /// [`DeviceEvent::Up`], reads and decodes frames; on EOF or an I/O error reports
 /// [`DeviceEvent::Down`] and reopens after a capped exponential backoff
-/// ([`REOPEN_DELAY_MIN_MS`] … [`REOPEN_DELAY_MAX_MS`]). Open failures in a row are
-/// reported once. Errors only for invalid settings.
+/// ([`REOPEN_DELAY_MIN_MS`] … [`REOPEN_DELAY_MAX_MS`], reset after a connection that
+/// lasted [`STABLE_CONNECTION_MS`]). Open failures in a row are reported once.
+/// Errors only for invalid settings.
 pub async fn run_device(
     settings: DeviceSettings,
     decode: Arc<DecodeSettings>,
@@ -378,7 +381,7 @@ pub async fn run_device(
         }
         match Source::open(&settings).await {
             Ok(source) => {
-                backoff.reset();
+                let opened_at = tokio::time::Instant::now();
                 status.set_up(true);
                 tracing::info!(message = "Device up.", device = %settings.name, path = %settings.path.display());
                 let up = DeviceEvent::Up {
@@ -392,6 +395,11 @@ pub async fn run_device(
                 match ended {
                     Ended::Shutdown | Ended::ChannelClosed => break,
                     Ended::Lost(reason) => {
+                        // Only a connection that held counts as recovered: a device that
+                        // opens and drops at once must not be reopened every 100 ms.
+                        if opened_at.elapsed() >= Duration::from_millis(STABLE_CONNECTION_MS) {
+                            backoff.reset();
+                        }
                         tracing::warn!(message = "Device down.", device = %settings.name, %reason);
                         down_reported = true;
                         let down = DeviceEvent::Down {
