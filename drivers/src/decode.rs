@@ -42,7 +42,7 @@ pub struct DecodeSettings {
     pub loyalty_prefixes: Vec<String>,
     /// Track 2 account numbers that start with one of these are member cards.
     #[serde(default)]
-    pub track_prefixes: Vec<String>,
+    pub track_member_prefixes: Vec<String>,
     /// In-store variable-measure layouts, tried in order; the first whose prefix matches
     /// an EAN-13 with a valid check digit reads it.
     #[serde(default)]
@@ -54,7 +54,7 @@ impl DecodeSettings {
     pub fn validate(&self) -> Result<()> {
         for (name, prefixes) in [
             ("loyalty_prefixes", &self.loyalty_prefixes),
-            ("track_prefixes", &self.track_prefixes),
+            ("track_member_prefixes", &self.track_member_prefixes),
         ] {
             for (i, prefix) in prefixes.iter().enumerate() {
                 if prefix.is_empty()
@@ -506,7 +506,7 @@ pub fn decode_track(data: &str, settings: &DecodeSettings) -> Decoded {
         Ok(tracks) => match (tracks.track2, tracks.track1) {
             (Some(t2), _) => {
                 let mut reading = Reading::new(Symbology::Track2, None);
-                if member_prefix_match(&settings.track_prefixes, &t2.pan) {
+                if member_prefix_match(&settings.track_member_prefixes, &t2.pan) {
                     reading.member_card = Some(t2.pan);
                 } else {
                     reading.account = Some(t2.pan);
@@ -591,7 +591,7 @@ mod tests {
     fn settings() -> DecodeSettings {
         DecodeSettings {
             loyalty_prefixes: vec!["999".into()],
-            track_prefixes: vec!["6299".into(), "999".into()],
+            track_member_prefixes: vec!["6299".into(), "999".into()],
             variable_measure: vec![VariableMeasureLayout {
                 prefix: "21".into(),
                 item_digits: 5,

@@ -44,7 +44,7 @@ fn luhn_complete(body: &str) -> String {
 fn settings() -> DecodeSettings {
     DecodeSettings {
         loyalty_prefixes: vec!["999".into(), "4".into(), "5".into()],
-        track_prefixes: vec!["4".into(), "6".into()],
+        track_member_prefixes: vec!["4".into(), "6".into()],
         variable_measure: Vec::new(),
     }
 }

@@ -362,7 +362,7 @@ pub async fn run_device(
     decode.validate()?;
     let mut cards_decode = (*decode).clone();
     cards_decode.loyalty_prefixes = vec![String::new()];
-    cards_decode.track_prefixes = vec![String::new()];
+    cards_decode.track_member_prefixes = vec![String::new()];
     let mut pipeline = Pipeline {
         name: settings.name.clone(),
         role: settings.role,
@@ -523,7 +523,7 @@ mod tests {
         });
         let mut cards = (*decode).clone();
         cards.loyalty_prefixes = vec![String::new()];
-        cards.track_prefixes = vec![String::new()];
+        cards.track_member_prefixes = vec![String::new()];
         let p = Pipeline {
             name: "front".into(),
             role,
