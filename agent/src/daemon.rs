@@ -106,14 +106,29 @@ impl Daemon {
     /// Opens the store, binds the listeners and starts serving. Returns once
     /// the store is open and the API listens (the moment for `READY=1`).
     pub async fn start(options: DaemonOptions) -> Result<Daemon, DaemonError> {
+        // The socket first: binding it is what keeps a second agent on the
+        // same config away, and it must be refused before it touches the
+        // database. Connections that arrive before we serve wait in the
+        // kernel backlog.
+        let unix = server::bind_unix(&options.socket).map_err(DaemonError::Listen)?;
+        let socket_id = unix.dev_ino();
+        let socket_path = unix.path.clone();
         let store_options = options.store.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(store_options))
+        let opened = tokio::task::spawn_blocking(move || Store::open(store_options))
             .await
-            .map_err(|e| DaemonError::Task(format!("store open task: {e}")))?
-            .map_err(DaemonError::Store)?;
-        match Daemon::serve(options, store.clone()).await {
+            .map_err(|e| DaemonError::Task(format!("store open task: {e}")))
+            .and_then(|r| r.map_err(DaemonError::Store));
+        let store = match opened {
+            Ok(store) => store,
+            Err(error) => {
+                UnixSocket::remove_file(&socket_path, socket_id);
+                return Err(error);
+            }
+        };
+        match Daemon::serve(options, store.clone(), unix).await {
             Ok(daemon) => Ok(daemon),
             Err(error) => {
+                UnixSocket::remove_file(&socket_path, socket_id);
                 if let Err(close_error) = store.close().await {
                     tracing::warn!(message = "Closing the store after a failed start failed.", %close_error);
                 }
@@ -122,18 +137,15 @@ impl Daemon {
         }
     }
 
-    async fn serve(options: DaemonOptions, store: Store) -> Result<Daemon, DaemonError> {
-        let unix = server::bind_unix(&options.socket).map_err(DaemonError::Listen)?;
+    async fn serve(
+        options: DaemonOptions,
+        store: Store,
+        unix: UnixSocket,
+    ) -> Result<Daemon, DaemonError> {
         let socket_id = unix.dev_ino();
         let socket_path = unix.path.clone();
         let tcp = match options.listen {
-            Some(addr) => match server::bind_tcp(addr).await {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    UnixSocket::remove_file(&socket_path, socket_id);
-                    return Err(DaemonError::Listen(e));
-                }
-            },
+            Some(addr) => Some(server::bind_tcp(addr).await.map_err(DaemonError::Listen)?),
             None => None,
         };
         let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
