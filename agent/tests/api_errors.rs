@@ -192,3 +192,22 @@ async fn unknown_routes_wrong_methods_and_bad_queries_are_json_errors() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn event_streams_are_bounded_and_other_requests_still_served() {
+    let reg = Register::new("");
+    let agent = reg.start().await;
+    let mut streams = Vec::new();
+    for _ in 0..pos_agent::api::EVENT_STREAMS_MAX {
+        streams.push(common::open_events(&agent.socket).await);
+    }
+    let (status, body) = agent.get("/v1/events").await;
+    let message = assert_error(status, &body, 503, "too_many_event_streams");
+    assert!(
+        message.contains(&pos_agent::api::EVENT_STREAMS_MAX.to_string()),
+        "{message}"
+    );
+    // Other requests are still served while the streams are open.
+    let (status, _) = agent.get("/v1/health").await;
+    assert_eq!(status, 200);
+}
