@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::aim::{Carrier, Symbology, split_aim};
 use crate::check_digit::verify_gs1;
@@ -283,6 +283,10 @@ pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
         _ => is_payment_card(body, is_gtin_scan(carrier, body)),
     };
     if payment {
+        // The parsed copies may hold the number: wipe them before they are freed.
+        if let Some((_, Ok(mut parsed))) = gs1 {
+            parsed.ais.values_mut().for_each(Zeroize::zeroize);
+        }
         return Decoded::PaymentCard;
     }
     let aim_text = aim.map(|a| a.text());
