@@ -86,6 +86,29 @@ pub struct SyncHealth {
     pub detail: String,
 }
 
+impl Health {
+    /// One line for systemd's `STATUS=` (and logs): the facts an operator
+    /// checks first, no secrets.
+    pub fn status_line(&self) -> String {
+        let sync = match self.sync.state {
+            SyncMode::Off => "off",
+            SyncMode::On => "on",
+        };
+        let rules = self
+            .rules_version
+            .map_or_else(|| "none".to_string(), |v| format!("v{v}"));
+        let writer = if self.store.writer_alive {
+            ""
+        } else {
+            ", store writer NOT ALIVE"
+        };
+        format!(
+            "{}: sync {sync}, {} unsynced, {} dead letters, rules {rules}{writer}",
+            self.status, self.outbox_depth, self.dead_letters
+        )
+    }
+}
+
 impl HealthState {
     pub fn new(terminal_id: String, sync: SyncMode) -> Self {
         HealthState {
@@ -211,6 +234,22 @@ mod tests {
             (7, 2, Some(12))
         );
         assert_eq!(snap.sync.state, SyncMode::Off);
+    }
+
+    #[test]
+    fn status_line_names_the_key_facts() {
+        let h = HealthState::new("t".into(), SyncMode::Off);
+        let stats = StoreStats {
+            unsynced_entries: 4,
+            dead_letters: 1,
+            rules_version: Some(9),
+            ..StoreStats::default()
+        };
+        let line = h.snapshot(Ok(stats), writer(false, 0, 0)).status_line();
+        assert_eq!(
+            line,
+            "degraded: sync off, 4 unsynced, 1 dead letters, rules v9, store writer NOT ALIVE"
+        );
     }
 
     #[test]

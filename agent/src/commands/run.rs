@@ -8,6 +8,7 @@
 //! `STOPPING=1` when shutdown begins (no-ops outside systemd).
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use pos_agent::daemon::{Daemon, DaemonOptions};
@@ -15,6 +16,10 @@ use pos_config::Config;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::commands::{Failure, bad_input, other};
+
+/// How often systemd's `STATUS=` line is refreshed (`systemctl status`
+/// shows it); cheap, one stats read.
+pub const STATUS_INTERVAL_SECS: u64 = 30;
 
 pub fn run(config_path: &Path) -> Result<(), Failure> {
     let config = Config::load(config_path).map_err(|e| bad_input(anyhow!("{e}")))?;
@@ -40,10 +45,26 @@ async fn serve(config: Config) -> Result<(), Failure> {
         .map_err(|e| other(anyhow!("{e}")))?;
     notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(message = "pos-agent running.", config = %config.source.display());
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!(message = "SIGTERM: stopping."),
-        _ = interrupt.recv() => tracing::info!(message = "SIGINT: stopping."),
-        _ = daemon.stopping() => tracing::warn!(message = "The agent stopped itself."),
+    let mut status_tick = tokio::time::interval(Duration::from_secs(STATUS_INTERVAL_SECS));
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                tracing::info!(message = "SIGTERM: stopping.");
+                break;
+            }
+            _ = interrupt.recv() => {
+                tracing::info!(message = "SIGINT: stopping.");
+                break;
+            }
+            _ = daemon.stopping() => {
+                tracing::warn!(message = "The agent stopped itself.");
+                break;
+            }
+            _ = status_tick.tick() => {
+                let line = daemon.health().await.status_line();
+                notify(&[sd_notify::NotifyState::Status(&line)]);
+            }
+        }
     }
     notify(&[sd_notify::NotifyState::Stopping]);
     daemon.shutdown().await.map_err(|e| other(anyhow!("{e}")))
