@@ -46,7 +46,7 @@ impl Format {
 /// Serializes back to the bundle JSON/TOML shape (decimals as strings; absent
 /// options as `null` in JSON, omitted in TOML) and deserializing validates,
 /// so a bundle read back is equal to the one written. Decimals are stored
-/// normalized (`"2.50"` reads as `2.5`).
+/// normalized (`"2.50"` reads as `2.5`) and rules in evaluation order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "raw::RawBundle")]
 pub struct Bundle {
@@ -75,8 +75,10 @@ pub struct Program {
     pub tiers: Vec<Tier>,
     /// Rule groups (`best` / `sum`, optional shared cap).
     pub groups: Vec<Group>,
-    /// Promotion rules, in the order written (evaluation order is computed,
-    /// see [`Program::evaluation_order`]).
+    /// Promotion rules. Parsing stores them in evaluation order (priority,
+    /// then id by bytes), which serializes and parses back unchanged; a
+    /// program built or edited in code may hold any order, see
+    /// [`Program::evaluation_order`].
     pub rules: Vec<Rule>,
     /// Per-sale and per-member-day caps.
     pub limits: Limits,
@@ -87,8 +89,8 @@ pub struct Program {
 impl Program {
     /// Indices into [`Program::rules`] in evaluation order: `priority`
     /// ascending, then `id` ascending **by bytes** (spec §3.4). Rule ids are
-    /// unique in a valid program, so the order is total. Bundles are usually
-    /// written in that order already, which is checked first (O(n)).
+    /// unique in a valid program, so the order is total. Parsed bundles hold
+    /// their rules in that order already, which is checked first (O(n)).
     pub fn evaluation_order(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.rules.len()).collect();
         let key = |index: &usize| {

@@ -1,6 +1,7 @@
 //! Evaluation (spec §3) and the quote it produces (spec §4).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use jiff::civil::DateTime;
 use rust_decimal::Decimal;
@@ -97,11 +98,8 @@ struct Sale<'a> {
     day: Day,
     /// The member's birthday month, when a member with a birthday is present.
     birthday_month: Option<i8>,
+    /// Line amounts, in line order.
     amounts: Vec<Decimal>,
-    /// Line indices per category and per sku, so matching a rule costs its
-    /// list lengths rather than a scan of every line.
-    by_category: HashMap<&'a str, Vec<usize>>,
-    by_sku: HashMap<&'a str, Vec<usize>>,
 }
 
 impl<'a> Sale<'a> {
@@ -124,8 +122,6 @@ impl<'a> Sale<'a> {
             .and_then(localtime::parse_date)
             .map(|date| date.month());
         let mut amounts = Vec::with_capacity(basket.lines.len());
-        let mut by_category: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut by_sku: HashMap<&str, Vec<usize>> = HashMap::new();
         for (index, line) in basket.lines.iter().enumerate() {
             let amount = line.amount().ok_or_else(|| {
                 Error::arithmetic(
@@ -134,10 +130,6 @@ impl<'a> Sale<'a> {
                 )
             })?;
             amounts.push(amount);
-            if let Some(category) = &line.category {
-                by_category.entry(category).or_default().push(index);
-            }
-            by_sku.entry(&line.sku).or_default().push(index);
         }
         Ok(Sale {
             basket,
@@ -146,15 +138,157 @@ impl<'a> Sale<'a> {
             day: Day::of(wall.weekday()),
             birthday_month,
             amounts,
-            by_category,
-            by_sku,
         })
+    }
+}
+
+/// Amount, quantity and number of some eligible lines.
+#[derive(Clone, Copy)]
+struct Totals {
+    amount: Decimal,
+    qty: Decimal,
+    count: usize,
+}
+
+impl Totals {
+    const ZERO: Totals = Totals {
+        amount: Decimal::ZERO,
+        qty: Decimal::ZERO,
+        count: 0,
+    };
+
+    fn add(&mut self, other: &Totals) -> Option<()> {
+        self.amount = decimal::add(self.amount, other.amount)?;
+        self.qty = decimal::add(self.qty, other.qty)?;
+        self.count += other.count;
+        Some(())
+    }
+}
+
+/// FNV-1a, for the per-quote maps keyed by category and sku.
+///
+/// Hand-written (a dozen lines) rather than a new dependency: std's SipHash
+/// was a sixth of the quote time in the benchmark, and these maps hold at
+/// most `LINES_MAX` keys of one basket, so flooding resistance buys nothing.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &byte in bytes {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(PRIME);
+        }
+        self.0 = hash;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+/// "No next line" in [`Eligible::next_same_sku`].
+const NO_LINE: usize = usize::MAX;
+
+/// One program's view of the basket: its eligible lines summed per category
+/// and chained per sku. Matching a rule then costs a lookup per listed
+/// category and sku instead of a scan of every line per rule.
+struct Eligible<'a> {
+    all: Totals,
+    by_category: FnvMap<&'a str, Totals>,
+    /// First eligible line of each sku; the others follow `next_same_sku`.
+    by_sku: FnvMap<&'a str, usize>,
+    next_same_sku: Vec<usize>,
+    lines: Vec<Totals>,
+}
+
+impl<'a> Eligible<'a> {
+    fn new(program: &Program, sale: &Sale<'a>) -> Option<Eligible<'a>> {
+        let count = sale.amounts.len();
+        let mut eligible = Eligible {
+            all: Totals::ZERO,
+            by_category: FnvMap::with_capacity_and_hasher(count, Default::default()),
+            by_sku: FnvMap::with_capacity_and_hasher(count, Default::default()),
+            next_same_sku: vec![NO_LINE; count],
+            lines: Vec::with_capacity(count),
+        };
+        for (index, line) in sale.basket.lines.iter().enumerate() {
+            let totals = Totals {
+                amount: sale.amounts[index],
+                qty: line.qty,
+                count: 1,
+            };
+            eligible.lines.push(totals);
+            if let Some(category) = &line.category {
+                if program.exclude_categories.contains(category) {
+                    continue;
+                }
+                let sum = eligible
+                    .by_category
+                    .entry(category.as_str())
+                    .or_insert(Totals::ZERO);
+                sum.add(&totals)?;
+            }
+            eligible.all.add(&totals)?;
+            // Chain in front: the order within a sku does not matter.
+            if let Some(first) = eligible.by_sku.insert(line.sku.as_str(), index) {
+                eligible.next_same_sku[index] = first;
+            }
+        }
+        Some(eligible)
+    }
+
+    /// The eligible lines a rule matches: category listed **or** sku listed,
+    /// each line once; every eligible line when both lists are empty.
+    fn matched(&self, rule: &Rule, lines: &[crate::basket::Line]) -> Option<Totals> {
+        let categories = &rule.matches.categories;
+        let skus = &rule.matches.skus;
+        if categories.is_empty() && skus.is_empty() {
+            return Some(self.all);
+        }
+        let mut totals = Totals::ZERO;
+        for (k, category) in categories.iter().enumerate() {
+            // A category listed twice still counts its lines once.
+            if categories[..k].contains(category) {
+                continue;
+            }
+            if let Some(sum) = self.by_category.get(category.as_str()) {
+                totals.add(sum)?;
+            }
+        }
+        for (k, sku) in skus.iter().enumerate() {
+            if skus[..k].contains(sku) {
+                continue;
+            }
+            let mut index = self.by_sku.get(sku.as_str()).copied().unwrap_or(NO_LINE);
+            while index != NO_LINE {
+                // Lines already counted by their category are not counted again.
+                let by_category = lines[index]
+                    .category
+                    .as_ref()
+                    .is_some_and(|category| categories.contains(category));
+                if !by_category {
+                    totals.add(&self.lines[index])?;
+                }
+                index = self.next_same_sku[index];
+            }
+        }
+        Some(totals)
     }
 }
 
 /// A rule that applied, before groups.
 struct Applied {
     rule: usize,
+    /// Index of its group in `program.groups`.
+    group: Option<usize>,
     points: i64,
     capped: bool,
 }
@@ -165,33 +299,13 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
     let basket = sale.basket;
 
     // 1. Eligible lines and E.
-    let eligible: Vec<bool> = basket
-        .lines
-        .iter()
-        .map(|line| {
-            line.category
-                .as_ref()
-                .is_none_or(|category| !program.exclude_categories.contains(category))
-        })
-        .collect();
-    let mut eligible_amount = Decimal::ZERO;
-    let mut eligible_qty = Decimal::ZERO;
-    let mut eligible_count = 0usize;
-    for (index, line) in basket.lines.iter().enumerate() {
-        if eligible[index] {
-            eligible_amount = decimal::add(eligible_amount, sale.amounts[index])
-                .ok_or_else(|| overflow("the eligible amount"))?;
-            eligible_qty = decimal::add(eligible_qty, line.qty)
-                .ok_or_else(|| overflow("the eligible quantity"))?;
-            eligible_count += 1;
-        }
-    }
+    let eligible = Eligible::new(program, sale).ok_or_else(|| overflow("the eligible amount"))?;
 
     // 2. Base.
     let base_amount = if program.earn_on_redeemed {
-        eligible_amount
+        eligible.all.amount
     } else {
-        decimal::sub(eligible_amount, basket.paid_with_points)
+        decimal::sub(eligible.all.amount, basket.paid_with_points)
             .ok_or_else(|| overflow("the eligible amount less paid_with_points"))?
             .max(Decimal::ZERO)
     };
@@ -224,8 +338,7 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
 
     // 4. Rules, in evaluation order.
     let mut applied: Vec<Applied> = Vec::new();
-    let mut stamp = vec![usize::MAX; basket.lines.len()];
-    for (position, &index) in program.evaluation_order().iter().enumerate() {
+    for index in program.evaluation_order() {
         let rule = &program.rules[index];
         if !conditions_hold(rule, tier.map(|tier| tier.id.as_str()), sale) {
             continue;
@@ -236,48 +349,18 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
                 "the rule's points",
             )
         };
-        // Matched eligible lines: amount M, quantity Q, count.
-        let (matched_amount, matched_qty, matched_count) = if rule.matches.is_all() {
-            (eligible_amount, eligible_qty, eligible_count)
-        } else {
-            let mut amount = Decimal::ZERO;
-            let mut qty = Decimal::ZERO;
-            let mut count = 0usize;
-            let lists = rule
-                .matches
-                .categories
-                .iter()
-                .filter_map(|category| sale.by_category.get(category.as_str()))
-                .chain(
-                    rule.matches
-                        .skus
-                        .iter()
-                        .filter_map(|sku| sale.by_sku.get(sku.as_str())),
-                );
-            for list in lists {
-                for &line in list {
-                    // A line listed by category and by sku counts once.
-                    if eligible[line] && stamp[line] != position {
-                        stamp[line] = position;
-                        amount =
-                            decimal::add(amount, sale.amounts[line]).ok_or_else(rule_overflow)?;
-                        qty =
-                            decimal::add(qty, basket.lines[line].qty).ok_or_else(rule_overflow)?;
-                        count += 1;
-                    }
-                }
-            }
-            (amount, qty, count)
-        };
-        if matched_count == 0 || rule.min_spend.is_some_and(|min| matched_amount < min) {
+        let matched = eligible
+            .matched(rule, &basket.lines)
+            .ok_or_else(rule_overflow)?;
+        if matched.count == 0 || rule.min_spend.is_some_and(|min| matched.amount < min) {
             continue;
         }
         let exact = match rule.kind {
             RuleKind::Multiplier => decimal::sub(rule.value, Decimal::ONE).and_then(|extra| {
-                decimal::mul(decimal::mul(matched_amount, program.base_rate)?, extra)
+                decimal::mul(decimal::mul(matched.amount, program.base_rate)?, extra)
             }),
-            RuleKind::PerUnit => decimal::mul(matched_amount, rule.value),
-            RuleKind::PerItem => decimal::mul(matched_qty, rule.value),
+            RuleKind::PerUnit => decimal::mul(matched.amount, rule.value),
+            RuleKind::PerItem => decimal::mul(matched.qty, rule.value),
             RuleKind::Fixed => Some(rule.value),
         }
         .ok_or_else(rule_overflow)?;
@@ -288,8 +371,13 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
             Some(cap) if rounded > cap.max(0) => (cap.max(0), true),
             _ => (rounded, false),
         };
+        let group = rule
+            .group
+            .as_deref()
+            .and_then(|id| program.groups.iter().position(|group| group.id == id));
         applied.push(Applied {
             rule: index,
+            group,
             points,
             capped,
         });
@@ -299,33 +387,27 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
     }
 
     // 5. Groups, over the rules that applied, each in evaluation order.
-    for group in &program.groups {
-        let members: Vec<usize> = applied
-            .iter()
-            .enumerate()
-            .filter(|(_, entry)| {
-                program.rules[entry.rule].group.as_deref() == Some(group.id.as_str())
-            })
-            .map(|(position, _)| position)
-            .collect();
+    for (group_index, group) in program.groups.iter().enumerate() {
+        let in_group = |entry: &&mut Applied| entry.group == Some(group_index);
         if group.mode == GroupMode::Best {
             // The first rule with the most points wins; ties go to the earlier.
+            let mut best: Option<i64> = None;
             let mut winner: Option<usize> = None;
-            for &position in &members {
-                if winner.is_none_or(|best| applied[position].points > applied[best].points) {
+            for (position, entry) in applied.iter().enumerate() {
+                if entry.group == Some(group_index) && best.is_none_or(|most| entry.points > most) {
+                    best = Some(entry.points);
                     winner = Some(position);
                 }
             }
-            for &position in &members {
-                if Some(position) != winner {
-                    applied[position].points = 0;
+            for (position, entry) in applied.iter_mut().enumerate() {
+                if entry.group == Some(group_index) && Some(position) != winner {
+                    entry.points = 0;
                 }
             }
         }
         if let Some(cap) = group.cap {
             let mut left = cap.max(0);
-            for &position in &members {
-                let entry = &mut applied[position];
+            for entry in applied.iter_mut().filter(in_group) {
                 let kept = entry.points.min(left);
                 if kept < entry.points {
                     entry.capped = true;

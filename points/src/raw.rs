@@ -168,12 +168,21 @@ impl TryFrom<RawBundle> for Bundle {
             .enumerate()
             .map(|(index, program)| convert_program(program, index, &mut problems))
             .collect();
-        let bundle = Bundle {
+        let mut bundle = Bundle {
             version: raw.version,
             programs,
         };
         problems.extend(crate::validate::bundle(&bundle));
-        problems.into_result().map(|()| bundle)
+        problems.into_result()?;
+        // Store rules in evaluation order, once, so that quoting only checks
+        // the order (see `Program::evaluation_order`). Problems above were
+        // reported with the written positions.
+        for program in &mut bundle.programs {
+            program
+                .rules
+                .sort_by(|a, b| (a.priority, a.id.as_bytes()).cmp(&(b.priority, b.id.as_bytes())));
+        }
+        Ok(bundle)
     }
 }
 
