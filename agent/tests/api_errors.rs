@@ -211,3 +211,60 @@ async fn event_streams_are_bounded_and_other_requests_still_served() {
     let (status, _) = agent.get("/v1/health").await;
     assert_eq!(status, 200);
 }
+
+/// A synthetic Visa-range number with a valid Luhn check digit (no real card).
+fn synthetic_pan() -> String {
+    let body = "453201511283036";
+    let sum: u32 = body
+        .chars()
+        .rev()
+        .filter_map(|c| c.to_digit(10))
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 0 {
+                (d * 2) / 10 + (d * 2) % 10
+            } else {
+                d
+            }
+        })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+#[tokio::test]
+async fn a_payment_card_named_as_member_is_refused_never_stored_nor_echoed() {
+    let reg = Register::new("");
+    reg.provision(0).await;
+    let agent = reg.start().await;
+    let pan = synthetic_pan();
+    let mut body = sale("S-PAN");
+    body["member"] = json!({"card": pan});
+    for path in ["/v1/sales", "/v1/quote"] {
+        let (status, answer) = agent.post(path, &body).await;
+        let message = assert_error(status, &answer, 422, "payment_card");
+        assert!(message.contains("member.card"), "{message}");
+        assert!(
+            !answer.to_string().contains(&pan),
+            "{path} echoed the number"
+        );
+    }
+    let (status, answer) = agent
+        .post("/v1/session/member", &json!({"member": {"card": pan}}))
+        .await;
+    assert_error(status, &answer, 422, "payment_card");
+    let (status, answer) = agent.get(&format!("/v1/members/{pan}")).await;
+    assert_error(status, &answer, 422, "payment_card");
+    assert!(!answer.to_string().contains(&pan));
+    assert_nothing_stored(&agent, "S-PAN").await;
+    let (_, session) = agent.get("/v1/session").await;
+    assert!(!session.to_string().contains(&pan), "{session}");
+    // Neither the database nor its write-ahead log holds the number.
+    for file in [reg.db.clone(), reg.db.with_extension("db-wal")] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes.windows(pan.len()).any(|w| w == pan.as_bytes()),
+            "the number reached {}",
+            file.display()
+        );
+    }
+}

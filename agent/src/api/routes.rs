@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::AppState;
+use crate::api::card_guard;
 use crate::api::error::ApiError;
 use crate::api::events::Event;
 use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
@@ -49,6 +50,7 @@ pub async fn quote(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<QuoteRequest>,
 ) -> ApiResult<Response> {
+    card_guard::check_member("member", request.member.as_ref())?;
     let quote = state.store.quote(&request).await?;
     Ok(Json(quote).into_response())
 }
@@ -57,6 +59,7 @@ pub async fn commit_sale(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<SaleRequest>,
 ) -> ApiResult<Response> {
+    card_guard::check_member("member", request.member.as_ref())?;
     let committed = state.store.commit_sale(request).await?;
     Ok(stored_json(committed.json))
 }
@@ -126,6 +129,7 @@ pub async fn member(
     State(state): State<AppState>,
     ApiPath(id_or_card): ApiPath<String>,
 ) -> ApiResult<Response> {
+    card_guard::refuse_payment_card("path", &id_or_card)?;
     let balances = state.store.member(&id_or_card).await?;
     Ok(Json(balances).into_response())
 }
@@ -164,6 +168,7 @@ pub async fn session_member(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<MemberBody>,
 ) -> ApiResult<Json<SessionView>> {
+    card_guard::check_member("member", body.member.as_ref())?;
     if let Some(MemberRef::Id(id)) = &body.member {
         // Refuse an unknown id now rather than at commit, while the
         // customer is still at the till; with the same code and status as
