@@ -426,3 +426,189 @@ fn shaped_value() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+/// Spec §3 read as plainly as possible: every rule scans every line, sums
+/// use rust_decimal's operators, rounding uses `round_dp_with_strategy`. It
+/// shares no code with the engine's evaluation (indexes per category and
+/// sku, exactness checks, integer rounding), so agreement on random inputs
+/// checks those shortcuts against the spec's own wording.
+mod reference {
+    use pos_points::{Basket, Bundle, Day, GroupMode, Program, Rounding, RuleKind};
+    use rust_decimal::{Decimal, RoundingStrategy};
+    use serde_json::{Value, json};
+
+    fn round(mode: Rounding, x: Decimal) -> i64 {
+        let strategy = match mode {
+            Rounding::Floor => RoundingStrategy::ToNegativeInfinity,
+            Rounding::Ceil => RoundingStrategy::ToPositiveInfinity,
+            Rounding::HalfUp => RoundingStrategy::MidpointAwayFromZero,
+            Rounding::HalfEven => RoundingStrategy::MidpointNearestEven,
+        };
+        i64::try_from(x.round_dp_with_strategy(0, strategy).mantissa()).expect("small test values")
+    }
+
+    pub fn quote(bundle: &Bundle, basket: &Basket) -> Value {
+        // The generator writes times as YYYY-MM-DDTHH:MM:SS followed by an offset.
+        let wall: jiff::civil::DateTime = basket.time[..19].parse().expect("generated time");
+        let programs: Vec<Value> = bundle
+            .programs
+            .iter()
+            .filter(|p| {
+                basket
+                    .member
+                    .as_ref()
+                    .is_none_or(|m| m.programs.contains_key(&p.id))
+            })
+            .map(|p| program(p, basket, wall))
+            .collect();
+        json!({"rules_version": bundle.version, "sale_id": basket.sale_id, "member": basket.member.as_ref().map(|m| m.id.clone()), "programs": programs})
+    }
+
+    fn program(p: &Program, basket: &Basket, wall: jiff::civil::DateTime) -> Value {
+        let amount =
+            |i: usize| basket.lines[i].qty * basket.lines[i].unit_price - basket.lines[i].discount;
+        let eligible: Vec<usize> = (0..basket.lines.len())
+            .filter(|&i| {
+                basket.lines[i]
+                    .category
+                    .as_ref()
+                    .is_none_or(|c| !p.exclude_categories.contains(c))
+            })
+            .collect();
+        let e: Decimal = eligible.iter().map(|&i| amount(i)).sum();
+        let e_base = if p.earn_on_redeemed {
+            e
+        } else {
+            (e - basket.paid_with_points).max(Decimal::ZERO)
+        };
+        let base_exact = e_base * p.base_rate;
+        let base = round(p.rounding, base_exact);
+        let tier_id = basket
+            .member
+            .as_ref()
+            .and_then(|m| m.programs.get(&p.id))
+            .and_then(|mp| mp.tier.clone())
+            .filter(|t| p.tiers.iter().any(|tier| &tier.id == t));
+        let m = tier_id
+            .as_ref()
+            .and_then(|t| p.tiers.iter().find(|tier| &tier.id == t))
+            .map_or(Decimal::ONE, |tier| tier.multiplier);
+        let tier_bonus = round(p.rounding, base_exact * (m - Decimal::ONE));
+        let birthday_month: Option<i8> = basket
+            .member
+            .as_ref()
+            .and_then(|m| m.birthday.as_ref())
+            .map(|b| b[5..7].parse().expect("generated birthday"));
+
+        let mut rules: Vec<_> = p.rules.iter().collect();
+        rules.sort_by(|a, b| (a.priority, a.id.as_bytes()).cmp(&(b.priority, b.id.as_bytes())));
+        // (rule index in `rules`, points, capped)
+        let mut applied: Vec<(usize, i64, bool)> = Vec::new();
+        for (k, rule) in rules.iter().enumerate() {
+            let w = &rule.when;
+            let day = Day::of(wall.weekday());
+            let when_ok = w.from.is_none_or(|f| wall >= f)
+                && w.to.is_none_or(|t| wall < t)
+                && w.days.as_ref().is_none_or(|d| d.contains(&day))
+                && w.hours
+                    .as_ref()
+                    .is_none_or(|h| wall.time() >= h.start && wall.time() < h.end);
+            let tiers_ok =
+                rule.tiers.is_empty() || tier_id.as_ref().is_some_and(|t| rule.tiers.contains(t));
+            let birthday_ok = !rule.birthday || birthday_month == Some(wall.month());
+            let matched: Vec<usize> = eligible
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let line = &basket.lines[i];
+                    (rule.matches.categories.is_empty() && rule.matches.skus.is_empty())
+                        || line
+                            .category
+                            .as_ref()
+                            .is_some_and(|c| rule.matches.categories.contains(c))
+                        || rule.matches.skus.contains(&line.sku)
+                })
+                .collect();
+            let m_amount: Decimal = matched.iter().map(|&i| amount(i)).sum();
+            let q: Decimal = matched.iter().map(|&i| basket.lines[i].qty).sum();
+            let spend_ok = rule.min_spend.is_none_or(|min| m_amount >= min);
+            if matched.is_empty() || !when_ok || !tiers_ok || !birthday_ok || !spend_ok {
+                continue;
+            }
+            let exact = match rule.kind {
+                RuleKind::Multiplier => m_amount * p.base_rate * (rule.value - Decimal::ONE),
+                RuleKind::PerUnit => m_amount * rule.value,
+                RuleKind::PerItem => q * rule.value,
+                RuleKind::Fixed => rule.value,
+            };
+            let rounded = round(p.rounding, exact);
+            let points = rule.cap.map_or(rounded, |cap| rounded.min(cap));
+            applied.push((k, points, points < rounded));
+            if rule.stop && points > 0 {
+                break;
+            }
+        }
+        for group in &p.groups {
+            let members: Vec<usize> = (0..applied.len())
+                .filter(|&a| rules[applied[a].0].group.as_deref() == Some(group.id.as_str()))
+                .collect();
+            if group.mode == GroupMode::Best && !members.is_empty() {
+                let most = members.iter().map(|&a| applied[a].1).max().unwrap_or(0);
+                let winner = members.iter().copied().find(|&a| applied[a].1 == most);
+                for &a in &members {
+                    if Some(a) != winner {
+                        applied[a].1 = 0;
+                    }
+                }
+            }
+            if let Some(cap) = group.cap {
+                let mut left = cap;
+                for &a in &members {
+                    let kept = applied[a].1.min(left);
+                    if kept < applied[a].1 {
+                        applied[a].2 = true;
+                    }
+                    applied[a].1 = kept;
+                    left -= kept;
+                }
+            }
+        }
+        let listed: Vec<Value> = applied
+            .iter()
+            .filter(|a| a.1 > 0)
+            .map(|a| json!({"id": rules[a.0].id, "points": a.1, "capped": a.2}))
+            .collect();
+        let subtotal = base + tier_bonus + applied.iter().map(|a| a.1).sum::<i64>();
+        let mut total = subtotal;
+        let mut limited_by = Vec::new();
+        if let Some(cap) = p.limits.sale_cap
+            && total > cap
+        {
+            total = cap;
+            limited_by.push("sale_cap");
+        }
+        if let Some(cap) = p.limits.member_daily_cap {
+            let earned = basket.earned_today.get(&p.id).copied().unwrap_or(0);
+            let room = (cap - earned).max(0);
+            if total > room {
+                total = room;
+                limited_by.push("member_daily_cap");
+            }
+        }
+        json!({"program": p.id, "base": base, "tier_bonus": tier_bonus, "rules": listed,
+               "subtotal": subtotal, "total": total, "limited_by": limited_by})
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn quote_agrees_with_a_plain_reading_of_the_spec(bundle_value in bundle(), basket_value in basket()) {
+        let bundle = Bundle::parse(&bundle_value.to_string(), Format::Json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let basket = Basket::parse_json(&basket_value.to_string()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let got = serde_json::to_value(quote(&bundle, &basket).map_err(|e| TestCaseError::fail(e.to_string()))?)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(got, reference::quote(&bundle, &basket));
+    }
+}
