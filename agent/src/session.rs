@@ -211,21 +211,21 @@ impl Checkout {
 pub struct SessionView {
     /// `null` when no checkout is open.
     pub checkout: Option<Checkout>,
-    /// Sum of `qty × unit_price` over the lines.
-    pub amount: Decimal,
+    /// Sum of `qty × unit_price` over the lines; `null` when it cannot be
+    /// represented exactly (absurd catalog prices): never a wrong figure.
+    pub amount: Option<Decimal>,
 }
 
 impl SessionView {
     fn of(checkout: &Option<Checkout>) -> Self {
-        let amount = checkout
-            .as_ref()
-            .map(|c| {
-                c.lines
-                    .iter()
-                    .filter_map(|l| l.qty.checked_mul(l.unit_price))
-                    .fold(Decimal::ZERO, |a, b| a.checked_add(b).unwrap_or(a))
-            })
-            .unwrap_or(Decimal::ZERO);
+        let amount = match checkout {
+            None => Some(Decimal::ZERO),
+            Some(c) => c.lines.iter().try_fold(Decimal::ZERO, |sum, l| {
+                l.qty
+                    .checked_mul(l.unit_price)
+                    .and_then(|a| sum.checked_add(a))
+            }),
+        };
         SessionView {
             checkout: checkout.clone(),
             amount,
@@ -476,6 +476,14 @@ mod tests {
         let mut c = Checkout::new("S-1".into()).expect("sale id");
         c.add(product("a", "2.50"), d("2")).expect("add");
         c.add(product("b", "0.99"), d("1.5")).expect("add");
-        assert_eq!(SessionView::of(&Some(c)).amount, d("6.485"));
+        assert_eq!(SessionView::of(&Some(c)).amount, Some(d("6.485")));
+    }
+
+    #[test]
+    fn an_amount_that_overflows_is_null_not_wrong() {
+        let mut c = Checkout::new("S-1".into()).expect("sale id");
+        c.add(product("a", "79228162514264337593543950335"), d("2"))
+            .expect("add");
+        assert_eq!(SessionView::of(&Some(c)).amount, None);
     }
 }
