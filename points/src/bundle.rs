@@ -47,6 +47,9 @@ impl Format {
 /// options as `null` in JSON, omitted in TOML) and deserializing validates,
 /// so a bundle read back is equal to the one written. Decimals are stored
 /// normalized (`"2.50"` reads as `2.5`) and rules in evaluation order.
+/// The serde forms are meant for self-describing formats (JSON, TOML): the
+/// parser reads names such as `rounding` as strings, so a bundle travels
+/// between processes as its text, not as postcard.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "raw::RawBundle")]
 pub struct Bundle {

@@ -32,20 +32,32 @@
 //!
 //! ## Readings of the spec where it leaves room
 //! Each is documented where it is implemented; in short:
-//! - `when.days: []` matches no day (only `tiers` and `match` say "empty counts
-//!   as absent").
+//! - `when.days: []` matches no day (the spec says "an empty list counts as
+//!   absent" for `tiers` and for `match`, not for `days`).
 //! - `when.hours` takes `00:00`..`23:59`; `24:00` is refused. Seconds and
-//!   fractions of the basket time count (`13:59:59.9` is before `14:00`).
-//! - A leap second `:60` in the basket time reads as `:59`.
+//!   fractions of the basket time count: `13:59:59.9` is before `14:00`, and
+//!   `when.to` excludes its own second.
+//! - The basket `time` is strict RFC 3339: `T` or `t`, seconds required,
+//!   1–9 fraction digits, `Z`/`z` or `±HH:MM`; a leap second `:60` reads as `:59`.
 //! - Without a member, `earned_today` and `member_daily_cap` still apply as
 //!   written in §3.7 (a guest basket normally has no `earned_today`).
 //! - A `stop` rule stops later rules when its own (capped) points are > 0,
-//!   even if it then loses its `best` group.
+//!   even if it then loses its `best` group: §3.4 comes before §3.5.
 //! - Ranges the spec leaves open: `min_spend`, `paid_with_points`, caps and
-//!   limits must be >= 0; every `redeem` field is required;
-//!   `redeem.points_per_unit` and `redeem.step` >= 1; `currency` is three
-//!   capital letters; `member.programs` is required.
-//! - Decimal strings are `-?digits[.digits]` only (no exponent, `+`, spaces).
+//!   limits must be >= 0; `earned_today` may be any integer; every `redeem`
+//!   field is required, `points_per_unit` and `step` >= 1, `max_share` >= 0;
+//!   `currency` is three capital letters; `member.programs` is required;
+//!   `member.programs` and `earned_today` may name programs the bundle does
+//!   not have (they are ignored).
+//! - Decimal strings are `-?digits[.digits]` only (no exponent, `+`, spaces),
+//!   with at most [`limits::DECIMAL_SCALE_MAX`] places (trailing zeros not
+//!   counted) and absolute value <= [`limits::DECIMAL_ABS_MAX`]. They are
+//!   stored normalized. Shape errors (wrong type, unknown or missing field,
+//!   bad syntax) stop at the first, as serde does; every other problem of a
+//!   document is collected.
+//! - Parsed bundles hold their rules in evaluation order.
+//! - Returns ([`returns::reversal`]) pro-rate a line's `discount` with its
+//!   quantity; [`redeem::currency_value`] is `None` unless the quotient is exact.
 
 mod basket;
 mod bundle;

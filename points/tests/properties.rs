@@ -230,6 +230,13 @@ proptest! {
                 }
             }
         }
+        // Rules held in another order (a bundle edited in code) quote the same:
+        // the evaluation order is computed, not taken from the list.
+        let mut shuffled = bundle.clone();
+        for program in &mut shuffled.programs {
+            program.rules.reverse();
+        }
+        prop_assert_eq!(quote(&shuffled, &basket).map_err(|e| TestCaseError::fail(e.to_string()))?, got.clone());
         // The TOML twin of the bundle gives the same quote.
         let toml_text = toml::to_string(&bundle_value).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let twin = Bundle::parse(&toml_text, Format::Toml).map_err(|e| TestCaseError::fail(format!("TOML twin refused: {e}\n{toml_text}")))?;
