@@ -17,3 +17,5 @@ pub use client::{ClientConfig, SyncClient, Token};
 pub use entry::{ChainBreak, ChainVerifier, Digest32, EntryKind, LedgerEntry};
 pub use error::SyncError;
 pub use retry::{Backoff, FailureClass, RetryPolicy};
+/// Re-exported so users of [`LedgerEntry`] name the same `Uuid`.
+pub use uuid;

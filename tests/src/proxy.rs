@@ -11,7 +11,12 @@
 //! Switching the mode cuts every connection open at that moment, so pooled
 //! keep-alive connections of an HTTP client cannot dodge the new mode.
 //!
-//! It works on bytes, not HTTP, so TLS passes through untouched.
+//! It works on bytes, not HTTP, so TLS passes through untouched. One
+//! consequence: lose-answer takes the first bytes the server sends as "the
+//! answer". That is true of plain HTTP; over TLS the first server bytes are
+//! the handshake, so the request is never sent. Test lost answers against a
+//! central serving plain HTTP on loopback (`--insecure-http`), which the
+//! register's transport rules allow.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,7 +49,8 @@ pub enum Mode {
     Reset,
     /// Accept and read, never forward, never answer.
     Blackhole,
-    /// Forward the request, read the answer, close without sending it.
+    /// Forward the request, read the answer, close without sending it
+    /// (plain HTTP only, see the module docs).
     LoseAnswer,
 }
 
