@@ -47,6 +47,8 @@ pub enum DaemonError {
     Close(#[source] StoreError),
     #[error("a task of the agent failed: {0}")]
     Task(String),
+    #[error("invalid device settings: {0}")]
+    Devices(#[source] pos_drivers::Error),
 }
 
 /// Everything needed to start an agent; [`DaemonOptions::from_config`]
@@ -64,6 +66,9 @@ pub struct DaemonOptions {
     pub time_zone: jiff::tz::TimeZone,
     /// Off without `[central]`.
     pub sync: SyncMode,
+    /// `[[devices]]` with `[cards]` and `[[variable_measure]]`; empty: no
+    /// device tasks.
+    pub devices: crate::devices::DevicesOptions,
 }
 
 impl DaemonOptions {
@@ -88,6 +93,7 @@ impl DaemonOptions {
             } else {
                 SyncMode::Off
             },
+            devices: crate::devices::DevicesOptions::from_config(config),
         }
     }
 }
@@ -168,9 +174,22 @@ impl Daemon {
             shutdown: shutdown.clone(),
             event_streams: Arc::new(Semaphore::new(api::EVENT_STREAMS_MAX)),
         };
+        // Devices after the last fallible bind, so a failed start leaves no
+        // device loop holding a serial port.
+        let device_tasks = crate::devices::start(
+            &options.devices,
+            crate::devices::ScanTargets {
+                store: store.clone(),
+                session: state.session.clone(),
+            },
+            state.events.clone(),
+            &state.health,
+            shutdown.clone(),
+        )
+        .map_err(DaemonError::Devices)?;
         let router = api::router(state.clone(), options.max_body_bytes);
         let connections = Arc::new(Semaphore::new(server::CONNECTIONS_MAX));
-        let mut tasks = Vec::new();
+        let mut tasks = device_tasks;
         let unix_listener = Listener::Unix(unix.listener);
         tasks.push(spawn_until_cancelled(
             server::serve(

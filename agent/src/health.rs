@@ -6,8 +6,10 @@
 //! snapshot combined with the store's figures. Keeping the "is it alive"
 //! judgement here, in one place, lets the watchdog and the API agree.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use pos_drivers::DeviceStatus;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,12 +31,47 @@ pub enum SyncMode {
     On,
 }
 
-/// One device as health shows it (filled by the device tasks, issue 5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A device loop counts as alive when it went round within this long. It
+/// wakes at least every [`pos_drivers::device::HEARTBEAT_INTERVAL_MS`],
+/// device or not; five of those is a stuck loop, not a slow one.
+pub const DEVICE_LOOP_STALL_MS: u64 = 5 * pos_drivers::device::HEARTBEAT_INTERVAL_MS;
+
+/// One device as health shows it (read live from the device loops).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeviceHealth {
     pub name: String,
-    /// `up`, `down` or `opening`.
+    /// `up` (open) or `down` (not open; the loop keeps reopening it).
     pub state: String,
+    /// The device loop went round within [`DEVICE_LOOP_STALL_MS`]; false
+    /// means the loop is stuck (health is then `degraded`).
+    #[serde(default)]
+    pub loop_alive: bool,
+    /// Scans and swipes decoded since start (payment cards not included).
+    #[serde(default)]
+    pub scans: u64,
+    #[serde(default)]
+    pub payment_cards_rejected: u64,
+    /// Frames thrown away (too long, stalled, missing prefix).
+    #[serde(default)]
+    pub frames_discarded: u64,
+    /// Events lost because the agent did not take them in time.
+    #[serde(default)]
+    pub events_dropped: u64,
+}
+
+impl DeviceHealth {
+    /// A device loop's state, read now.
+    pub fn of(name: &str, status: &DeviceStatus) -> DeviceHealth {
+        DeviceHealth {
+            name: name.to_string(),
+            state: if status.is_up() { "up" } else { "down" }.to_string(),
+            loop_alive: status.since_last_activity() <= Duration::from_millis(DEVICE_LOOP_STALL_MS),
+            scans: status.scans(),
+            payment_cards_rejected: status.payment_cards_rejected(),
+            frames_discarded: status.frames_discarded(),
+            events_dropped: status.events_dropped(),
+        }
+    }
 }
 
 /// Shared health inputs of one agent instance.
@@ -44,6 +81,8 @@ pub struct HealthState {
     terminal_id: String,
     sync: SyncMode,
     devices: Mutex<Vec<DeviceHealth>>,
+    /// Device loops read live at each snapshot ([`HealthState::watch_device`]).
+    device_loops: Mutex<Vec<(String, Arc<DeviceStatus>)>>,
 }
 
 /// The store part of a health snapshot.
@@ -116,7 +155,16 @@ impl HealthState {
             terminal_id,
             sync,
             devices: Mutex::new(Vec::new()),
+            device_loops: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Shows a device loop's live status in every snapshot from now on
+    /// (the device tasks register here when they start).
+    pub fn watch_device(&self, name: String, status: Arc<DeviceStatus>) {
+        let mut loops = self.device_loops.lock().unwrap_or_else(|p| p.into_inner());
+        loops.retain(|(n, _)| *n != name);
+        loops.push((name, status));
     }
 
     /// Replaces a device's state (device tasks call this).
@@ -151,7 +199,21 @@ impl HealthState {
             Ok(s) => (s, None),
             Err(e) => (StoreStats::default(), Some(e)),
         };
-        let status = if writer_alive && error.is_none() {
+        let mut devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let loops: Vec<DeviceHealth> = self
+            .device_loops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(name, status)| DeviceHealth::of(name, status))
+            .collect();
+        let loops_alive = loops.iter().all(|d| d.loop_alive);
+        devices.extend(loops);
+        let status = if writer_alive && error.is_none() && loops_alive {
             "ok"
         } else {
             "degraded"
@@ -165,11 +227,7 @@ impl HealthState {
             outbox_depth: stats.unsynced_entries,
             dead_letters: stats.dead_letters,
             rules_version: stats.rules_version,
-            devices: self
-                .devices
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            devices,
             store: StoreHealth {
                 writer_alive,
                 writer_idle_ms,
@@ -253,22 +311,38 @@ mod tests {
     }
 
     #[test]
+    fn watched_device_loops_are_read_live() {
+        let h = HealthState::new("t".into(), SyncMode::Off);
+        let status = Arc::new(DeviceStatus::new());
+        h.watch_device("front".into(), status.clone());
+        let snap = h.snapshot(Ok(StoreStats::default()), writer(true, 0, 0));
+        assert_eq!(snap.status, "ok");
+        assert_eq!(snap.devices.len(), 1);
+        assert_eq!(snap.devices[0].name, "front");
+        assert_eq!(snap.devices[0].state, "down", "not opened yet");
+        assert!(snap.devices[0].loop_alive);
+    }
+
+    #[test]
     fn device_state_is_replaced_by_name() {
         let h = HealthState::new("t".into(), SyncMode::Off);
         h.set_device(DeviceHealth {
             name: "a".into(),
             state: "opening".into(),
+            ..DeviceHealth::default()
         });
         h.set_device(DeviceHealth {
             name: "a".into(),
             state: "up".into(),
+            ..DeviceHealth::default()
         });
         let snap = h.snapshot(Ok(StoreStats::default()), writer(true, 0, 0));
         assert_eq!(
             snap.devices,
             vec![DeviceHealth {
                 name: "a".into(),
-                state: "up".into()
+                state: "up".into(),
+                ..DeviceHealth::default()
             }]
         );
     }

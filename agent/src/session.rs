@@ -28,6 +28,10 @@ pub const SESSION_LINES_MAX: usize = 500;
 pub const LINE_QTY_MAX: u32 = 10_000;
 pub const LINE_QTY_SCALE_MAX: u32 = 3;
 
+/// Unknown product codes a checkout remembers for the cashier: enough for a
+/// trolley of new stock; a runaway scanner must not grow it without end.
+pub const UNKNOWN_PRODUCTS_MAX: usize = 20;
+
 /// Why a session operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
@@ -100,6 +104,10 @@ pub struct Checkout {
     /// Set by the first commit attempt and reused by retries, for the same
     /// reason as `sale_id`: a retry must send the same content.
     pub commit_time: Option<String>,
+    /// Codes scanned that the catalog cache does not know, newest last, at
+    /// most [`UNKNOWN_PRODUCTS_MAX`]: shown to the cashier, not sold.
+    #[serde(default)]
+    pub unknown_products: Vec<String>,
     next_line: u32,
 }
 
@@ -113,8 +121,19 @@ impl Checkout {
             member: None,
             lines: Vec::new(),
             commit_time: None,
+            unknown_products: Vec::new(),
             next_line: 1,
         })
+    }
+
+    /// Records a scanned code the catalog does not know (a repeat moves to
+    /// the end); the oldest is dropped beyond [`UNKNOWN_PRODUCTS_MAX`].
+    pub fn note_unknown_product(&mut self, code: String) {
+        self.unknown_products.retain(|c| *c != code);
+        if self.unknown_products.len() >= UNKNOWN_PRODUCTS_MAX {
+            self.unknown_products.remove(0);
+        }
+        self.unknown_products.push(code);
     }
 
     /// Adds `qty` of a product. The same sku at the same price adds to its
@@ -328,6 +347,29 @@ impl Session {
         Ok(self.changed(&state))
     }
 
+    /// Adds `qty` of a product already priced by the caller (a scanner: the
+    /// catalog lookup by several keys, or a price embedded in the label);
+    /// opens a checkout when none is open. Returns the line number.
+    pub async fn add_priced(
+        &self,
+        product: Priced,
+        qty: Decimal,
+    ) -> Result<(u32, SessionView), SessionFailure> {
+        let mut state = self.state.lock().await;
+        let checkout = open_or_start(&mut state)?;
+        let line = checkout.add(product, qty)?;
+        Ok((line, self.changed(&state)))
+    }
+
+    /// Shows a scanned code the catalog does not know in the checkout;
+    /// opens a checkout when none is open, as any first scan does.
+    pub async fn note_unknown_product(&self, code: String) -> Result<SessionView, SessionFailure> {
+        let mut state = self.state.lock().await;
+        let checkout = open_or_start(&mut state)?;
+        checkout.note_unknown_product(code);
+        Ok(self.changed(&state))
+    }
+
     pub async fn remove_line(&self, line: u32) -> Result<SessionView, SessionFailure> {
         let mut state = self.state.lock().await;
         let checkout = state.as_mut().ok_or(SessionError::NoSession)?;
@@ -469,6 +511,25 @@ mod tests {
         assert_eq!(r.lines.len(), 1);
         assert_eq!(r.lines[0].line, Some(1));
         assert_eq!(r.lines[0].unit_price, d("2.50"));
+    }
+
+    #[test]
+    fn unknown_products_are_bounded_newest_last_without_repeats() {
+        let mut c = Checkout::new("S-1".into()).expect("sale id");
+        for i in 0..=UNKNOWN_PRODUCTS_MAX {
+            c.note_unknown_product(format!("code{i}"));
+        }
+        c.note_unknown_product("code5".into());
+        assert_eq!(c.unknown_products.len(), UNKNOWN_PRODUCTS_MAX);
+        assert_eq!(
+            c.unknown_products.first().map(String::as_str),
+            Some("code1")
+        );
+        assert_eq!(c.unknown_products.last().map(String::as_str), Some("code5"));
+        assert_eq!(
+            c.unknown_products.iter().filter(|c| *c == "code5").count(),
+            1
+        );
     }
 
     #[test]

@@ -43,6 +43,8 @@ fn options(reg: &Register, listen: Option<&str>) -> DaemonOptions {
         max_body_bytes: 64 * 1024,
         time_zone: tz,
         sync: pos_agent::health::SyncMode::Off,
+        central: None,
+        devices: Default::default(),
     }
 }
 

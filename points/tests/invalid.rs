@@ -93,3 +93,17 @@ fn every_refusal_names_the_field() {
         failures.join("\n\n")
     );
 }
+
+/// Nesting 100,000 deep must be an error, not a stack overflow (which would
+/// abort the process rather than panic).
+#[test]
+fn deeply_nested_documents_are_refused() {
+    let depth = 100_000;
+    let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    assert!(Bundle::parse(&arrays, Format::Json).is_err());
+    assert!(Basket::parse_json(&arrays).is_err());
+    let toml_arrays = format!("a = {arrays}");
+    assert!(Bundle::parse(&toml_arrays, Format::Toml).is_err());
+    let toml_tables = format!("a = {}1{}", "{b = ".repeat(depth), "}".repeat(depth));
+    assert!(Bundle::parse(&toml_tables, Format::Toml).is_err());
+}

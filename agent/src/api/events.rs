@@ -23,6 +23,9 @@ pub enum Event {
     Session(serde_json::Value),
     /// A subscriber fell behind and `missed` events were dropped for it.
     Lagged { missed: u64 },
+    /// A scanner or card reader: a scan and what it did, device up/down,
+    /// a discarded frame, a rejected payment card ([`crate::devices::notice`]).
+    Device(crate::devices::DeviceNotice),
 }
 
 impl Event {
@@ -31,6 +34,7 @@ impl Event {
         match self {
             Event::Session(_) => "session",
             Event::Lagged { .. } => "lagged",
+            Event::Device(notice) => notice.sse_name(),
         }
     }
 }

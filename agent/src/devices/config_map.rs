@@ -1,5 +1,5 @@
-//! The agent's side of the drivers: mapping `[[devices]]`, `[cards]` and
-//! `[[variable_measure]]` from the config onto `pos-drivers` settings.
+//! Mapping `[[devices]]`, `[cards]` and `[[variable_measure]]` from the
+//! config onto `pos-drivers` settings.
 //!
 //! The two crates keep their own types on purpose (the drivers know nothing
 //! of the config file); this module is the one place that knows both, so a
