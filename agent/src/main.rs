@@ -10,8 +10,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::Failure;
-
 /// Offline-first loyalty agent for point-of-sale registers.
 #[derive(Debug, Parser)]
 #[command(name = "pos-agent", version, about)]
@@ -41,6 +39,9 @@ enum Command {
     Decode {
         #[command(subcommand)]
         what: DecodeWhat,
+        /// Take member-card prefixes and variable-measure layouts from this config.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
     },
     /// Load a rules bundle and member and catalog snapshots into the store.
     Import {
@@ -94,27 +95,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Quote { rules, basket } => commands::quote::run(&rules, &basket),
+        Command::Import {
+            rules,
+            members,
+            catalog,
+            config,
+        } => commands::import::run(&rules, members.as_deref(), catalog.as_deref(), &config),
+        Command::Db {
+            what: DbWhat::Verify { db, config },
+        } => commands::db::verify(db.as_deref(), &config),
+        Command::CheckConfig { path } => commands::check_config::run(&path),
+        Command::Decode { what, config } => {
+            let (kind, data) = match what {
+                DecodeWhat::Barcode { data } => (pos_drivers::DecodeKind::Barcode, data),
+                DecodeWhat::Track { data } => (pos_drivers::DecodeKind::Track, data),
+            };
+            commands::decode::run(kind, &data, config.as_deref())
+        }
         Command::Run { config } => commands::run::run(&config),
         Command::Status { config } => commands::status::run(&config),
-        other => Err(Failure::Other(anyhow::anyhow!(
-            "`{}` is not built yet",
-            command_name(&other)
-        ))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Run { .. } => "run",
-        Command::Quote { .. } => "quote",
-        Command::Decode { .. } => "decode",
-        Command::Import { .. } => "import",
-        Command::CheckConfig { .. } => "check-config",
-        Command::Status { .. } => "status",
-        Command::Db { .. } => "db",
     }
 }
