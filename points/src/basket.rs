@@ -84,8 +84,10 @@ pub(crate) fn line_context(line: Option<u32>, index: usize) -> String {
 impl Basket {
     /// Parses and validates a JSON basket; every problem found is in the error.
     pub fn parse_json(text: &str) -> Result<Basket, Error> {
-        let raw: raw::RawBasket = crate::parse_error::deserialize(text, Format::Json, "basket")?;
-        Basket::try_from(raw)
+        match crate::parse_error::deserialize::<raw::RawBasket>(text, Format::Json, "basket") {
+            Ok(raw) => Basket::try_from(raw),
+            Err(shape) => Err(shape.into_error(|rest| Basket::try_from(rest).map(drop))),
+        }
     }
 
     /// Checks every rule of spec §2 and this crate's limits, reporting all problems.

@@ -1,11 +1,11 @@
 //! The rules bundle (spec §1): the typed model, parsing and validation.
 //!
-//! Parsing goes through a private "raw" mirror of these types
-//! ([`crate::raw`]) that keeps decimals, names and times as the strings that
-//! were written. Shape errors (unknown field, wrong JSON/TOML type) stop
-//! serde at the first one; everything after that (a decimal that does not
-//! parse, an unknown kind, a repeated id, a range) is collected over the whole
-//! bundle so the author sees every mistake at once.
+//! Parsing goes through a private "raw" mirror of these types (`raw.rs`)
+//! that keeps decimals, names and times as the strings that were written.
+//! serde checks the shape (unknown field, wrong JSON/TOML type); then every
+//! value is read and checked (a decimal that does not parse, an unknown kind,
+//! a repeated id, a range), and all problems are reported together so the
+//! author sees every mistake at once.
 
 use jiff::civil::{DateTime, Time, Weekday};
 use rust_decimal::Decimal;
@@ -353,8 +353,10 @@ fn serialize_time<S: Serializer>(value: &Time, s: S) -> Result<S::Ok, S::Error> 
 impl Bundle {
     /// Parses and validates a bundle; every problem found is in the error.
     pub fn parse(text: &str, format: Format) -> Result<Bundle, Error> {
-        let raw: raw::RawBundle = crate::parse_error::deserialize(text, format, "bundle")?;
-        Bundle::try_from(raw)
+        match crate::parse_error::deserialize::<raw::RawBundle>(text, format, "bundle") {
+            Ok(raw) => Bundle::try_from(raw),
+            Err(shape) => Err(shape.into_error(|rest| Bundle::try_from(rest).map(drop))),
+        }
     }
 
     /// Checks every rule of spec §1 and this crate's limits, reporting all problems.

@@ -52,9 +52,9 @@
 //! - Decimal strings are `-?digits[.digits]` only (no exponent, `+`, spaces),
 //!   with at most [`limits::DECIMAL_SCALE_MAX`] places (trailing zeros not
 //!   counted) and absolute value <= [`limits::DECIMAL_ABS_MAX`]. They are
-//!   stored normalized. Shape errors (wrong type, unknown or missing field,
-//!   bad syntax) stop at the first, as serde does; every other problem of a
-//!   document is collected.
+//!   stored normalized. Every problem of a document is reported, except past
+//!   bad syntax, a missing required field or a bad array element, where
+//!   reading cannot go on (up to [`limits::SHAPE_PROBLEMS_MAX`] shape errors).
 //! - Parsed bundles hold their rules in evaluation order.
 //! - Returns ([`returns::reversal`]) pro-rate a line's `discount` with its
 //!   quantity; [`redeem::currency_value`] is `None` unless the quotient is exact.
@@ -86,6 +86,9 @@ pub use quote::{Limit, ProgramQuote, Quote, RuleQuote, quote};
 pub mod limits {
     /// Largest bundle or basket text accepted, in bytes.
     pub const DOCUMENT_BYTES_MAX: usize = 16 * 1024 * 1024;
+    /// Shape errors (unknown field, wrong type) reported for one document;
+    /// each costs a re-read of the document.
+    pub const SHAPE_PROBLEMS_MAX: usize = 50;
     /// Programs per bundle.
     pub const PROGRAMS_MAX: usize = 64;
     /// Rules per program.

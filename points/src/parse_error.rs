@@ -4,34 +4,63 @@
 //!
 //! serde alone reports "invalid type: integer `2`, expected a decimal as a
 //! string at line 9 column 18"; `serde_path_to_error` adds
-//! `programs[0].rules[3].value`, and a second, schema-free read of the same
-//! text turns the indices into `program "main", rule "double-shoes"`.
+//! `programs[0].rules[3].value`, and a schema-free read of the same text
+//! turns the indices into `program "main", rule "double-shoes"`.
+//!
+//! serde stops at the first shape error. To report the others too, the
+//! offending field is removed from the schema-free document and the rest is
+//! read again, until it reads (then its values are checked as well) or the
+//! error cannot be stepped over (a missing field, a bad array element, bad
+//! syntax).
 
 use serde::de::DeserializeOwned;
-use serde_path_to_error::Segment;
+use serde_json::Value;
+use serde_path_to_error::{Path, Segment};
 
 use crate::bundle::Format;
-use crate::error::{Error, ErrorKind};
-use crate::limits::DOCUMENT_BYTES_MAX;
+use crate::error::{Error, ErrorKind, Problem};
+use crate::limits::{DOCUMENT_BYTES_MAX, SHAPE_PROBLEMS_MAX};
 
-/// Deserializes `text` as `T`, or one [`ErrorKind::Syntax`] error naming where.
+/// A document that did not read: its shape problems and, when every bad
+/// field could be stepped over, what the rest of it reads as.
+pub(crate) struct ShapeErrors<T> {
+    pub(crate) problems: Vec<Problem>,
+    pub(crate) rest: Option<T>,
+}
+
+impl<T> ShapeErrors<T> {
+    /// The problems, plus those `check` finds in the rest of the document.
+    pub(crate) fn into_error(self, check: impl FnOnce(T) -> Result<(), Error>) -> Error {
+        let mut problems = self.problems;
+        if let Some(rest) = self.rest
+            && let Err(more) = check(rest)
+        {
+            problems.extend(more.problems().iter().cloned());
+        }
+        Error::new(ErrorKind::Syntax, problems)
+    }
+}
+
+/// Deserializes `text` as `T`, or every shape problem found.
 pub(crate) fn deserialize<T: DeserializeOwned>(
     text: &str,
     format: Format,
     what: &str,
-) -> Result<T, Error> {
+) -> Result<T, ShapeErrors<T>> {
     if text.len() > DOCUMENT_BYTES_MAX {
-        return Err(Error::one(
-            ErrorKind::Syntax,
-            "",
-            "",
-            format!(
-                "the {what} is {} bytes; at most {DOCUMENT_BYTES_MAX} are accepted",
-                text.len()
-            ),
-        ));
+        return Err(ShapeErrors {
+            problems: vec![problem(
+                None,
+                None,
+                format!(
+                    "the {what} is {} bytes; at most {DOCUMENT_BYTES_MAX} are accepted",
+                    text.len()
+                ),
+            )],
+            rest: None,
+        });
     }
-    let result = match format {
+    let first = match format {
         Format::Json => {
             let mut deserializer = serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize(&mut deserializer)
@@ -50,31 +79,119 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
             Err(e) => Err((None, e.to_string())),
         },
     };
-    result.map_err(|(path, message)| {
-        let segments: Vec<&Segment> = path
-            .as_ref()
-            .map(|p| p.iter().collect())
-            .unwrap_or_default();
-        let path_text = match &path {
-            Some(path) if !segments.is_empty() => path.to_string(),
-            _ => String::new(),
-        };
-        let context = context_of(text, format, &segments);
-        let message = message.trim_end().to_owned();
-        Error::one(ErrorKind::Syntax, &path_text, &context, message)
-    })
-}
-
-/// `program "main", rule "x"` for a path such as `programs[0].rules[3].value`,
-/// read from a schema-free parse of the text; empty when it cannot be found.
-fn context_of(text: &str, format: Format, segments: &[&Segment]) -> String {
-    let document: Option<serde_json::Value> = match format {
+    let (mut path, message) = match first {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    let mut document: Option<Value> = match format {
         Format::Json => serde_json::from_str(text).ok(),
         Format::Toml => toml::from_str(text).ok(),
     };
-    let Some(mut node) = document.as_ref() else {
-        return String::new();
+    let mut problems = vec![problem(path.as_ref(), document.as_ref(), message.clone())];
+    let mut rest = None;
+    let mut removed: Vec<String> = Vec::new();
+    let mut message = message;
+    while let Some(doc) = document.as_mut() {
+        if problems.len() >= SHAPE_PROBLEMS_MAX {
+            break;
+        }
+        // A decimal of the wrong type is replaced by "1", which every decimal
+        // range accepts, so that required decimals do not stop the reading;
+        // any other bad field is removed.
+        let replacement = message
+            .contains(DECIMAL_EXPECTED)
+            .then(|| Value::String("1".to_owned()));
+        match step_over(doc, path.as_ref(), replacement) {
+            Some(field) => removed.push(field),
+            None => break,
+        }
+        match serde_path_to_error::deserialize::<_, T>(doc.clone()) {
+            Ok(value) => {
+                rest = Some(value);
+                break;
+            }
+            Err(e) => {
+                message = e.inner().to_string();
+                path = Some(e.path().clone());
+                if let Some(field) = missing_field(&message) {
+                    // A field this loop removed is not missing from the
+                    // input; either way reading cannot go on.
+                    let full = match path.as_ref().map(ToString::to_string) {
+                        Some(parent) if !parent.is_empty() && parent != "." => {
+                            format!("{parent}.{field}")
+                        }
+                        _ => field.to_owned(),
+                    };
+                    if !removed.contains(&full) {
+                        problems.push(problem(path.as_ref(), Some(doc), message));
+                    }
+                    break;
+                }
+                problems.push(problem(path.as_ref(), Some(doc), message.clone()));
+            }
+        }
+    }
+    Err(ShapeErrors { problems, rest })
+}
+
+/// What the decimal fields' deserializer says it expects (see `raw::DecText`).
+pub(crate) const DECIMAL_EXPECTED: &str = "a decimal as a string";
+
+/// `value` of "missing field `value`".
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+fn problem(path: Option<&Path>, document: Option<&Value>, message: String) -> Problem {
+    let segments: Vec<&Segment> = path.map(|p| p.iter().collect()).unwrap_or_default();
+    Problem {
+        path: match path {
+            Some(path) if !segments.is_empty() => path.to_string(),
+            _ => String::new(),
+        },
+        context: document.map_or_else(String::new, |doc| context_of(doc, &segments)),
+        message: message.trim_end().to_owned(),
+    }
+}
+
+/// Removes (or replaces) the object field `path` names and returns its path;
+/// `None` when it names no field (the root, an array element, or a path
+/// that is not in the document).
+fn step_over(
+    document: &mut Value,
+    path: Option<&Path>,
+    replacement: Option<Value>,
+) -> Option<String> {
+    let path = path?;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, parents)) = segments.split_last() else {
+        return None;
     };
+    let mut node = document;
+    for segment in parents {
+        let next = match segment {
+            Segment::Map { key } => node.get_mut(key.as_str()),
+            Segment::Seq { index } => node.get_mut(*index),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        };
+        node = next?;
+    }
+    let object = node.as_object_mut()?;
+    match replacement {
+        Some(value) => {
+            *object.get_mut(key.as_str())? = value;
+        }
+        None => {
+            object.remove(key.as_str())?;
+        }
+    }
+    Some(path.to_string())
+}
+
+/// `program "main", rule "x"` for a path such as `programs[0].rules[3].value`,
+/// read from the schema-free document; empty when it cannot be found.
+fn context_of(document: &Value, segments: &[&Segment]) -> String {
+    let mut node = document;
     let mut parts = Vec::new();
     let mut owner: Option<&str> = None;
     for segment in segments {

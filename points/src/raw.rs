@@ -33,7 +33,11 @@ impl<'de> Deserialize<'de> for DecText {
         impl Visitor<'_> for DecVisitor {
             type Value = DecText;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a decimal as a string, e.g. \"12.34\"")
+                write!(
+                    f,
+                    "{}, e.g. \"12.34\"",
+                    crate::parse_error::DECIMAL_EXPECTED
+                )
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<DecText, E> {
                 Ok(DecText(value.to_owned()))
