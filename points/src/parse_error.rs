@@ -105,7 +105,7 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
             Some(field) => removed.push(field),
             None => break,
         }
-        match serde_path_to_error::deserialize::<_, T>(doc.clone()) {
+        match serde_path_to_error::deserialize::<_, T>(&*doc) {
             Ok(value) => {
                 rest = Some(value);
                 break;
