@@ -28,7 +28,9 @@ pub fn run(path: &Path) -> Result<(), Failure> {
     }
     let config = Config::parse(&text, path, &env).map_err(bad_input)?;
     println!("ok: {}", path.display());
-    if !assumed.is_empty() {
+    let uses_assumed = config.storage.path.starts_with(UNIT_STATE_DIRECTORY)
+        || config.api.socket.starts_with(UNIT_RUNTIME_DIRECTORY);
+    if !assumed.is_empty() && uses_assumed {
         println!(
             "  (defaults checked as under the systemd unit: {})",
             assumed.join(", ")
