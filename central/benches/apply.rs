@@ -1,0 +1,201 @@
+//! How fast central applies register ledgers (issue 4 goal: a register's
+//! catch-up of 100,000 entries, 100 batches of 1,000, in under 20 s on
+//! 2 cores).
+//!
+//! - `apply/batch_1000`: one batch of 1,000 entries through the `Storage`
+//!   trait into an on-disk SQLite database (WAL, synchronous=FULL).
+//! - `catch_up/100k_storage`: 100 batches into a fresh database.
+//! - `catch_up/100k_https`: the same through the real HTTP stack: the
+//!   `pos-sync` client over TLS to an in-process central on loopback,
+//!   postcard encoding and decoding included.
+//!
+//! `cargo bench -p pos-central --bench apply` (add `-- catch_up` for only
+//! the 100k runs).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use pos_central::SqliteStorage;
+use pos_central::files::{CentralDir, token_hash};
+use pos_central::server::{self, AppState};
+use pos_central::storage::{NewBundle, Storage};
+use pos_sync::protocol::{BatchOutcome, BundleFormat, ReceivedBatch, UploadBatch};
+use pos_sync::signing::sign_bundle;
+use pos_sync::{ClientConfig, Digest32, EntryKind, LedgerEntry, SyncClient, Token, wire};
+use rand::SeedableRng;
+use uuid::Uuid;
+
+const TERMINAL: &str = "store-1-reg-1";
+const BATCH_ENTRIES: usize = 1_000;
+const CATCH_UP_BATCHES: usize = 100;
+/// Distinct members the entries spread over (a store's regulars).
+const MEMBERS: u64 = 5_000;
+
+/// A register's chain, `count` entries from `first_seq` after `prev`.
+fn chain(first_seq: u64, prev: Digest32, count: usize) -> Vec<LedgerEntry> {
+    let mut prev = prev;
+    (0..count as u64)
+        .map(|i| {
+            let seq = first_seq + i;
+            let mut e = LedgerEntry {
+                entry_id: Uuid::now_v7(),
+                terminal_id: TERMINAL.into(),
+                seq,
+                prev_hash: Digest32::ZERO,
+                hash: Digest32::ZERO,
+                kind: EntryKind::Earn,
+                program: "main".into(),
+                member: format!("M-{}", seq * 7919 % MEMBERS),
+                points: (seq % 97) as i64 + 1,
+                sale_id: Some(format!("S-{seq:08}")),
+                return_id: None,
+                rules_version: 1,
+                occurred_at: jiff::Timestamp::now().to_string(),
+                detail:
+                    r#"{"base":54,"tier_bonus":27,"rules":[{"id":"double-shoes","points":54}]}"#
+                        .into(),
+            };
+            e.chain_after(prev);
+            prev = e.hash;
+            e
+        })
+        .collect()
+}
+
+fn batches(count: usize) -> Vec<UploadBatch> {
+    let entries = chain(1, Digest32::ZERO, count * BATCH_ENTRIES);
+    entries
+        .chunks(BATCH_ENTRIES)
+        .map(|c| UploadBatch {
+            terminal_id: TERMINAL.into(),
+            first_seq: c[0].seq,
+            entries: c.to_vec(),
+        })
+        .collect()
+}
+
+fn received(batch: &UploadBatch) -> ReceivedBatch {
+    wire::decode_upload(&wire::encode_upload(batch).expect("encode")).expect("decode")
+}
+
+fn fresh_storage(dir: &std::path::Path) -> SqliteStorage {
+    let s = SqliteStorage::open(&dir.join("central.db")).expect("open");
+    s.add_terminal(TERMINAL, token_hash("bench-token"))
+        .expect("terminal");
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::StdRng::seed_from_u64(1));
+    s.publish_bundle(
+        NewBundle {
+            signed: sign_bundle(&key, 1, BundleFormat::Json, b"{}".to_vec()),
+            programs: vec!["main".into()],
+        },
+        jiff::Timestamp::now(),
+    )
+    .expect("bundle");
+    s
+}
+
+fn apply_all(storage: &SqliteStorage, batches: &[ReceivedBatch]) {
+    for b in batches {
+        let answer = storage
+            .apply_batch(b, jiff::Timestamp::now())
+            .expect("apply");
+        assert!(matches!(answer.outcome, BatchOutcome::Entries(_)));
+    }
+}
+
+fn bench_batch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("apply");
+    group.bench_function("batch_1000", |b| {
+        b.iter_custom(|iters| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let storage = fresh_storage(dir.path());
+            let batches: Vec<ReceivedBatch> =
+                batches(iters as usize).iter().map(received).collect();
+            let start = Instant::now();
+            apply_all(&storage, &batches);
+            start.elapsed()
+        })
+    });
+    group.finish();
+}
+
+fn bench_catch_up(c: &mut Criterion) {
+    let mut group = c.benchmark_group("catch_up");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    let all = batches(CATCH_UP_BATCHES);
+
+    let decoded: Vec<ReceivedBatch> = all.iter().map(received).collect();
+    group.bench_function("100k_storage", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let storage = fresh_storage(dir.path());
+                let start = Instant::now();
+                apply_all(&storage, &decoded);
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    group.bench_function("100k_https", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let central = CentralDir::new(dir.path());
+                central.init(&[]).expect("init");
+                let storage = fresh_storage(dir.path());
+                let state = Arc::new(AppState {
+                    storage: Arc::new(storage),
+                    signing_key: central.signing_key().expect("key"),
+                    admin_token_hash: [0; 32],
+                });
+                let tls = central.tls_server_config().expect("tls");
+                total += runtime.block_on(async {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind");
+                    let addr = listener.local_addr().expect("addr");
+                    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                    let serving = tokio::spawn(server::serve(
+                        listener,
+                        server::router(state),
+                        Some(tls),
+                        async {
+                            let _ = stopped.await;
+                        },
+                    ));
+                    let mut config = ClientConfig::new(
+                        format!("https://{addr}"),
+                        Token::new("bench-token").expect("token"),
+                    );
+                    config.ca_file = Some(central.ca_path());
+                    let client = SyncClient::new(&config).expect("client");
+                    let start = Instant::now();
+                    for batch in &all {
+                        let answer = client.upload(batch).await.expect("upload");
+                        assert!(matches!(answer.outcome, BatchOutcome::Entries(_)));
+                    }
+                    let elapsed = start.elapsed();
+                    let _ = stop.send(());
+                    let _ = serving.await;
+                    elapsed
+                });
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_batch, bench_catch_up);
+criterion_main!(benches);
