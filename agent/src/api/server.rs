@@ -31,6 +31,9 @@ pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 /// At shutdown, in-flight requests get this long to finish before their
 /// connections are dropped.
 pub const DRAIN_TIMEOUT_MS: u64 = 5_000;
+/// Pause after a failed `accept` (e.g. out of file descriptors) before
+/// trying again, so the loop does not spin.
+pub const ACCEPT_RETRY_MS: u64 = 50;
 /// File mode of the socket: owner and group (the POS's group) only.
 pub const SOCKET_MODE: u32 = 0o660;
 
@@ -152,6 +155,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
+    let mut connection_tasks = tokio::task::JoinSet::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -173,7 +177,7 @@ pub async fn serve(
             Err(error) => {
                 // EMFILE and friends: back off a little instead of spinning.
                 tracing::warn!(message = "Accept failed.", %error);
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
                 continue;
             }
         };
@@ -186,7 +190,10 @@ pub async fn serve(
                 .watch(builder.serve_connection(TokioIo::new(s), service))
                 .boxed(),
         };
-        tokio::spawn(async move {
+        // Finished connections are reaped here so the set stays within
+        // CONNECTIONS_MAX entries.
+        while connection_tasks.try_join_next().is_some() {}
+        connection_tasks.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(message = "Connection ended with an error.", %error);
             }
@@ -196,10 +203,16 @@ pub async fn serve(
     drop(listener);
     match tokio::time::timeout(Duration::from_millis(DRAIN_TIMEOUT_MS), graceful.shutdown()).await {
         Ok(()) => tracing::debug!(message = "API connections drained."),
-        Err(_) => tracing::warn!(
-            message = "API connections did not drain in time; dropping them.",
-            timeout_ms = DRAIN_TIMEOUT_MS
-        ),
+        Err(_) => {
+            tracing::warn!(
+                message = "API connections did not drain in time; dropping them.",
+                timeout_ms = DRAIN_TIMEOUT_MS
+            );
+            // Dropped, not left running: an in-process host (tests, demo)
+            // closes the store next, and a lingering connection must not
+            // outlive it.
+            connection_tasks.abort_all();
+        }
     }
 }
 
