@@ -98,8 +98,12 @@ struct Sale<'a> {
     day: Day,
     /// The member's birthday month, when a member with a birthday is present.
     birthday_month: Option<i8>,
-    /// Line amounts, in line order.
-    amounts: Vec<Decimal>,
+    /// Each line's amount and quantity as integers at the basket's scales.
+    lines: Vec<Totals>,
+    /// The scale of every amount in `lines` (the largest line amount scale).
+    amount_scale: u32,
+    /// The scale of every quantity in `lines`.
+    qty_scale: u32,
 }
 
 impl<'a> Sale<'a> {
@@ -121,15 +125,30 @@ impl<'a> Sale<'a> {
             .and_then(|member| member.birthday.as_deref())
             .and_then(localtime::parse_date)
             .map(|date| date.month());
+        let overflow = |index: usize| {
+            Error::arithmetic(
+                &format!("line {}", basket.line_number(index)),
+                "the line amount",
+            )
+        };
         let mut amounts = Vec::with_capacity(basket.lines.len());
         for (index, line) in basket.lines.iter().enumerate() {
-            let amount = line.amount().ok_or_else(|| {
-                Error::arithmetic(
-                    &format!("line {}", basket.line_number(index)),
-                    "the line amount",
-                )
-            })?;
-            amounts.push(amount);
+            amounts.push(line.amount().ok_or_else(|| overflow(index))?);
+        }
+        let amount_scale = amounts.iter().map(Decimal::scale).max().unwrap_or(0);
+        let qty_scale = basket
+            .lines
+            .iter()
+            .map(|line| line.qty.scale())
+            .max()
+            .unwrap_or(0);
+        let mut lines = Vec::with_capacity(basket.lines.len());
+        for (index, (line, amount)) in basket.lines.iter().zip(&amounts).enumerate() {
+            lines.push(Totals {
+                amount: units(*amount, amount_scale).ok_or_else(|| overflow(index))?,
+                qty: units(line.qty, qty_scale).ok_or_else(|| overflow(index))?,
+                count: 1,
+            });
         }
         Ok(Sale {
             basket,
@@ -137,29 +156,57 @@ impl<'a> Sale<'a> {
             wall,
             day: Day::of(wall.weekday()),
             birthday_month,
-            amounts,
+            lines,
+            amount_scale,
+            qty_scale,
         })
     }
 }
 
+/// `value` as an integer number of `10^-scale` units; `scale` >= its own.
+fn units(value: Decimal, scale: u32) -> Option<i128> {
+    let factor = 10i128.checked_pow(scale.checked_sub(value.scale())?)?;
+    value.mantissa().checked_mul(factor)
+}
+
+/// `units × 10^-scale` as a Decimal, exactly, or `None` when it does not fit.
+fn from_units(mut units: i128, mut scale: u32) -> Option<Decimal> {
+    loop {
+        if let Ok(value) = Decimal::try_from_i128_with_scale(units, scale) {
+            return Some(value);
+        }
+        // Too many digits: drop trailing zeros, if there are any.
+        if scale == 0 || units % 10 != 0 {
+            return None;
+        }
+        units /= 10;
+        scale -= 1;
+    }
+}
+
 /// Amount, quantity and number of some eligible lines.
+///
+/// Amounts and quantities are integers at one scale per basket (the largest
+/// among its lines), so that matching adds i128s rather than Decimals of
+/// mixed scales, which was most of the quote time; they become Decimals
+/// again, exactly, once per rule ([`from_units`]).
 #[derive(Clone, Copy)]
 struct Totals {
-    amount: Decimal,
-    qty: Decimal,
+    amount: i128,
+    qty: i128,
     count: usize,
 }
 
 impl Totals {
     const ZERO: Totals = Totals {
-        amount: Decimal::ZERO,
-        qty: Decimal::ZERO,
+        amount: 0,
+        qty: 0,
         count: 0,
     };
 
     fn add(&mut self, other: &Totals) -> Option<()> {
-        self.amount = decimal::add(self.amount, other.amount)?;
-        self.qty = decimal::add(self.qty, other.qty)?;
+        self.amount = self.amount.checked_add(other.amount)?;
+        self.qty = self.qty.checked_add(other.qty)?;
         self.count += other.count;
         Some(())
     }
@@ -211,7 +258,7 @@ struct Eligible<'a> {
 
 impl<'a> Eligible<'a> {
     fn new(program: &Program, sale: &Sale<'a>) -> Option<Eligible<'a>> {
-        let count = sale.amounts.len();
+        let count = sale.lines.len();
         let mut eligible = Eligible {
             all: Totals::ZERO,
             by_category: FnvMap::with_capacity_and_hasher(count, Default::default()),
@@ -220,11 +267,7 @@ impl<'a> Eligible<'a> {
             lines: Vec::with_capacity(count),
         };
         for (index, line) in sale.basket.lines.iter().enumerate() {
-            let totals = Totals {
-                amount: sale.amounts[index],
-                qty: line.qty,
-                count: 1,
-            };
+            let totals = sale.lines[index];
             eligible.lines.push(totals);
             if let Some(category) = &line.category {
                 if program.exclude_categories.contains(category) {
@@ -301,11 +344,14 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
     // 1. Eligible lines and E.
     let eligible = Eligible::new(program, sale).ok_or_else(|| overflow("the eligible amount"))?;
 
+    let eligible_amount = from_units(eligible.all.amount, sale.amount_scale)
+        .ok_or_else(|| overflow("the eligible amount"))?;
+
     // 2. Base.
     let base_amount = if program.earn_on_redeemed {
-        eligible.all.amount
+        eligible_amount
     } else {
-        decimal::sub(eligible.all.amount, basket.paid_with_points)
+        decimal::sub(eligible_amount, basket.paid_with_points)
             .ok_or_else(|| overflow("the eligible amount less paid_with_points"))?
             .max(Decimal::ZERO)
     };
@@ -337,7 +383,7 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
     };
 
     // 4. Rules, in evaluation order.
-    let mut applied: Vec<Applied> = Vec::new();
+    let mut applied: Vec<Applied> = Vec::with_capacity(program.rules.len());
     for index in program.evaluation_order() {
         let rule = &program.rules[index];
         if !conditions_hold(rule, tier.map(|tier| tier.id.as_str()), sale) {
@@ -352,15 +398,27 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
         let matched = eligible
             .matched(rule, &basket.lines)
             .ok_or_else(rule_overflow)?;
-        if matched.count == 0 || rule.min_spend.is_some_and(|min| matched.amount < min) {
+        if matched.count == 0 {
+            continue;
+        }
+        // M, made a Decimal only when the rule needs it.
+        let needs_amount = rule.min_spend.is_some()
+            || matches!(rule.kind, RuleKind::Multiplier | RuleKind::PerUnit);
+        let matched_amount = if needs_amount {
+            from_units(matched.amount, sale.amount_scale).ok_or_else(rule_overflow)?
+        } else {
+            Decimal::ZERO
+        };
+        if rule.min_spend.is_some_and(|min| matched_amount < min) {
             continue;
         }
         let exact = match rule.kind {
             RuleKind::Multiplier => decimal::sub(rule.value, Decimal::ONE).and_then(|extra| {
-                decimal::mul(decimal::mul(matched.amount, program.base_rate)?, extra)
+                decimal::mul(decimal::mul(matched_amount, program.base_rate)?, extra)
             }),
-            RuleKind::PerUnit => decimal::mul(matched.amount, rule.value),
-            RuleKind::PerItem => decimal::mul(matched.qty, rule.value),
+            RuleKind::PerUnit => decimal::mul(matched_amount, rule.value),
+            RuleKind::PerItem => from_units(matched.qty, sale.qty_scale)
+                .and_then(|matched_qty| decimal::mul(matched_qty, rule.value)),
             RuleKind::Fixed => Some(rule.value),
         }
         .ok_or_else(rule_overflow)?;
@@ -420,7 +478,7 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
 
     // 6. Subtotal.
     let mut subtotal = i128::from(base) + i128::from(tier_bonus);
-    let mut rules = Vec::new();
+    let mut rules = Vec::with_capacity(applied.len());
     for entry in &applied {
         if entry.points > 0 {
             subtotal += i128::from(entry.points);
