@@ -9,6 +9,7 @@ pub mod client;
 pub mod entry;
 pub mod error;
 pub mod protocol;
+pub mod rechain;
 pub mod retry;
 pub mod signing;
 pub mod wire;

@@ -112,6 +112,34 @@ pub fn check_parsed_version(bundle: &SignedBundle, parsed_version: u64) -> Resul
     Ok(())
 }
 
+/// Verifies a downloaded bundle (signature, newer than `current_version`)
+/// and parses it with `pos-points`, checking that the signed bytes carry the
+/// announced version. What the sync worker calls before caching a bundle.
+pub fn open_bundle(
+    bundle: &SignedBundle,
+    key: &VerifyingKey,
+    current_version: Option<u64>,
+) -> Result<pos_points::Bundle, SyncError> {
+    verify_bundle(bundle, key, current_version)?;
+    parse_verified(bundle)
+}
+
+/// Parses bytes whose signature was checked already (e.g. an old version
+/// fetched on purpose with [`verify_signature`]) and checks their version.
+pub fn parse_verified(bundle: &SignedBundle) -> Result<pos_points::Bundle, SyncError> {
+    let text = std::str::from_utf8(&bundle.bytes)
+        .map_err(|e| SyncError::Bundle(format!("version {}: not UTF-8: {e}", bundle.version)))?;
+    let format = match bundle.format {
+        crate::protocol::BundleFormat::Json => pos_points::Format::Json,
+        crate::protocol::BundleFormat::Toml => pos_points::Format::Toml,
+    };
+    let parsed = pos_points::Bundle::parse(text, format).map_err(|e| {
+        SyncError::Bundle(format!("version {}: invalid bundle: {e}", bundle.version))
+    })?;
+    check_parsed_version(bundle, parsed.version)?;
+    Ok(parsed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +185,29 @@ mod tests {
         }
         assert!(check_parsed_version(&signed, 5).is_ok());
         assert!(check_parsed_version(&signed, 6).is_err());
+    }
+
+    #[test]
+    fn open_bundle_parses_verified_bytes_and_checks_the_announced_version() {
+        let k = key(4);
+        let text =
+            br#"{"version": 7, "programs": [{"id": "main", "currency": "EUR", "base_rate": "1"}]}"#;
+        let signed = sign_bundle(&k, 7, BundleFormat::Json, text.to_vec());
+        let bundle = open_bundle(&signed, &k.verifying_key(), Some(6)).unwrap();
+        assert_eq!(bundle.version, 7);
+        assert_eq!(bundle.programs[0].id, "main");
+
+        // Correctly signed bytes announced under another version.
+        let mut lying = sign_bundle(&k, 8, BundleFormat::Json, text.to_vec());
+        let err = open_bundle(&lying, &k.verifying_key(), Some(6)).unwrap_err();
+        assert!(err.to_string().contains("announced as version 8"), "{err}");
+
+        // Signed but invalid: refused, not cached.
+        lying = sign_bundle(&k, 9, BundleFormat::Json, br#"{"version": 9}"#.to_vec());
+        assert!(matches!(
+            open_bundle(&lying, &k.verifying_key(), None),
+            Err(SyncError::Bundle(_))
+        ));
     }
 
     #[test]
