@@ -51,7 +51,7 @@ pub enum SessionError {
     UnknownSku(String),
     #[error("a checkout with {0} line(s) is open; commit or clear it first")]
     Busy(usize),
-    #[error("sale_id: must be 1 to 64 characters, got {0} characters")]
+    #[error("sale_id: must be 1 to {max} bytes, got {0}", max = crate::store::ID_BYTES_MAX)]
     BadSaleId(usize),
 }
 
@@ -113,8 +113,10 @@ pub struct Checkout {
 
 impl Checkout {
     pub fn new(sale_id: String) -> Result<Self, SessionError> {
-        if sale_id.is_empty() || sale_id.chars().count() > 64 {
-            return Err(SessionError::BadSaleId(sale_id.chars().count()));
+        // The store's id limit, checked here so a bad id is refused when
+        // the checkout opens, not when it is committed.
+        if sale_id.is_empty() || sale_id.len() > crate::store::ID_BYTES_MAX {
+            return Err(SessionError::BadSaleId(sale_id.len()));
         }
         Ok(Checkout {
             sale_id,
@@ -167,7 +169,9 @@ impl Checkout {
             return Err(SessionError::TooManyLines);
         }
         let number = self.next_line;
-        self.next_line += 1;
+        // Line numbers are never reused, so a checkout that has seen 4
+        // billion adds is full even if it holds few lines.
+        self.next_line = number.checked_add(1).ok_or(SessionError::TooManyLines)?;
         self.lines.push(SessionLine {
             line: number,
             sku: product.sku,
