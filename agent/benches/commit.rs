@@ -15,6 +15,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pos_agent::api::client;
+use pos_agent::daemon::{Daemon, DaemonOptions};
 use pos_agent::model::{BasketLine, MemberRef, MembersSnapshot, SaleRequest};
 use pos_agent::store::{Store, StoreOptions, schema};
 use pos_points::{Bundle, Format};
@@ -158,5 +160,45 @@ fn store_commit(c: &mut Criterion) {
     rt.block_on(store.close()).expect("close");
 }
 
-criterion_group!(benches, bare_rusqlite, store_commit);
+fn api_unix_socket(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = provisioned(dir.path()).await;
+        store.close().await.expect("close");
+    });
+    let config_text = format!(
+        "[terminal]\nid = \"bench-reg-1\"\nstore_id = \"bench\"\ntimezone = \"Europe/Berlin\"\n\n\
+         [storage]\npath = {:?}\n\n[api]\nsocket = {:?}\n",
+        dir.path().join("agent.db").display().to_string(),
+        dir.path().join("api.sock").display().to_string(),
+    );
+    let config = pos_config::Config::parse(
+        &config_text,
+        &dir.path().join("agent.toml"),
+        &pos_config::Env::default(),
+    )
+    .expect("bench config");
+    let daemon = rt
+        .block_on(Daemon::start(DaemonOptions::from_config(&config)))
+        .expect("daemon starts");
+    let socket = daemon.socket_path().to_path_buf();
+    let next = AtomicU64::new(0);
+    let mut group = c.benchmark_group("commit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("api_unix_socket", |b| {
+        b.iter(|| {
+            let id = next.fetch_add(1, Ordering::Relaxed);
+            let body = serde_json::to_vec(&sale(id)).expect("json");
+            let (status, answer) = rt
+                .block_on(client::request(&socket, "POST", "/v1/sales", Some(body)))
+                .expect("request");
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        })
+    });
+    group.finish();
+    rt.block_on(daemon.shutdown()).expect("shutdown");
+}
+
+criterion_group!(benches, bare_rusqlite, store_commit, api_unix_socket);
 criterion_main!(benches);
