@@ -542,3 +542,33 @@ async fn the_session_builds_a_basket_from_the_catalog_commits_it_and_emits_event
     }
     assert!(seen.contains(&sale_id), "{seen}");
 }
+
+#[tokio::test]
+async fn an_open_checkout_with_lines_is_not_replaced_until_cleared() {
+    let (_reg, agent) = started().await;
+    let (status, _) = agent
+        .post("/v1/session/add", &json!({"sku": "GROC-1"}))
+        .await;
+    assert_eq!(status, 200, "the first scan opens a checkout");
+    let (status, body) = agent
+        .post("/v1/session/start", &json!({"sale_id": "S-NEW"}))
+        .await;
+    let message = assert_error(status, &body, 409, "session_open");
+    assert!(message.contains("1 line"), "{message}");
+    let (status, view) = agent.raw("POST", "/v1/session/clear", None, None).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&view));
+    let (status, view) = agent
+        .post("/v1/session/start", &json!({"sale_id": "S-NEW"}))
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["checkout"]["sale_id"], "S-NEW");
+    assert_eq!(view["checkout"]["lines"], json!([]));
+    let (status, body) = agent.post("/v1/session/commit", &json!({})).await;
+    assert_error(status, &body, 422, "empty_session");
+    let too_long = "S".repeat(65);
+    let (status, body) = agent
+        .post("/v1/session/start", &json!({"sale_id": too_long}))
+        .await;
+    assert_error(status, &body, 422, "invalid_sale_id");
+    assert!(agent.ledger().await.is_empty());
+}
