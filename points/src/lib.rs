@@ -22,8 +22,9 @@
 //!
 //! ## Guarantees
 //! - Money, rates and quantities are `rust_decimal::Decimal`; points are `i64`.
-//!   Every operation is exact or an [`ErrorKind::Arithmetic`] error, never a
-//!   silently rounded value, never a panic.
+//!   Every step of a quote is exact or an [`ErrorKind::Arithmetic`] error,
+//!   never a silently rounded value, never a panic; the only roundings are the
+//!   program's own (§3) and the documented pro-rating of returns.
 //! - Parsing refuses the whole document and names every problem found with
 //!   its path (`programs[0].rules[3].value`) and owners
 //!   (`program "main", rule "double-shoes"`); see [`Error`].
