@@ -162,3 +162,47 @@ async fn health_of_an_unprovisioned_register_has_no_rules_and_quotes_are_503() {
         .await;
     assert_error(status, &body, 503, "no_rules");
 }
+
+#[tokio::test]
+async fn debug_logs_are_json_lines_without_card_numbers() {
+    let reg = Register::new("\n[log]\nlevel = \"debug\"\nformat = \"json\"");
+    reg.provision(0).await;
+    let mut agent = reg.start().await;
+    let loyalty_card = "9990000010013";
+    let sale = json!({"sale_id": "S-LOG", "time": "2026-11-28T11:05:00+01:00",
+                      "member": {"card": loyalty_card},
+                      "lines": [{"sku": "GROC-1", "qty": "1", "unit_price": "2.50"}]});
+    let (status, body) = agent.post("/v1/sales", &sale).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = agent.get(&format!("/v1/members/{loyalty_card}")).await;
+    assert_eq!(status, 200);
+    // A malformed body holding the card number must not be logged either.
+    let (status, _) = agent
+        .raw(
+            "POST",
+            "/v1/sales",
+            Some("application/json"),
+            Some(
+                format!("{{\"sale_id\": \"S-X\", \"member\": {{\"card\": \"{loyalty_card}\"")
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(agent.terminate().success());
+    let stderr = agent.stderr();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("Request.")),
+        "debug level logs each request: {stderr}"
+    );
+    for line in &lines {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not a JSON log line: {line}");
+    }
+    // Request paths are logged as route templates, bodies never.
+    assert!(
+        !stderr.contains(loyalty_card),
+        "a card number reached the log: {stderr}"
+    );
+}
