@@ -206,3 +206,15 @@ async fn debug_logs_are_json_lines_without_card_numbers() {
         "a card number reached the log: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn sigint_stops_as_cleanly_as_sigterm() {
+    let reg = Register::new("");
+    reg.provision(0).await;
+    let mut agent = reg.start().await;
+    let exit = agent.signal("INT");
+    assert!(exit.success(), "exit {exit}: {}", agent.stderr());
+    assert!(!reg.socket.exists(), "socket file left behind");
+    let report = pos_agent::store::verify_file(&reg.db).expect("verify");
+    assert!(report.is_ok(), "{report:?}");
+}

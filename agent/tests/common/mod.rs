@@ -192,11 +192,17 @@ impl Agent {
 
     /// SIGTERM and wait for the exit (killing after [`STOP_TIMEOUT_MS`]).
     pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM")
+    }
+
+    /// Sends `SIG<name>` and waits for the exit (killing after
+    /// [`STOP_TIMEOUT_MS`]).
+    pub fn signal(&mut self, name: &str) -> ExitStatus {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([format!("-{name}"), self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
         let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
         loop {
             if let Some(status) = self.child.try_wait().expect("poll child") {
