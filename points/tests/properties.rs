@@ -619,3 +619,64 @@ proptest! {
         prop_assert_eq!(got, reference::quote(&bundle, &basket));
     }
 }
+
+/// Replaces decimal-string leaves of `value`, in document order, by the
+/// extremes `picks` names (cycling), where `mask` says so.
+fn with_extremes(value: &mut Value, mask: &[bool], picks: &[usize], at: &mut usize) {
+    const EXTREMES: &[&str] = &[
+        "999999999999.99999999",
+        "1000000000000",
+        "0.00000001",
+        "123456789012.3456789",
+        "0.99999999",
+        "-0",
+        "1",
+    ];
+    match value {
+        Value::String(text) if text.parse::<Decimal>().is_ok() && !text.contains(':') => {
+            let index = *at;
+            *at += 1;
+            if mask
+                .get(index % mask.len().max(1))
+                .copied()
+                .unwrap_or(false)
+            {
+                let pick = picks.get(index % picks.len().max(1)).copied().unwrap_or(0);
+                *text = EXTREMES[pick % EXTREMES.len()].to_owned();
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| with_extremes(item, mask, picks, at)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|item| with_extremes(item, mask, picks, at)),
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Decimals at the edges of the accepted range: a quote is a number or an
+    /// arithmetic error, never a panic, and never negative.
+    #[test]
+    fn extreme_decimals_never_panic(
+        mut bundle_value in bundle(),
+        mut basket_value in basket(),
+        mask in proptest::collection::vec(any::<bool>(), 1..16),
+        picks in proptest::collection::vec(0usize..7, 1..16),
+    ) {
+        with_extremes(&mut bundle_value, &mask, &picks, &mut 0);
+        with_extremes(&mut basket_value, &mask, &picks, &mut 0);
+        if let (Ok(bundle), Ok(basket)) = (
+            Bundle::parse(&bundle_value.to_string(), Format::Json),
+            Basket::parse_json(&basket_value.to_string()),
+        ) && let Ok(got) = quote(&bundle, &basket)
+        {
+            for program_quote in &got.programs {
+                prop_assert!(program_quote.total >= 0);
+            }
+        }
+    }
+}
