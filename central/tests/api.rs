@@ -1,0 +1,308 @@
+//! The HTTP layer (router) without sockets: auth, JSON error bodies, body
+//! limits, the admin answers' exact shapes.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use ed25519_dalek::SigningKey;
+use pos_central::SqliteStorage;
+use pos_central::files::token_hash;
+use pos_central::server::{AppState, router};
+use pos_central::storage::Storage;
+use pos_sync::protocol::{BATCH_BYTES_MAX, UploadAnswer, UploadBatch};
+use pos_sync::{Digest32, EntryKind, LedgerEntry, wire};
+use rand::SeedableRng;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const ADMIN: &str = "admin-token";
+const TERMINAL: &str = "reg-1";
+const TERMINAL_TOKEN: &str = "terminal-token";
+const RULES: &str =
+    r#"{"version": 1, "programs": [{"id": "main", "currency": "EUR", "base_rate": "1"}]}"#;
+
+fn app() -> axum::Router {
+    let storage = SqliteStorage::open_in_memory().unwrap();
+    storage
+        .add_terminal(TERMINAL, token_hash(TERMINAL_TOKEN))
+        .unwrap();
+    storage
+        .add_terminal("reg-2", token_hash("other-token"))
+        .unwrap();
+    router(Arc::new(AppState {
+        storage: Arc::new(storage),
+        signing_key: SigningKey::generate(&mut rand::rngs::StdRng::seed_from_u64(3)),
+        admin_token_hash: token_hash(ADMIN),
+    }))
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = req
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, bytes.to_vec())
+}
+
+async fn json_call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
+    let (status, bytes) = call(app, method, path, token, "application/json", body.into()).await;
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{path}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, value)
+}
+
+fn entries(terminal: &str, points: &[i64]) -> Vec<LedgerEntry> {
+    let mut prev = Digest32::ZERO;
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut e = LedgerEntry {
+                entry_id: Uuid::now_v7(),
+                terminal_id: terminal.into(),
+                seq: i as u64 + 1,
+                prev_hash: Digest32::ZERO,
+                hash: Digest32::ZERO,
+                kind: if *p < 0 {
+                    EntryKind::Redeem
+                } else {
+                    EntryKind::Earn
+                },
+                program: "main".into(),
+                member: "M-1".into(),
+                points: *p,
+                sale_id: Some(format!("S-{i}")),
+                return_id: None,
+                rules_version: 1,
+                occurred_at: jiff::Timestamp::now().to_string(),
+                detail: "{}".into(),
+            };
+            e.chain_after(prev);
+            prev = e.hash;
+            e
+        })
+        .collect()
+}
+
+fn upload_body(terminal: &str, points: &[i64]) -> Vec<u8> {
+    wire::encode_upload(&UploadBatch {
+        terminal_id: terminal.into(),
+        first_seq: 1,
+        entries: entries(terminal, points),
+    })
+    .unwrap()
+}
+
+fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_error_is_json_with_a_code_and_message() {
+    let app = app();
+    let (s, b) = json_call(&app, "GET", "/v1/admin/terminals", None, "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_error(&b, "unauthorized");
+    let (s, b) = json_call(&app, "GET", "/v1/admin/terminals", Some(TERMINAL_TOKEN), "").await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a terminal token is not the admin token"
+    );
+    assert_error(&b, "unauthorized");
+    let (s, b) = json_call(&app, "GET", "/v1/nowhere", Some(ADMIN), "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_error(&b, "not_found");
+    let (s, b) = json_call(
+        &app,
+        "GET",
+        "/v1/admin/conflicts?limit=lots",
+        Some(ADMIN),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_error(&b, "invalid");
+    let (s, b) = json_call(&app, "GET", "/v1/admin/members/nobody", Some(ADMIN), "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_error(&b, "not_found");
+}
+
+#[tokio::test]
+async fn uploads_need_the_terminals_own_token_and_a_well_formed_body() {
+    let app = app();
+    let body = upload_body(TERMINAL, &[5]);
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/v1/sync/upload",
+        Some("nope"),
+        wire::CONTENT_TYPE,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/v1/sync/upload",
+        Some("other-token"),
+        wire::CONTENT_TYPE,
+        body,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_error(&serde_json::from_slice(&b).unwrap(), "forbidden");
+
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/v1/sync/upload",
+        Some(TERMINAL_TOKEN),
+        wire::CONTENT_TYPE,
+        b"garbage".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_error(&serde_json::from_slice(&b).unwrap(), "protocol");
+
+    let huge = vec![0u8; BATCH_BYTES_MAX + 1];
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/v1/sync/upload",
+        Some(TERMINAL_TOKEN),
+        wire::CONTENT_TYPE,
+        huge,
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&serde_json::from_slice(&b).unwrap(), "too_large");
+}
+
+#[tokio::test]
+async fn admin_answers_have_the_specified_shapes() {
+    let app = app();
+    let (s, b) = json_call(&app, "POST", "/v1/admin/rules", Some(ADMIN), RULES).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b, json!({"version": 1, "programs": ["main"]}));
+
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/v1/sync/upload",
+        Some(TERMINAL_TOKEN),
+        wire::CONTENT_TYPE,
+        upload_body(TERMINAL, &[300, -500]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let answer: UploadAnswer = wire::decode(&b, 1 << 20).unwrap();
+    assert_eq!(answer.balances[0].programs[0].balance, -200);
+
+    let (s, b) = json_call(&app, "GET", "/v1/admin/members/M-1", Some(ADMIN), "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        b,
+        json!({"member": "M-1", "programs": {"main": {"balance": -200, "available": -200, "pending": 0}}})
+    );
+    let (_, b) = json_call(&app, "GET", "/v1/admin/conflicts", Some(ADMIN), "").await;
+    assert_eq!(b["conflicts"][0]["kind"], "overdraft");
+    assert_eq!(b["conflicts"][0]["shortfall"], 200);
+    assert_eq!(b["conflicts"][0]["seq"], 2);
+    let (_, b) = json_call(
+        &app,
+        "GET",
+        "/v1/admin/ledger?terminal=reg-1&limit=1",
+        Some(ADMIN),
+        "",
+    )
+    .await;
+    assert_eq!(b["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(b["entries"][0]["status"], "applied");
+    let (_, b) = json_call(&app, "GET", "/v1/admin/terminals", Some(ADMIN), "").await;
+    assert_eq!(b["terminals"][0]["terminal_id"], "reg-1");
+    assert_eq!(b["terminals"][0]["last_seq"], 2);
+    assert_eq!(b["terminals"][1]["last_seq"], 0);
+}
+
+#[tokio::test]
+async fn bundles_are_validated_and_versions_only_go_up() {
+    let app = app();
+    let toml = "version = 2\n[[programs]]\nid = \"main\"\ncurrency = \"EUR\"\nbase_rate = \"1\"\n";
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/v1/admin/rules",
+        Some(ADMIN),
+        "application/toml",
+        toml.into(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{}", String::from_utf8_lossy(&b));
+    let (s, b) = json_call(&app, "POST", "/v1/admin/rules", Some(ADMIN), RULES).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_error(&b, "conflict");
+    let bad = RULES
+        .replace("\"version\": 1", "\"version\": 3")
+        .replace("\"1\"", "\"-1\"");
+    let (s, b) = json_call(&app, "POST", "/v1/admin/rules", Some(ADMIN), &bad).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("base_rate"),
+        "{b}"
+    );
+    let (s, b) = json_call(
+        &app,
+        "POST",
+        "/v1/admin/members",
+        Some(ADMIN),
+        r#"{"members": [{"id": ""}]}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("members[0].id"),
+        "{b}"
+    );
+}
