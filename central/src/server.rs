@@ -42,6 +42,8 @@ pub const HOLD_BYTES_MAX: usize = 4_096;
 pub const CONNECTIONS_MAX: usize = 512;
 /// A TLS handshake that takes longer is dropped (slowloris guard).
 pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Time a client has to send a request's headers.
+pub const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
 /// Default rows of an admin listing.
 const LISTING_ROWS_DEFAULT: usize = 1_000;
 
@@ -511,7 +513,11 @@ pub async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             let service = hyper::service::service_fn(move |req| router.clone().oneshot(req));
-            let http = hyper::server::conn::http1::Builder::new();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            // A client that trickles its headers is cut off (hyper needs a
+            // timer for its header read timeout to take effect).
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS));
             let result = match acceptor {
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(

@@ -896,18 +896,23 @@ impl Storage for SqliteStorage {
             .execute(params![m.id, m.birthday, m.blocked, tiers, rev])?;
             tx.prepare_cached("DELETE FROM cards WHERE member = ?1")?
                 .execute([&m.id])?;
-            for (c, card) in m.cards.iter().enumerate() {
+            for card in &m.cards {
+                // The snapshot is the truth: a card listed here moves to this
+                // member, and its previous owner shows up as changed.
                 let owner: Option<String> = tx
                     .prepare_cached("SELECT member FROM cards WHERE card = ?1")?
                     .query_row([card], |r| r.get(0))
                     .optional()?;
-                if let Some(owner) = owner {
-                    return Err(CentralError::Invalid(format!(
-                        "members[{i}].cards[{c}]: card {card:?} belongs to member {owner:?}"
-                    )));
+                if let Some(owner) = owner.filter(|o| *o != m.id) {
+                    let rev = next_rev(&tx)?;
+                    tx.prepare_cached("UPDATE members SET rev = ?1 WHERE id = ?2")?
+                        .execute(params![rev, owner])?;
                 }
-                tx.prepare_cached("INSERT INTO cards (card, member) VALUES (?1, ?2)")?
-                    .execute([card, &m.id])?;
+                tx.prepare_cached(
+                    "INSERT INTO cards (card, member) VALUES (?1, ?2)
+                     ON CONFLICT (card) DO UPDATE SET member = excluded.member",
+                )?
+                .execute([card, &m.id])?;
             }
             for (program, state) in &m.programs {
                 tx.prepare_cached(

@@ -533,3 +533,24 @@ fn published_bundles_verify_with_the_public_key_and_tampered_ones_do_not() {
         Err(CentralError::Invalid(_))
     ));
 }
+
+#[test]
+fn a_card_moved_by_a_later_snapshot_credits_its_new_member() {
+    let s = central();
+    let import = |json: &str| {
+        s.import_members(&MembersSnapshot::parse(json).unwrap())
+            .unwrap()
+    };
+    import(r#"{"members": [{"id": "A", "cards": ["C-1"]}]}"#);
+    let cursor = s.member_changes(0, 10).unwrap().next_cursor;
+    import(r#"{"members": [{"id": "B", "cards": ["C-1"]}]}"#);
+    let changed = s.member_changes(cursor, 10).unwrap();
+    let mut ids: Vec<&str> = changed.changes.iter().map(|c| c.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["A", "B"]);
+    let a = changed.changes.iter().find(|c| c.id == "A").unwrap();
+    assert!(a.cards.is_empty());
+    let mut r = Register::new();
+    let answer = upload(&s, &[r.earn("C-1", 5)]);
+    assert_eq!(answer.balances[0].member, "B");
+}

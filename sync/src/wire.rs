@@ -197,6 +197,9 @@ pub fn decode_upload(bytes: &[u8]) -> Result<ReceivedBatch, SyncError> {
         )));
     }
     check_id("batch terminal_id", &wire.terminal_id).map_err(SyncError::Protocol)?;
+    if wire.first_seq == 0 {
+        return Err(SyncError::Protocol("first_seq must be at least 1".into()));
+    }
     let mut entries = Vec::with_capacity(wire.entries.len());
     for (i, w) in wire.entries.into_iter().enumerate() {
         let expected = wire.first_seq.checked_add(i as u64).ok_or_else(|| {
@@ -418,6 +421,19 @@ mod tests {
         };
         let err = decode_upload(&encode_upload(&batch).unwrap()).unwrap_err();
         assert!(err.to_string().contains("consecutive"), "{err}");
+    }
+
+    #[test]
+    fn seq_zero_is_refused_as_a_batch() {
+        let mut entries = chain(1);
+        entries[0].seq = 0;
+        let batch = UploadBatch {
+            terminal_id: "t-1".into(),
+            first_seq: 0,
+            entries,
+        };
+        let err = decode_upload(&encode_upload(&batch).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("first_seq"), "{err}");
     }
 
     #[test]
