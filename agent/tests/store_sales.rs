@@ -403,3 +403,62 @@ async fn catalog_products_are_looked_up_by_sku() {
     assert_eq!((p.name.as_str(), p.price), ("Trail shoe", dec("59.99")));
     assert!(t.store.product("nope").await.expect("lookup").is_none());
 }
+
+#[test]
+fn request_decimals_are_strict_strings_and_unknown_fields_are_refused() {
+    let ok = r#"{"sale_id": "S-1", "time": "2026-11-28T11:05:00+01:00", "member": {"card": "999"},
+        "lines": [{"sku": "A", "qty": "1.0", "unit_price": "2.50"}]}"#;
+    let req: pos_agent::model::SaleRequest = serde_json::from_str(ok).expect("valid");
+    assert_eq!(req.lines[0].qty, dec("1"));
+    assert_eq!(req.lines[0].discount, dec("0"));
+    for (bad, why) in [
+        (r#""qty": 1"#, "a JSON number"),
+        (r#""qty": "1e3""#, "an exponent"),
+        (r#""qty": "+1""#, "a plus sign"),
+        (r#""qty": "1_000""#, "an underscore"),
+        (r#""qty": " 1""#, "a space"),
+        (r#""qty": "1.123456789""#, "more than 8 decimal places"),
+    ] {
+        let text = ok.replace(r#""qty": "1.0""#, bad);
+        let err = serde_json::from_str::<pos_agent::model::SaleRequest>(&text)
+            .expect_err(why)
+            .to_string();
+        assert!(
+            err.contains("decimal") || err.contains("string"),
+            "{why}: {err}"
+        );
+    }
+    let unknown = ok.replace(r#""sku": "A""#, r#""sku": "A", "colour": "red""#);
+    let err = serde_json::from_str::<pos_agent::model::SaleRequest>(&unknown)
+        .expect_err("unknown field")
+        .to_string();
+    assert!(err.contains("colour"), "{err}");
+    let both = ok.replace(r#"{"card": "999"}"#, r#"{"card": "999", "id": "M-1"}"#);
+    assert!(serde_json::from_str::<pos_agent::model::SaleRequest>(&both).is_err());
+    let earned = ok.replace(r#""lines""#, r#""earned_today": {"main": 1}, "lines""#);
+    let err = serde_json::from_str::<pos_agent::model::SaleRequest>(&earned)
+        .expect_err("earned_today is filled by the agent")
+        .to_string();
+    assert!(err.contains("earned_today"), "{err}");
+}
+
+#[tokio::test]
+async fn the_writer_reports_its_heartbeat_and_stops_on_close() {
+    let t = store().await;
+    t.store
+        .commit_sale(sale("S-1", member("M-1"), vec![line(1, "shoes", "1", "5")]))
+        .await
+        .expect("sale");
+    let health = t.store.writer_health();
+    assert!(health.running);
+    assert_eq!(health.pending, 0);
+    assert!(health.is_alive(std::time::Duration::from_secs(1)));
+    t.store.close().await.expect("close");
+    assert!(!t.store.writer_health().running);
+    let err = t
+        .store
+        .commit_sale(sale("S-2", member("M-1"), vec![line(1, "shoes", "1", "5")]))
+        .await
+        .expect_err("closed");
+    assert_eq!(err.code(), "unavailable");
+}

@@ -585,7 +585,10 @@ pub(crate) fn commit_return(
             .and_then(|a| a.checked_sub(line.discount))
             .ok_or_else(|| StoreError::Damaged(format!("sale {sale_id} line {number} amount")))?;
         original.insert(number, (line.qty, amount));
-        let left = line.qty - returned.get(&number).copied().unwrap_or_default();
+        let left = line
+            .qty
+            .checked_sub(returned.get(&number).copied().unwrap_or_default())
+            .ok_or_else(|| StoreError::Damaged(format!("sale {sale_id} line {number} qty")))?;
         if left > Decimal::ZERO {
             before.insert(number, left);
         }

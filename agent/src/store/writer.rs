@@ -74,6 +74,12 @@ impl Heartbeat {
         self.last_progress_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// One command finished (successfully or not).
+    fn finished(&self) {
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        self.beat();
+    }
+
     pub fn health(&self) -> WriterHealth {
         let last = Duration::from_millis(self.last_progress_ms.load(Ordering::Relaxed));
         WriterHealth {
@@ -119,8 +125,13 @@ impl WriterHandle {
         F: FnOnce(&mut Connection, &Shared) -> StoreResult<T> + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
+        let beat = self.heartbeat.clone();
         let job: Job = Box::new(move |conn, shared| {
-            let _ = reply_tx.send(f(conn, shared));
+            let result = f(conn, shared);
+            // Counted as done before the caller can see the result, so a
+            // caller that checks health right after sees its own command gone.
+            beat.finished();
+            let _ = reply_tx.send(result);
         });
         self.heartbeat.pending.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(job).await.is_err() {
@@ -148,9 +159,8 @@ fn run(
         }));
         if result.is_err() {
             tracing::error!(message = "Store writer command panicked; rolled back.");
+            beat.finished();
         }
-        beat.pending.fetch_sub(1, Ordering::Relaxed);
-        beat.beat();
         if shared.closing.load(Ordering::Relaxed) {
             break;
         }
