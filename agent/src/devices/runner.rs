@@ -87,7 +87,7 @@ async fn notice_for(event: DeviceEvent, targets: &ScanTargets) -> DeviceNotice {
             role,
             decoded,
         } => {
-            let outcome = targets.apply(&decoded).await;
+            let outcome = targets.apply(role, &decoded).await;
             // Device and outcome kind only: scan data may be a card token.
             tracing::info!(message = "Scan.", device = %device, outcome = outcome.kind());
             DeviceNotice::Scan {

@@ -9,6 +9,8 @@
 //!   [`super::lookup`], in that order, and adds a line; an embedded price or
 //!   weight prices it. No match: the checkout records the code under
 //!   `unknown_products` and the scan's outcome says `unknown_product`.
+//! * A card reader's read (role `cards`) that is not a member card is
+//!   ignored, never looked up as a product.
 //! * Anything else changes nothing, and the outcome says why.
 //!
 //! Nothing here fails as a function: every problem is an outcome the POS
@@ -16,7 +18,7 @@
 
 use std::sync::Arc;
 
-use pos_drivers::{Decoded, Reading};
+use pos_drivers::{Decoded, Reading, ScanRole};
 
 use crate::devices::lookup::{ProductScan, product_scan};
 use crate::devices::notice::ScanOutcome;
@@ -32,8 +34,8 @@ pub struct ScanTargets {
 }
 
 impl ScanTargets {
-    /// Applies one decoded scan to the checkout.
-    pub async fn apply(&self, decoded: &Decoded) -> ScanOutcome {
+    /// Applies one decoded scan, read as `role`, to the checkout.
+    pub async fn apply(&self, role: ScanRole, decoded: &Decoded) -> ScanOutcome {
         let Some(reading) = decoded.reading() else {
             // The drivers turn payment cards into their own event; kept total.
             return ScanOutcome::Ignored {
@@ -50,6 +52,11 @@ impl ScanTargets {
         }
         if let Some(card) = &reading.member_card {
             return self.attach_card(card).await;
+        }
+        if role == ScanRole::Card {
+            return ScanOutcome::Ignored {
+                reason: "a card reader's read that is not a member card".to_string(),
+            };
         }
         match product_scan(reading) {
             Some(scan) => self.add_product(scan).await,
