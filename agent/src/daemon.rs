@@ -66,6 +66,9 @@ pub struct DaemonOptions {
     pub time_zone: jiff::tz::TimeZone,
     /// Off without `[central]`.
     pub sync: SyncMode,
+    /// `[central]` and the environment its token is read from; `None`:
+    /// no sync worker.
+    pub central: Option<crate::sync_worker::SyncOptions>,
     /// `[[devices]]` with `[cards]` and `[[variable_measure]]`; empty: no
     /// device tasks.
     pub devices: crate::devices::DevicesOptions,
@@ -88,6 +91,9 @@ impl DaemonOptions {
             // The config bounds it to 16 MiB, which fits any usize we run on.
             max_body_bytes: usize::try_from(config.api.max_body_bytes).unwrap_or(usize::MAX),
             time_zone: config.terminal.timezone.clone(),
+            central: config.central.clone().map(|central| {
+                crate::sync_worker::SyncOptions::new(central, pos_config::Env::from_process())
+            }),
             sync: if config.central.is_some() {
                 SyncMode::On
             } else {
@@ -203,6 +209,16 @@ impl Daemon {
         if let Some(tcp) = tcp {
             tasks.push(spawn_until_cancelled(
                 server::serve(Listener::Tcp(tcp), router, connections, shutdown.clone()),
+                shutdown.clone(),
+            ));
+        }
+        if let Some(sync) = options.central.clone() {
+            let monitor = crate::sync_worker::SyncMonitor::new();
+            state.health.attach_sync(monitor.clone());
+            tasks.push(crate::sync_worker::spawn(
+                store.clone(),
+                sync,
+                monitor,
                 shutdown.clone(),
             ));
         }

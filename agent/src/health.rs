@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::StoreStats;
 use crate::store::WriterHealth;
+use crate::sync_worker::{SyncMonitor, SyncReport};
 
 /// The store writer counts as alive when it made progress (or idled on an
 /// empty queue) within this long. Its own heartbeat ticks far more often;
@@ -80,6 +81,8 @@ pub struct HealthState {
     started: Instant,
     terminal_id: String,
     sync: SyncMode,
+    /// The sync worker's state, once it runs (issue 4).
+    sync_worker: std::sync::OnceLock<SyncMonitor>,
     devices: Mutex<Vec<DeviceHealth>>,
     /// Device loops read live at each snapshot ([`HealthState::watch_device`]).
     device_loops: Mutex<Vec<(String, Arc<DeviceStatus>)>>,
@@ -123,6 +126,11 @@ pub struct SyncHealth {
     pub state: SyncMode,
     /// Why it is in that state, for humans.
     pub detail: String,
+    /// The sync worker's full report: phase, last success and error, auth
+    /// failure, refused rules, overdrafts, dead letters with reasons.
+    /// Absent when sync is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<SyncReport>,
 }
 
 impl Health {
@@ -131,7 +139,7 @@ impl Health {
     pub fn status_line(&self) -> String {
         let sync = match self.sync.state {
             SyncMode::Off => "off",
-            SyncMode::On => "on",
+            SyncMode::On => self.sync.worker.as_ref().map_or("on", |w| w.phase.as_str()),
         };
         let rules = self
             .rules_version
@@ -154,6 +162,7 @@ impl HealthState {
             started: Instant::now(),
             terminal_id,
             sync,
+            sync_worker: std::sync::OnceLock::new(),
             devices: Mutex::new(Vec::new()),
             device_loops: Mutex::new(Vec::new()),
         }
@@ -177,15 +186,41 @@ impl HealthState {
     }
 
     pub fn sync(&self) -> SyncHealth {
-        match self.sync {
-            SyncMode::Off => SyncHealth {
+        match (self.sync, self.sync_worker.get()) {
+            (SyncMode::Off, _) => SyncHealth {
                 state: SyncMode::Off,
                 detail: "no [central] in the config: the register runs standalone".to_string(),
+                worker: None,
             },
-            SyncMode::On => SyncHealth {
+            (SyncMode::On, Some(monitor)) => {
+                let report = monitor.report();
+                SyncHealth {
+                    state: SyncMode::On,
+                    detail: report.detail(),
+                    worker: Some(report),
+                }
+            }
+            (SyncMode::On, None) => SyncHealth {
                 state: SyncMode::On,
-                detail: "configured; the sync worker is not built yet".to_string(),
+                detail: "configured; the sync worker has not started".to_string(),
+                worker: None,
             },
+        }
+    }
+
+    /// Connects the sync worker's monitor (the daemon does, once).
+    pub fn attach_sync(&self, monitor: SyncMonitor) {
+        let _ = self.sync_worker.set(monitor);
+    }
+
+    /// Wakes the sync worker (`POST /v1/sync/now`); false when none runs.
+    pub fn wake_sync(&self) -> bool {
+        match self.sync_worker.get() {
+            Some(monitor) => {
+                monitor.wake();
+                true
+            }
+            None => false,
         }
     }
 

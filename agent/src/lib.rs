@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod model;
 pub mod session;
 pub mod store;
+pub mod sync_worker;

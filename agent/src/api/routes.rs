@@ -251,6 +251,11 @@ pub async fn sync_now(State(state): State<AppState>) -> ApiResult<Response> {
     let sync = state.health.sync();
     match sync.state {
         SyncMode::Off => Err(ApiError::new(StatusCode::CONFLICT, "sync_off", sync.detail)),
+        // 202: the worker starts a cycle now (or right after the running
+        // one); `GET /v1/sync` shows how it went.
+        SyncMode::On if state.health.wake_sync() => {
+            Ok((StatusCode::ACCEPTED, Json(state.health.sync())).into_response())
+        }
         SyncMode::On => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "sync_unavailable",

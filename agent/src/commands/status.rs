@@ -59,6 +59,9 @@ fn summary(h: &Health, socket: &Path) -> String {
     let _ = writeln!(out, "sync:          {sync}: {}", h.sync.detail);
     let _ = writeln!(out, "outbox:        {} unsynced entries", h.outbox_depth);
     let _ = writeln!(out, "dead letters:  {}", h.dead_letters);
+    if let Some(worker) = &h.sync.worker {
+        sync_worker_lines(&mut out, worker);
+    }
     let rules = h.rules_version.map_or_else(
         || "none (import a bundle or sync)".to_string(),
         |v| v.to_string(),
@@ -82,6 +85,51 @@ fn summary(h: &Health, socket: &Path) -> String {
         let _ = writeln!(out, "store error:   {error}");
     }
     out
+}
+
+/// The sync worker's details: auth failures, refused rules, overdrafts and
+/// every listed dead letter with central's reason.
+fn sync_worker_lines(out: &mut String, w: &pos_agent::sync_worker::SyncReport) {
+    let _ = writeln!(
+        out,
+        "last sync:     {} (synced {} entries, rejected {} since start)",
+        w.last_success_at.as_deref().unwrap_or("never"),
+        w.entries_synced,
+        w.entries_rejected
+    );
+    if w.auth_failure {
+        let _ = writeln!(
+            out,
+            "AUTH FAILURE:  central refused this register's token; fix the token file, then POST /v1/sync/now"
+        );
+    }
+    if let Some(error) = &w.last_error {
+        let _ = writeln!(out, "last error:    {error}");
+    }
+    if let Some(reason) = &w.rules_refused {
+        let _ = writeln!(out, "rules refused: {reason}");
+    }
+    if w.overdrafts_total > 0 {
+        let _ = writeln!(
+            out,
+            "overdrafts:    {} (central's balance went negative)",
+            w.overdrafts_total
+        );
+        for o in &w.overdrafts {
+            let _ = writeln!(
+                out,
+                "  seq {:<8} member {} program {} shortfall {}",
+                o.seq, o.member, o.program, o.shortfall
+            );
+        }
+    }
+    for d in &w.dead_letters {
+        let _ = writeln!(
+            out,
+            "  dead letter seq {:<8} {} ({})",
+            d.seq, d.reason, d.at
+        );
+    }
 }
 
 fn uptime(secs: u64) -> String {

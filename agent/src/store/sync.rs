@@ -239,3 +239,209 @@ pub(crate) fn stats(conn: &Connection) -> StoreResult<StoreStats> {
         members_fresh_at_unix_ms: members_fresh_at(conn)?,
     })
 }
+
+// --- operations of the sync worker (issue 4, phase 2) ----------------------
+
+/// Most dead letters one [`crate::store::Store::dead_letters`] call lists.
+pub const DEAD_LETTERS_LIST_MAX: u32 = 100;
+
+/// Central's verdict on one uploaded entry, as the store records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// `applied`, `duplicate` or `overdraft`: the entry is synced.
+    Synced,
+    /// `rejected {reason}`: kept as a dead letter with the reason.
+    Dead(String),
+}
+
+/// One entry of an answered batch: which entry, and what became of it.
+/// The entry id is checked too, so a verdict can never land on another
+/// entry that took the same seq (after a rebase).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryVerdict {
+    pub seq: u64,
+    pub entry_id: pos_sync::uuid::Uuid,
+    pub settlement: Settlement,
+}
+
+/// Central's authoritative balance of a member in one program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CentralBalance {
+    pub member: String,
+    pub program: String,
+    pub available: i64,
+    pub pending: i64,
+}
+
+/// What [`settle_upload`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettleSummary {
+    pub synced: u64,
+    pub dead: u64,
+    /// Verdicts for entries that were no longer unsynced (already settled):
+    /// nothing to do, counted for the log.
+    pub already_settled: u64,
+    /// Cached (member, program) balances replaced by central's.
+    pub balances_updated: u64,
+}
+
+/// A dead letter as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    pub seq: u64,
+    pub entry_id: String,
+    pub reason: String,
+    /// Register clock when central's rejection was recorded.
+    pub at: String,
+}
+
+/// An answered upload batch, in ONE transaction: every verdict recorded
+/// (synced, or dead letter with its reason) and central's balances written
+/// into the member cache. One transaction because a reader must never see
+/// an entry marked synced while the cached balance does not yet include it
+/// (it would vanish from `available`), nor the reverse (counted twice).
+///
+/// Balances only replace programs the member is already enrolled in here:
+/// enrolment and tiers come from member downloads, not from uploads.
+pub(crate) fn settle_upload(
+    conn: &mut Connection,
+    shared: &Shared,
+    verdicts: &[EntryVerdict],
+    balances: &[CentralBalance],
+) -> StoreResult<SettleSummary> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut summary = SettleSummary::default();
+    let now = shared.now_rfc3339();
+    for v in verdicts {
+        let seq = to_i64(v.seq)?;
+        let id = v.entry_id.to_string();
+        match &v.settlement {
+            Settlement::Synced => {
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE ledger SET status = 1 WHERE seq = ?1 AND entry_id = ?2 AND status = 0",
+                    )?
+                    .execute(rusqlite::params![seq, id])?;
+                if n == 1 {
+                    summary.synced += 1;
+                } else {
+                    summary.already_settled += 1;
+                }
+            }
+            Settlement::Dead(reason) => {
+                let reason: String = reason.chars().take(DEAD_LETTER_REASON_CHARS_MAX).collect();
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE ledger SET status = 2 WHERE seq = ?1 AND entry_id = ?2 AND status = 0",
+                    )?
+                    .execute(rusqlite::params![seq, id])?;
+                if n == 1 {
+                    tx.prepare_cached(
+                        "INSERT INTO dead_letters (seq, reason, at) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (seq) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+                    )?
+                    .execute(rusqlite::params![seq, reason, now])?;
+                    summary.dead += 1;
+                } else {
+                    summary.already_settled += 1;
+                }
+            }
+        }
+    }
+    for b in balances {
+        let n = tx
+            .prepare_cached(
+                "UPDATE member_programs SET available = ?1, pending = ?2 \
+                 WHERE member_id = ?3 AND program = ?4",
+            )?
+            .execute(rusqlite::params![
+                b.available,
+                b.pending,
+                b.member,
+                b.program
+            ])?;
+        summary.balances_updated += n as u64;
+    }
+    tx.commit()?;
+    Ok(summary)
+}
+
+/// A catalog download page: upsert the products, then record the cursor.
+pub(crate) fn apply_catalog_download(
+    conn: &mut Connection,
+    shared: &Shared,
+    products: Vec<crate::model::Product>,
+    cursor: &str,
+) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    members::upsert_products(&tx, shared, &products)?;
+    put_state(&tx, CATALOG_CURSOR, cursor)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The newest dead letters first, at most `limit`.
+pub(crate) fn dead_letters(conn: &Connection, limit: u32) -> StoreResult<Vec<DeadLetter>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.seq, l.entry_id, d.reason, d.at FROM dead_letters d \
+         JOIN ledger l ON l.seq = d.seq WHERE l.status = 2 ORDER BY d.seq DESC LIMIT ?1",
+    )?;
+    let mut rows = stmt.query([limit])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(DeadLetter {
+            seq: to_u64(row.get(0)?, "seq")?,
+            entry_id: row.get(1)?,
+            reason: row.get(2)?,
+            at: row.get(3)?,
+        });
+    }
+    Ok(out)
+}
+
+impl crate::store::Store {
+    /// Records central's answer to an upload batch in one transaction
+    /// (see [`settle_upload`]).
+    pub async fn settle_upload(
+        &self,
+        verdicts: Vec<EntryVerdict>,
+        balances: Vec<CentralBalance>,
+    ) -> StoreResult<SettleSummary> {
+        self.writer
+            .call(move |conn, shared| settle_upload(conn, shared, &verdicts, &balances))
+            .await
+    }
+
+    /// Applies a catalog download page and records the new cursor.
+    pub async fn apply_catalog_download(
+        &self,
+        products: Vec<crate::model::Product>,
+        cursor: String,
+    ) -> StoreResult<()> {
+        self.writer
+            .call(move |conn, shared| apply_catalog_download(conn, shared, products, &cursor))
+            .await
+    }
+
+    /// The newest dead letters (with central's reasons), at most
+    /// `min(limit, DEAD_LETTERS_LIST_MAX)`.
+    pub async fn dead_letters(&self, limit: u32) -> StoreResult<Vec<DeadLetter>> {
+        let limit = limit.min(DEAD_LETTERS_LIST_MAX);
+        self.read(move |conn, _| dead_letters(conn, limit)).await
+    }
+}
+
+impl crate::store::Store {
+    /// The newest cached rules bundle version, if any.
+    pub async fn newest_rules_version(&self) -> StoreResult<Option<u64>> {
+        self.read(|conn, _| rules::newest_version(conn)).await
+    }
+}
+
+impl crate::store::Store {
+    /// The register's wall clock (the store's clock), RFC 3339 with offset:
+    /// what the sync worker stamps its report with.
+    pub fn clock_rfc3339(&self) -> String {
+        self.shared.now_rfc3339()
+    }
+}

@@ -1,0 +1,218 @@
+//! Upload: unsynced entries in seq order, in batches of at most 1,000
+//! entries or 1 MiB, until none is left (sync spec §2).
+//!
+//! Every answer is recorded before the next batch is read: per-entry
+//! results and central's balances in one store transaction
+//! ([`Store::settle_upload`]); `gap` resends from the seq central expects
+//! (entries already marked synced here included: central lost them);
+//! `seq_reused` rebases the unsynced entries after central's high seq and
+//! sends them again. The worker only reads the ledger and writes through
+//! the store's bounded writer, so a sale never waits for sync.
+
+use pos_sync::protocol::{BATCH_ENTRIES_MAX, BatchOutcome, EntryResult, UploadAnswer, UploadBatch};
+use pos_sync::{LedgerEntry, SyncClient, SyncError, wire};
+
+use crate::store::Store;
+use crate::store::sync::{CentralBalance, EntryVerdict, Settlement};
+use crate::sync_worker::SyncWorkerError;
+use crate::sync_worker::report::OverdraftNote;
+
+/// Most `seq_reused` rebases in one drain. One is expected after a restore;
+/// a second may follow if central moved on meanwhile. More means the two
+/// sides disagree in a way a rebase cannot fix: stop and report rather
+/// than re-number forever.
+pub const REBASES_PER_DRAIN_MAX: u32 = 3;
+/// Most batches in one drain (100,000 entries at the full batch size):
+/// bounds one cycle so downloads and health updates still happen during a
+/// very long catch-up; the next cycle continues where this one stopped.
+pub const BATCHES_PER_DRAIN_MAX: u32 = 100;
+
+/// What one drain did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DrainSummary {
+    pub batches: u32,
+    pub synced: u64,
+    pub rejected: u64,
+    pub rebases: u32,
+    pub gaps: u32,
+    pub overdrafts: Vec<OverdraftNote>,
+    /// Stopped at [`BATCHES_PER_DRAIN_MAX`] with entries left.
+    pub more: bool,
+}
+
+/// Uploads until no unsynced entry is left (or the per-drain bound).
+pub async fn drain(
+    store: &Store,
+    client: &SyncClient,
+    terminal_id: &str,
+) -> Result<DrainSummary, SyncWorkerError> {
+    let batch_max = u32::try_from(BATCH_ENTRIES_MAX).unwrap_or(u32::MAX);
+    let mut summary = DrainSummary::default();
+    // Set by `gap`: send the ledger from this seq, synced entries included.
+    let mut resend_from: Option<u64> = None;
+    loop {
+        if summary.batches >= BATCHES_PER_DRAIN_MAX {
+            summary.more = true;
+            return Ok(summary);
+        }
+        let mut entries = match resend_from.take() {
+            Some(from) => store
+                .ledger(from, batch_max)
+                .await?
+                .into_iter()
+                .map(|row| row.entry)
+                .collect(),
+            None => store.unsynced(batch_max).await?,
+        };
+        if entries.is_empty() {
+            return Ok(summary);
+        }
+        cut_batch(&mut entries)?;
+        let first_seq = entries[0].seq;
+        let batch = UploadBatch {
+            terminal_id: terminal_id.to_string(),
+            first_seq,
+            entries,
+        };
+        let answer = client.upload(&batch).await?;
+        summary.batches += 1;
+        match answer.outcome {
+            BatchOutcome::Entries(ref results) => {
+                settle(store, &batch, results, &answer, &mut summary).await?;
+            }
+            BatchOutcome::Gap { expected } => {
+                if expected >= first_seq || expected == 0 {
+                    return Err(SyncError::Protocol(format!(
+                        "central answered gap {{expected: {expected}}} to a batch starting at seq {first_seq}"
+                    ))
+                    .into());
+                }
+                tracing::warn!(
+                    message = "Central expects earlier entries; resending.",
+                    expected,
+                    first_seq
+                );
+                summary.gaps += 1;
+                resend_from = Some(expected);
+            }
+            BatchOutcome::SeqReused {
+                server_high,
+                server_high_hash,
+            } => {
+                if summary.rebases >= REBASES_PER_DRAIN_MAX {
+                    return Err(SyncError::Protocol(format!(
+                        "central answered seq_reused {} times in one drain (server_high {server_high}); \
+                         giving up until the next cycle",
+                        summary.rebases + 1
+                    ))
+                    .into());
+                }
+                let moved = store.rebase(server_high, server_high_hash).await?;
+                summary.rebases += 1;
+                tracing::warn!(
+                    message = "Central holds other entries under our seqs (database restored?): unsynced entries re-numbered after central's high seq.",
+                    server_high,
+                    moved
+                );
+            }
+        }
+    }
+}
+
+/// Keeps the longest prefix that is one batch: consecutive seqs, at most
+/// 1,000 entries and 1 MiB encoded.
+fn cut_batch(entries: &mut Vec<LedgerEntry>) -> Result<(), SyncWorkerError> {
+    let fits = wire::batch_prefix_len(entries);
+    if fits == 0 {
+        return Err(SyncError::Protocol(format!(
+            "ledger entry seq {} alone is larger than a batch may be",
+            entries[0].seq
+        ))
+        .into());
+    }
+    let consecutive = entries
+        .windows(2)
+        .position(|w| w[1].seq != w[0].seq + 1)
+        .map_or(entries.len(), |i| i + 1);
+    entries.truncate(fits.min(consecutive));
+    Ok(())
+}
+
+async fn settle(
+    store: &Store,
+    batch: &UploadBatch,
+    results: &[EntryResult],
+    answer: &UploadAnswer,
+    summary: &mut DrainSummary,
+) -> Result<(), SyncWorkerError> {
+    if results.len() != batch.entries.len() {
+        return Err(SyncError::Protocol(format!(
+            "central answered {} results for a batch of {} entries",
+            results.len(),
+            batch.entries.len()
+        ))
+        .into());
+    }
+    let mut verdicts = Vec::with_capacity(results.len());
+    for (entry, result) in batch.entries.iter().zip(results) {
+        let settlement = match result {
+            EntryResult::Applied | EntryResult::Duplicate => Settlement::Synced,
+            EntryResult::Overdraft { shortfall } => {
+                tracing::warn!(
+                    message = "Overdraft: a redemption exceeded central's balance; the sale stands.",
+                    seq = entry.seq,
+                    member = %entry.member,
+                    program = %entry.program,
+                    shortfall
+                );
+                summary.overdrafts.push(OverdraftNote {
+                    seq: entry.seq,
+                    entry_id: entry.entry_id.to_string(),
+                    member: entry.member.clone(),
+                    program: entry.program.clone(),
+                    shortfall: *shortfall,
+                });
+                Settlement::Synced
+            }
+            EntryResult::Rejected { reason } => {
+                tracing::warn!(
+                    message = "Central rejected an entry; kept as a dead letter.",
+                    seq = entry.seq,
+                    entry_id = %entry.entry_id,
+                    %reason
+                );
+                Settlement::Dead(reason.clone())
+            }
+        };
+        verdicts.push(EntryVerdict {
+            seq: entry.seq,
+            entry_id: entry.entry_id,
+            settlement,
+        });
+    }
+    let balances = answer
+        .balances
+        .iter()
+        .flat_map(|m| {
+            m.programs.iter().map(|p| CentralBalance {
+                member: m.member.clone(),
+                program: p.program.clone(),
+                available: p.available,
+                pending: p.pending,
+            })
+        })
+        .collect();
+    let settled = store.settle_upload(verdicts, balances).await?;
+    summary.synced += settled.synced;
+    summary.rejected += settled.dead;
+    tracing::debug!(
+        message = "Batch settled.",
+        first_seq = batch.first_seq,
+        entries = batch.entries.len(),
+        synced = settled.synced,
+        dead = settled.dead,
+        already_settled = settled.already_settled,
+        balances = settled.balances_updated
+    );
+    Ok(())
+}

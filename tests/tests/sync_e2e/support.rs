@@ -1,0 +1,293 @@
+//! Shared set-up of the end-to-end sync tests: a real `pos-central` (TLS
+//! with its development CA unless a test needs plain HTTP for the proxy)
+//! and real `pos-agent` registers configured against it, with a 1 s sync
+//! interval; polling helpers with deadlines (no timing assertions).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use pos_tests::agent_proc::{AgentDir, AgentProc};
+use pos_tests::central_proc::Central;
+use serde_json::{Value, json};
+
+/// How long a test waits for sync to reach a state before failing. Long
+/// enough for a debug build on a loaded 2-core machine; the happy path
+/// takes a second or two.
+pub const SYNC_DEADLINE_MS: u64 = 60_000;
+/// Poll period while waiting.
+pub const POLL_MS: u64 = 100;
+
+/// Bundle v1: one program, 1 point per euro, redeemable.
+pub const RULES_V1: &str = r#"{"version": 1, "programs": [{"id": "main", "currency": "EUR",
+  "base_rate": "1", "redeem": {"points_per_unit": 100, "min_points": 100, "step": 100,
+  "max_share": "1", "offline_allowance": 100000}}]}"#;
+
+/// Bundle v2: the same program at 2 points per euro.
+pub const RULES_V2: &str = r#"{"version": 2, "programs": [{"id": "main", "currency": "EUR",
+  "base_rate": "2", "redeem": {"points_per_unit": 100, "min_points": 100, "step": 100,
+  "max_share": "1", "offline_allowance": 100000}}]}"#;
+
+/// Member M-1 with 1,000 points.
+pub const MEMBERS: &str = r#"{"members": [{"id": "M-1", "cards": ["9990000010013"],
+  "programs": {"main": {"available": 1000, "pending": 0}}}]}"#;
+
+/// A central with RULES_V1 published and MEMBERS imported, plus a scratch
+/// directory for its input files.
+pub struct World {
+    pub central: Central,
+    pub files: tempfile::TempDir,
+}
+
+impl World {
+    /// TLS central (the development CA).
+    pub fn new() -> Result<World> {
+        World::with(Central::start()?)
+    }
+
+    /// Plain HTTP central on loopback (for the lose-answer proxy, which
+    /// cannot see requests inside TLS).
+    pub fn insecure() -> Result<World> {
+        World::with(Central::start_insecure()?)
+    }
+
+    fn with(central: Central) -> Result<World> {
+        let files = tempfile::tempdir().context("tempdir")?;
+        let world = World { central, files };
+        world
+            .central
+            .publish_rules(world.file("rules-v1.json", RULES_V1)?)?;
+        world
+            .central
+            .import_members(world.file("members.json", MEMBERS)?)?;
+        Ok(world)
+    }
+
+    pub fn file(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let path = self.files.path().join(name);
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// A register registered at central, configured with `url` (central's
+    /// own, or a proxy's), rules and members imported so it can sell before
+    /// its first sync. Its token is in `token` inside its directory.
+    pub fn register(&self, terminal_id: &str, url: &str) -> Result<AgentDir> {
+        let token = self.central.add_terminal(terminal_id)?;
+        self.register_with_token(terminal_id, url, &token)
+    }
+
+    pub fn register_with_token(
+        &self,
+        terminal_id: &str,
+        url: &str,
+        token: &str,
+    ) -> Result<AgentDir> {
+        let key = self.central.public_key()?;
+        let token_path = self.file(&format!("token-{terminal_id}"), token)?;
+        let ca = if self.central.tls {
+            format!(
+                "ca_file = {:?}\n",
+                self.central.ca_path().display().to_string()
+            )
+        } else {
+            String::new()
+        };
+        let central = format!(
+            "[central]\nurl = {url:?}\ntoken_file = {:?}\n{ca}rules_public_key = {key:?}\n\
+             sync_interval_secs = 1\nmember_fresh_secs = 300\nrequest_timeout_secs = 5\n",
+            token_path.display().to_string()
+        );
+        let mut dir = AgentDir::with_extra_toml(&central)?;
+        // AgentDir names every register store-1-reg-1; give this one its own id.
+        let text = std::fs::read_to_string(&dir.config).context("read agent.toml")?;
+        let text = text.replacen(
+            &format!("id = {:?}", dir.terminal_id),
+            &format!("id = {terminal_id:?}"),
+            1,
+        );
+        std::fs::write(&dir.config, text).context("write agent.toml")?;
+        dir.terminal_id = terminal_id.to_string();
+        let rules = dir.write_file("rules-v1.json", RULES_V1)?;
+        let members = dir.write_file("members.json", MEMBERS)?;
+        dir.import(&rules, Some(&members), None)?;
+        Ok(dir)
+    }
+
+    /// GET an admin path as JSON.
+    pub fn admin(&self, path: &str) -> Result<Value> {
+        self.central.admin_get(path)
+    }
+
+    /// Central's stored entries of a terminal, in seq order.
+    pub fn central_ledger(&self, terminal: &str) -> Result<Vec<Value>> {
+        let answer = self.admin(&format!("/v1/admin/ledger?terminal={terminal}&limit=10000"))?;
+        let mut entries = answer["entries"]
+            .as_array()
+            .ok_or_else(|| anyhow!("no entries in {answer}"))?
+            .clone();
+        entries.sort_by_key(|e| e["seq"].as_u64());
+        Ok(entries)
+    }
+
+    /// Central's conflicts of one kind.
+    pub fn conflicts(&self, kind: &str) -> Result<Vec<Value>> {
+        let answer = self.admin("/v1/admin/conflicts")?;
+        Ok(answer["conflicts"]
+            .as_array()
+            .ok_or_else(|| anyhow!("no conflicts in {answer}"))?
+            .iter()
+            .filter(|c| c["kind"] == kind)
+            .cloned()
+            .collect())
+    }
+
+    /// `balance` of a member in program `main` at central.
+    pub fn balance(&self, member: &str) -> Result<i64> {
+        let b = self.central.balance(member, "main")?;
+        b["balance"]
+            .as_i64()
+            .ok_or_else(|| anyhow!("no balance in {b}"))
+    }
+}
+
+/// The current UTC time as RFC 3339 (`...Z`), so entries carry no clock
+/// skew. Hand-written (civil-from-days) because the tests crate has no
+/// date library and needs nothing more.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// A sale for member M-1 of `euros` (one line), optionally redeeming.
+pub fn sale(id: &str, euros: u32, redeem: Option<i64>) -> Value {
+    let mut body = json!({
+        "sale_id": id,
+        "time": now_rfc3339(),
+        "member": {"id": "M-1"},
+        "lines": [{"sku": "4006381333931", "category": "shoes", "qty": "1",
+                   "unit_price": format!("{euros}.00")}]
+    });
+    if let Some(points) = redeem {
+        body["redeem"] = json!([{"program": "main", "points": points}]);
+    }
+    body
+}
+
+/// Commits a sale; fails unless the agent answers 200.
+pub async fn sell(agent: &AgentProc, body: &Value) -> Result<Value> {
+    let (status, answer) = agent.post("/v1/sales", body).await?;
+    if status != 200 {
+        bail!("sale {} answered {status}: {answer}", body["sale_id"]);
+    }
+    Ok(answer)
+}
+
+/// The register's whole ledger (`GET /v1/ledger`, every page).
+pub async fn agent_ledger(agent: &AgentProc) -> Result<Vec<Value>> {
+    let mut entries = Vec::new();
+    let mut from = 1u64;
+    loop {
+        let (status, page) = agent
+            .get(&format!("/v1/ledger?from_seq={from}&limit=1000"))
+            .await?;
+        if status != 200 {
+            bail!("ledger answered {status}: {page}");
+        }
+        entries.extend(page["entries"].as_array().cloned().unwrap_or_default());
+        match page["next_from_seq"].as_u64() {
+            Some(next) => from = next,
+            None => return Ok(entries),
+        }
+    }
+}
+
+/// `GET /v1/health`.
+pub async fn health(agent: &AgentProc) -> Result<Value> {
+    let (status, h) = agent.get("/v1/health").await?;
+    if status != 200 {
+        bail!("health answered {status}: {h}");
+    }
+    Ok(h)
+}
+
+/// `POST /v1/sync/now`, expecting 202.
+pub async fn sync_now(agent: &AgentProc) -> Result<()> {
+    let (status, answer) = agent.request("POST", "/v1/sync/now", None).await?;
+    if status != 202 {
+        bail!("sync/now answered {status}: {answer}");
+    }
+    Ok(())
+}
+
+/// Polls `probe` until it gives `Some`, or fails after `SYNC_DEADLINE_MS`
+/// with the last thing it saw.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + Duration::from_millis(SYNC_DEADLINE_MS);
+    let mut last = String::from("nothing yet");
+    loop {
+        match probe().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last = format!("{e:#}"),
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: not reached within {SYNC_DEADLINE_MS} ms (last error: {last})");
+        }
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
+}
+
+/// Waits until the register's outbox is empty and its last cycle succeeded.
+pub async fn synced(agent: &AgentProc) -> Result<Value> {
+    eventually("outbox empty and sync idle", || async {
+        let h = health(agent).await?;
+        let idle = h["sync"]["worker"]["phase"] == "idle";
+        Ok((idle && h["outbox_depth"] == 0).then_some(h))
+    })
+    .await
+}
+
+/// Register and central agree entry for entry: same seqs, ids, hashes,
+/// kinds, members and points, in the same order.
+pub fn assert_same_ledger(register: &[Value], central: &[Value]) {
+    let key = |e: &Value| {
+        (
+            e["seq"].as_u64(),
+            e["entry_id"].as_str().map(str::to_string),
+            e["hash"].as_str().map(str::to_string),
+            e["kind"].as_str().map(str::to_string),
+            e["member"].as_str().map(str::to_string),
+            e["points"].as_i64(),
+        )
+    };
+    let ours: Vec<_> = register.iter().map(key).collect();
+    let theirs: Vec<_> = central.iter().map(key).collect();
+    assert_eq!(ours.len(), theirs.len(), "entry counts differ");
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "entry {i} differs");
+    }
+}
