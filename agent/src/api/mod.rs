@@ -28,7 +28,7 @@
 //! | `POST /v1/session/commit` | `{}` or `{"redeem": [{program, points}]}` | [`crate::model::SaleAnswer`]; the checkout closes |
 //! | `GET /v1/sync` | | `{"state": "off" or "on", "detail": "..."}` |
 //! | `POST /v1/sync/now` | none | 409 `sync_off` without `[central]` |
-//! | `GET /v1/events` | | `text/event-stream`: `session` events (scans and devices later), `lagged` when a slow reader lost events |
+//! | `GET /v1/events` | | `text/event-stream`: `session` events, the device events of [`crate::devices::notice`] (`scan` with its outcome, `device_up`, `device_down`, `frame_discarded`, `payment_card_rejected`), `lagged` when a slow reader lost events |
 //! | `GET /metrics` | | Prometheus text format 0.0.4 |
 //!
 //! # Errors
