@@ -85,6 +85,11 @@ struct Register {
 /// item, 5-digit price in cents), and the example rules, members and
 /// catalog imported. `extra` is appended to the config.
 fn register(pty: &Pty, extra: &str) -> Result<Register> {
+    register_with_suffix(pty, "\\r", extra)
+}
+
+/// As [`register`], with the device's `suffix` as written in TOML.
+fn register_with_suffix(pty: &Pty, suffix: &str, extra: &str) -> Result<Register> {
     // The link lives in its own tempdir, named before the config is written.
     let link_dir = tempfile::tempdir()?;
     let link = link_dir.path().join("scanner");
@@ -93,7 +98,7 @@ fn register(pty: &Pty, extra: &str) -> Result<Register> {
          [[variable_measure]]\nprefix = \"21\"\nitem_digits = 5\nvalue = \"price\"\n\
          value_digits = 5\ndecimals = 2\nvalue_check_digit = false\n\n\
          [[devices]]\nname = \"front\"\nkind = \"serial\"\npath = {link:?}\n\
-         suffix = \"\\r\"\nstall_timeout_ms = {STALL_TIMEOUT_MS}\n\n{extra}\n",
+         suffix = \"{suffix}\"\nstall_timeout_ms = {STALL_TIMEOUT_MS}\n\n{extra}\n",
         link = link.display().to_string(),
     );
     let dir = AgentDir::with_extra_toml(&text)?;
@@ -362,7 +367,7 @@ async fn scans_fill_the_session_member_products_and_unknown_codes() -> Result<()
     assert!(status.status.success(), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.contains("front") && l.contains("up")),
+            .any(|l| l.contains("front") && l.contains("up") && l.contains("6 scans")),
         "{text}"
     );
     drop(agent);
@@ -400,6 +405,28 @@ async fn byte_by_byte_and_crlf_scans_are_single_clean_scans() -> Result<()> {
         session["checkout"]["lines"].as_array().map(Vec::len),
         Some(2)
     );
+    let health = get(&socket, "/v1/health").await?;
+    assert_eq!(health["devices"][0]["frames_discarded"], 0, "{health}");
+    assert_eq!(health["devices"][0]["scans"], 3, "{health}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_crlf_configured_device_reads_crlf_and_bare_cr_scans() -> Result<()> {
+    let mut pty = new_pty()?;
+    let reg = register_with_suffix(&pty, "\\r\\n", "")?;
+    let _agent = reg.dir.start().await?;
+    let socket = reg.dir.socket.clone();
+    wait_device_state(&socket, "up").await?;
+    let mut events = Events::open(&socket).await?;
+
+    pty.write(format!("{SHOE_EAN13}\r\n").as_bytes()).await?;
+    assert_eq!(events.scan().await?["outcome"]["sku"], SHOE_EAN13);
+    // A scanner set to CR on a CR LF configuration: the CR still ends it.
+    pty.write(b"]C0GROC-1\r").await?;
+    assert_eq!(events.scan().await?["outcome"]["sku"], "GROC-1");
+    pty.write(b"96385074\r\n").await?;
+    assert_eq!(events.scan().await?["decoded"]["gtin"], "00000096385074");
     let health = get(&socket, "/v1/health").await?;
     assert_eq!(health["devices"][0]["frames_discarded"], 0, "{health}");
     assert_eq!(health["devices"][0]["scans"], 3, "{health}");
@@ -523,21 +550,6 @@ fn synthetic_pan() -> Result<String> {
         .context("one last digit makes it Luhn-valid")
 }
 
-/// The `pos-agent` binary next to this test's profile directory; built by
-/// the first `pos-agent import` of [`register`], which every test runs first.
-fn agent_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test executable lives in target/<profile>/deps")?;
-    let bin = profile_dir.join("pos-agent");
-    if !bin.exists() {
-        bail!("{} not built", bin.display());
-    }
-    Ok(bin)
-}
-
 /// `pos-agent run` with stderr into a file (debug logs can outgrow a pipe).
 struct LoggedAgent {
     child: Child,
@@ -545,7 +557,7 @@ struct LoggedAgent {
 
 impl LoggedAgent {
     async fn start(dir: &AgentDir, log: &Path) -> Result<LoggedAgent> {
-        let child = Command::new(agent_bin()?)
+        let child = Command::new(pos_tests::agent_proc::agent_bin())
             .arg("run")
             .arg("--config")
             .arg(&dir.config)
@@ -673,9 +685,10 @@ async fn a_payment_card_swipe_leaves_no_trace_anywhere() -> Result<()> {
     assert_absent("the SSE stream", events.raw.as_bytes(), &needles);
     assert!(events.raw.contains("payment_card_rejected"));
     let logged = std::fs::read(&log)?;
+    let text = String::from_utf8_lossy(&logged);
     assert!(
-        String::from_utf8_lossy(&logged).contains("Payment card rejected"),
-        "the log says a card was rejected (and is at debug level)"
+        text.contains("Payment card rejected") && text.contains("DEBUG"),
+        "the log says a card was rejected, at debug level: {text}"
     );
     assert_absent("the agent's log", &logged, &needles);
     for file in [&reg.dir.db, &wal] {

@@ -72,7 +72,17 @@ fn summary(h: &Health, socket: &Path) -> String {
     } else {
         let _ = writeln!(out, "devices:");
         for d in &h.devices {
-            let _ = writeln!(out, "  {:<20} {}", d.name, d.state);
+            let stuck = if d.loop_alive { "" } else { ", LOOP NOT ALIVE" };
+            let _ = writeln!(
+                out,
+                "  {:<20} {} ({} scans, {} payment cards rejected, {} frames discarded, {} events dropped{stuck})",
+                d.name,
+                d.state,
+                d.scans,
+                d.payment_cards_rejected,
+                d.frames_discarded,
+                d.events_dropped
+            );
         }
     }
     let writer = if h.store.writer_alive {
