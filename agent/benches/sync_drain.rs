@@ -1,0 +1,288 @@
+//! Catch-up after a long outage: 100,000 queued ledger entries drained by
+//! the sync worker's upload path to a loopback central, in entries per
+//! second, beside a bare SQLite insert of the same rows at central in the
+//! same run (the floor: what central's database alone costs).
+//!
+//! - `drain`: `sync_worker::upload::drain` — reading unsynced entries in
+//!   batches of 1,000, postcard over HTTP to an in-process `pos-central`
+//!   (its real router and SQLite storage: chain check, dedup, balances,
+//!   one transaction per batch), and settling every answer in the register's
+//!   store (one transaction per batch, balances into the member cache).
+//! - `bare_sqlite`: the same 100,000 rows inserted into a table shaped like
+//!   central's `entries`, 1,000 per transaction, WAL + synchronous=FULL.
+//!
+//! The issue's goal: the whole catch-up within 20 s on a 2-core machine.
+//!
+//! Run: `cargo bench -p pos-agent --bench sync_drain` (one run of each,
+//! printed; `SYNC_DRAIN_ENTRIES=N` changes the count). Not criterion: one
+//! catch-up takes seconds and mutates its databases, so repeated samples
+//! would measure something else (an ever larger central).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use pos_agent::model::MembersSnapshot;
+use pos_agent::store::{Store, StoreOptions};
+use pos_agent::sync_worker::upload;
+use pos_central::Storage;
+use pos_central::server::{AppState, router, serve};
+use pos_points::{Bundle, Format};
+use pos_sync::protocol::BundleFormat;
+use pos_sync::{ClientConfig, Digest32, EntryKind, LedgerEntry, SyncClient, Token};
+
+const TERMINAL: &str = "store-1-reg-1";
+const TOKEN: &str = "bench-terminal-token";
+const ENTRIES_DEFAULT: u64 = 100_000;
+const MEMBERS_COUNT: u64 = 500;
+const GOAL_SECS: u64 = 20;
+const BUNDLE: &str =
+    r#"{"version": 1, "programs": [{"id": "main", "currency": "EUR", "base_rate": "1"}]}"#;
+/// A quote breakdown of typical size, as the store keeps in `detail`.
+const DETAIL: &str = r#"{"program":"main","base":12,"tier_bonus":6,"rules":[{"id":"double-shoes","points":12,"capped":false}],"subtotal":30,"total":30,"limited_by":[]}"#;
+
+fn members_json() -> serde_json::Value {
+    let members: Vec<_> = (0..MEMBERS_COUNT)
+        .map(|i| {
+            serde_json::json!({"id": format!("M-{i}"), "cards": [],
+                "programs": {"main": {"available": 1000, "pending": 0}}})
+        })
+        .collect();
+    serde_json::json!({ "members": members })
+}
+
+/// The queued entries: a valid chain, as the register would have written.
+fn entries(count: u64) -> Vec<(LedgerEntry, String)> {
+    let mut prev = Digest32::ZERO;
+    let mut out = Vec::with_capacity(count as usize);
+    for seq in 1..=count {
+        let mut e = LedgerEntry {
+            entry_id: pos_sync::uuid::Uuid::now_v7(),
+            terminal_id: TERMINAL.into(),
+            seq,
+            prev_hash: Digest32::ZERO,
+            hash: Digest32::ZERO,
+            kind: EntryKind::Earn,
+            program: "main".into(),
+            member: format!("M-{}", seq % MEMBERS_COUNT),
+            points: 30,
+            sale_id: None,
+            return_id: None,
+            rules_version: 1,
+            occurred_at: "2026-11-28T11:05:00+01:00".into(),
+            detail: DETAIL.into(),
+        };
+        e.chain_after(prev);
+        prev = e.hash;
+        out.push((e, "2026-11-28".to_string()));
+    }
+    out
+}
+
+/// Writes the entries straight into the register's ledger table (the
+/// morning's sales, without 100,000 fsyncs of set-up).
+fn queue(db: &std::path::Path, entries: &[(LedgerEntry, String)]) {
+    let mut conn = rusqlite::Connection::open(db).expect("open register db");
+    let tx = conn.transaction().expect("transaction");
+    {
+        let mut stmt = tx
+            .prepare(
+                "INSERT INTO ledger (seq, entry_id, terminal_id, prev_hash, hash, kind, program, \
+                 member, points, sale_id, return_id, rules_version, occurred_at, detail, \
+                 local_date, created_unix_ms, status) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, NULL, ?10, ?11, ?12, ?13, 0, 0)",
+            )
+            .expect("prepare");
+        for (e, date) in entries {
+            stmt.execute(rusqlite::params![
+                e.seq as i64,
+                e.entry_id.to_string(),
+                e.terminal_id,
+                e.prev_hash.0.as_slice(),
+                e.hash.0.as_slice(),
+                e.kind.as_str(),
+                e.program,
+                e.member,
+                e.points,
+                e.rules_version as i64,
+                e.occurred_at,
+                e.detail,
+                date,
+            ])
+            .expect("insert entry");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+/// The floor: the same rows into a central-shaped table, 1,000 per
+/// transaction, WAL + synchronous=FULL.
+fn bare_sqlite(dir: &std::path::Path, entries: &[(LedgerEntry, String)]) -> Duration {
+    let conn = rusqlite::Connection::open(dir.join("bare.db")).expect("open bare db");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("full");
+    conn.execute_batch(
+        "CREATE TABLE entries (terminal_id TEXT NOT NULL, seq INTEGER NOT NULL, \
+         entry_id BLOB NOT NULL, hash BLOB NOT NULL, prev_hash BLOB, kind TEXT, program TEXT, \
+         member TEXT, credited_member TEXT, points INTEGER, sale_id TEXT, return_id TEXT, \
+         rules_version INTEGER, occurred_at TEXT, detail TEXT, status TEXT NOT NULL, \
+         reason TEXT, received_at TEXT NOT NULL, PRIMARY KEY (terminal_id, seq)); \
+         CREATE INDEX entries_entry_id ON entries (entry_id); \
+         CREATE INDEX entries_credited_member ON entries (credited_member);",
+    )
+    .expect("schema");
+    let started = Instant::now();
+    let mut conn = conn;
+    for chunk in entries.chunks(1_000) {
+        let tx = conn.transaction().expect("transaction");
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, \
+                     NULL, ?11, ?12, ?13, 'applied', NULL, ?14)",
+                )
+                .expect("prepare");
+            for (e, _) in chunk {
+                stmt.execute(rusqlite::params![
+                    e.terminal_id,
+                    e.seq as i64,
+                    e.entry_id.as_bytes().as_slice(),
+                    e.hash.0.as_slice(),
+                    e.prev_hash.0.as_slice(),
+                    e.kind.as_str(),
+                    e.program,
+                    e.member,
+                    e.member,
+                    e.points,
+                    e.rules_version as i64,
+                    e.occurred_at,
+                    e.detail,
+                    "2026-11-28T12:00:00Z",
+                ])
+                .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    started.elapsed()
+}
+
+fn rate(count: u64, took: Duration) -> u64 {
+    let micros = took.as_micros().max(1);
+    u64::try_from(u128::from(count) * 1_000_000 / micros).unwrap_or(u64::MAX)
+}
+
+fn main() {
+    let count = std::env::var("SYNC_DRAIN_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ENTRIES_DEFAULT);
+    // `cargo bench` passes `--bench`; listing mode must not run anything.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // Central: its real storage and router on loopback.
+    let storage = Arc::new(
+        pos_central::SqliteStorage::open(&dir.path().join("central.db")).expect("central db"),
+    );
+    let signing_key = SigningKey::from_bytes(&[7; 32]);
+    storage
+        .add_terminal(TERMINAL, pos_central::files::token_hash(TOKEN))
+        .expect("terminal");
+    let bundle =
+        pos_central::rules::prepare(BUNDLE.as_bytes().to_vec(), BundleFormat::Json, &signing_key)
+            .expect("bundle");
+    storage
+        .publish_bundle(bundle, jiff::Timestamp::now())
+        .expect("publish");
+    let snapshot = pos_central::snapshot::MembersSnapshot::parse(&members_json().to_string())
+        .expect("members snapshot");
+    storage.import_members(&snapshot).expect("members");
+    let state = Arc::new(AppState {
+        storage,
+        signing_key,
+        admin_token_hash: pos_central::files::token_hash("bench-admin"),
+    });
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(serve(listener, router(state), None, async {
+        let _ = stop_rx.await;
+    }));
+
+    // The register: rules and members imported, then the queued morning.
+    let db = dir.path().join("agent.db");
+    let tz = jiff::tz::TimeZone::get("Europe/Berlin").expect("tz");
+    let store = Store::open(StoreOptions::new(&db, TERMINAL, tz.clone())).expect("store");
+    let members: MembersSnapshot = serde_json::from_value(members_json()).expect("members");
+    runtime
+        .block_on(store.import(
+            Some(Bundle::parse(BUNDLE, Format::Json).expect("bundle")),
+            "bench",
+            Some(members),
+            None,
+        ))
+        .expect("import");
+    runtime.block_on(store.close()).expect("close");
+    let queued = entries(count);
+    queue(&db, &queued);
+    let store = Store::open(StoreOptions::new(&db, TERMINAL, tz)).expect("reopen store");
+
+    let client = SyncClient::new(&ClientConfig::new(
+        format!("http://{addr}"),
+        Token::new(TOKEN).expect("token"),
+    ))
+    .expect("client");
+    let started = Instant::now();
+    let mut synced = 0;
+    loop {
+        let summary = runtime
+            .block_on(upload::drain(&store, &client, TERMINAL))
+            .expect("drain");
+        synced += summary.synced;
+        if !summary.more {
+            break;
+        }
+    }
+    let drain_took = started.elapsed();
+    let stats = runtime.block_on(store.stats()).expect("stats");
+    assert_eq!(stats.unsynced_entries, 0, "entries left unsynced");
+    assert_eq!(synced, count, "every entry synced once");
+
+    let bare_took = bare_sqlite(dir.path(), &queued);
+    println!(
+        "sync_drain: {count} entries, batches of 1,000, loopback central (in-process, SQLite)"
+    );
+    println!(
+        "  drain (register -> central, settled): {:>8.2} s  {:>8} entries/s",
+        drain_took.as_secs_f64(),
+        rate(count, drain_took)
+    );
+    println!(
+        "  bare SQLite insert at central:        {:>8.2} s  {:>8} entries/s",
+        bare_took.as_secs_f64(),
+        rate(count, bare_took)
+    );
+    println!(
+        "  goal: catch-up within {GOAL_SECS} s: {}",
+        if drain_took <= Duration::from_secs(GOAL_SECS) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+
+    let _ = stop_tx.send(());
+    let _ = runtime.block_on(server);
+    runtime.block_on(store.close()).expect("close store");
+}
