@@ -374,6 +374,81 @@ async fn a_missing_device_is_down_in_health_and_the_agent_still_serves() {
     daemon.shutdown().await.expect("clean shutdown");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_random_frames_is_each_accounted_for_and_breaks_nothing() {
+    use rand::{Rng, SeedableRng};
+    // Fewer than the events channel holds, so none may be dropped however
+    // slowly the forwarder works through them (a longer burst is dropped and
+    // counted by design: the device loop never waits).
+    const FRAMES: u64 = 200;
+    const { assert!(FRAMES < pos_drivers::device::EVENTS_CHANNEL_CAPACITY as u64) };
+    let reg = Register::new("");
+    provision(&reg).await;
+    let mut pty = new_pty();
+    let mut front = device("front", &pty, Role::Auto);
+    // Every frame counts, even a repeat.
+    front.dedup_window = Duration::ZERO;
+    let devices = DevicesOptions {
+        devices: vec![front],
+        decode: decode_settings(),
+    };
+    let (daemon, _events) = start(&reg, devices).await;
+
+    // Seeded, so a failure replays; any bytes but the terminator (CR) and LF.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5ca7);
+    let mut burst = Vec::new();
+    for _ in 0..FRAMES {
+        let len = rng.gen_range(1..=60);
+        burst.extend((0..len).map(|_| {
+            loop {
+                let b: u8 = rng.r#gen();
+                if b != b'\r' && b != b'\n' {
+                    break b;
+                }
+            }
+        }));
+        burst.push(b'\r');
+    }
+    pty.write(&burst).await;
+    pty.write(b"]C0GROC-1\r").await;
+
+    // The clean scan after the burst lands in the checkout.
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        let view = daemon_session(&daemon).await;
+        let lines = view["checkout"]["lines"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if lines.iter().any(|l| l["sku"] == "GROC-1") {
+            let unknown = view["checkout"]["unknown_products"]
+                .as_array()
+                .map_or(0, Vec::len);
+            assert!(
+                unknown <= pos_agent::session::UNKNOWN_PRODUCTS_MAX,
+                "{view}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no GROC-1 line: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let health = daemon.health().await;
+    assert_eq!(health.status, "ok", "{health:?}");
+    let front = &health.devices[0];
+    assert_eq!(front.state, "up");
+    assert_eq!(front.events_dropped, 0, "{front:?}");
+    assert_eq!(
+        front.scans + front.payment_cards_rejected + front.frames_discarded,
+        FRAMES + 1,
+        "every frame is one scan, one rejected card or one discard: {front:?}"
+    );
+    daemon.shutdown().await.expect("clean shutdown");
+}
+
 async fn daemon_session(daemon: &Daemon) -> Value {
     let (status, body) =
         common::try_request(daemon.socket_path(), "GET", "/v1/session", None, None)
