@@ -17,7 +17,11 @@
 //!    `GROC-1`), as scanned.
 //!
 //! Forms 2–4 are only tried when the dropped digits are zeros, so each is the
-//! same number. A variable-measure (in-store) code is keyed by its item
+//! same number. For a GTIN symbol the raw data is one of forms 2–4 already
+//! (an EAN-13 scan is its EAN-13 form), with one exception: a UPC-E is
+//! looked up by its UPC-A expansion, not by its 8 compressed digits, which
+//! the decoder does not keep. GS1 element strings are looked up by their
+//! AI (01) GTIN. A variable-measure (in-store) code is keyed by its item
 //! reference digits only: it embeds a price or weight instead of a GTIN.
 //!
 //! # Quantity and price
