@@ -59,7 +59,9 @@ pub fn path(name: &str) -> PathBuf {
     let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
     // Held across the build on purpose: two threads of one test binary must
     // not run cargo for the same binary at once.
-    let mut built = built.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut built = built
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     built
         .entry(name.to_string())
         .or_insert_with(|| build(name))
