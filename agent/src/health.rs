@@ -213,6 +213,11 @@ impl HealthState {
         let _ = self.sync_worker.set(monitor);
     }
 
+    /// The sync worker's monitor, when one runs (online redemption holds).
+    pub fn sync_monitor(&self) -> Option<&SyncMonitor> {
+        self.sync_worker.get()
+    }
+
     /// Wakes the sync worker (`POST /v1/sync/now`); false when none runs.
     pub fn wake_sync(&self) -> bool {
         match self.sync_worker.get() {

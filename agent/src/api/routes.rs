@@ -60,7 +60,19 @@ pub async fn commit_sale(
     ApiJson(request): ApiJson<SaleRequest>,
 ) -> ApiResult<Response> {
     card_guard::check_member("member", request.member.as_ref())?;
-    let committed = state.store.commit_sale(request).await?;
+    // Online redemption holds while member data is fresh (sync spec §4);
+    // released again if the store then refuses the sale.
+    let holds = match state.health.sync_monitor() {
+        Some(sync) => sync.authorise_redemptions(&state.store, &request).await?,
+        None => Default::default(),
+    };
+    let committed = match state.store.commit_sale(request).await {
+        Ok(committed) => committed,
+        Err(error) => {
+            holds.release();
+            return Err(error.into());
+        }
+    };
     Ok(stored_json(committed.json))
 }
 

@@ -20,6 +20,7 @@
 //! with `POST /v1/sync/now`). It is never logged or reported.
 
 pub mod download;
+pub mod holds;
 pub mod report;
 pub mod upload;
 
@@ -124,6 +125,9 @@ pub struct SyncMonitor {
 struct MonitorInner {
     report: Mutex<SyncReport>,
     wake: Notify,
+    /// The worker's current client (None before the first cycle and after
+    /// an auth failure), shared for online redemption holds.
+    client: Mutex<Option<SyncClient>>,
 }
 
 impl SyncMonitor {
@@ -145,6 +149,18 @@ impl SyncMonitor {
     /// starts another right after it.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+
+    fn client(&self) -> Option<SyncClient> {
+        self.inner
+            .client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_client(&self, client: Option<SyncClient>) {
+        *self.inner.client.lock().unwrap_or_else(|p| p.into_inner()) = client;
     }
 
     fn update(&self, f: impl FnOnce(&mut SyncReport)) {
@@ -244,6 +260,7 @@ impl Worker {
             FailureClass::Auth => {
                 // Re-read the token next time: the operator may fix the file.
                 self.client = None;
+                self.monitor.set_client(None);
                 tracing::error!(message = "Central refused this register's token; retrying slowly.", error = %text, failures, wait_ms = duration_ms(wait))
             }
             FailureClass::Bug => {
@@ -280,6 +297,7 @@ impl Worker {
         config.request_timeout_ms = duration_ms(central.request_timeout());
         let client = SyncClient::new(&config)?;
         self.client = Some(client.clone());
+        self.monitor.set_client(Some(client.clone()));
         Ok(client)
     }
 

@@ -216,3 +216,49 @@ async fn settle(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pos_sync::protocol::DETAIL_BYTES_MAX;
+    use pos_sync::{Digest32, EntryKind};
+
+    fn entry(seq: u64, detail_bytes: usize) -> LedgerEntry {
+        let mut e = LedgerEntry {
+            entry_id: pos_sync::uuid::Uuid::now_v7(),
+            terminal_id: "t".into(),
+            seq,
+            prev_hash: Digest32::ZERO,
+            hash: Digest32::ZERO,
+            kind: EntryKind::Earn,
+            program: "main".into(),
+            member: "M-1".into(),
+            points: 1,
+            sale_id: None,
+            return_id: None,
+            rules_version: 1,
+            occurred_at: "2026-11-28T11:05:00+01:00".into(),
+            detail: "x".repeat(detail_bytes),
+        };
+        e.chain_after(Digest32::ZERO);
+        e
+    }
+
+    #[test]
+    fn batches_stop_at_1000_entries_1_mib_and_the_first_hole() {
+        let mut many: Vec<_> = (1..=1_500).map(|s| entry(s, 10)).collect();
+        cut_batch(&mut many).unwrap();
+        assert_eq!(many.len(), BATCH_ENTRIES_MAX);
+
+        // 64 KiB details: 1 MiB holds fewer than 16 of them.
+        let mut big: Vec<_> = (1..=40).map(|s| entry(s, DETAIL_BYTES_MAX)).collect();
+        cut_batch(&mut big).unwrap();
+        assert!(big.len() < 16 && !big.is_empty(), "{}", big.len());
+        let bytes: usize = big.iter().map(wire::entry_encoded_len).sum();
+        assert!(bytes <= pos_sync::protocol::BATCH_BYTES_MAX);
+
+        let mut holed = vec![entry(4, 1), entry(5, 1), entry(7, 1)];
+        cut_batch(&mut holed).unwrap();
+        assert_eq!(holed.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    }
+}

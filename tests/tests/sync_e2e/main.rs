@@ -9,7 +9,10 @@
 //! 6. an entry altered in the register's database after the fact;
 //! 7. rules published while a register is offline (and a badly signed
 //!    bundle refused);
-//! 8. TLS with the development CA, and a wrong token fixed later.
+//! 8. TLS with the development CA, and a wrong token fixed later;
+//!
+//! and online redemption holds (sync spec §4) stopping an overdraft while
+//! central is reachable.
 //!
 //! Sync intervals are 1 s (config) and every wait polls with a deadline;
 //! `POST /v1/sync/now` cuts backoff waits short after an outage ends.
@@ -509,5 +512,65 @@ async fn wrong_token_is_an_auth_failure_and_nothing_is_lost_once_fixed() -> Resu
     assert_eq!(h["sync"]["worker"]["auth_failure"], false, "{h}");
     assert_same_ledger(&agent_ledger(&agent).await?, &world.central_ledger(REG_1)?);
     assert_eq!(world.central_ledger(REG_1)?.len(), 5);
+    Ok(())
+}
+
+/// Online redemption holds: while member data is fresh and central is
+/// reachable, central authorises each redemption, so a register whose
+/// cache does not yet know another register spent the points is refused
+/// instead of overdrawing; a granted hold is settled by the redeem entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_holds_stop_an_overdraft_while_central_is_reachable() -> Result<()> {
+    let world = World::new()?;
+    let dir_a = world.register(REG_1, &world.central.url)?;
+    // Register A syncs once at start, then not for an hour: its member
+    // cache stays fresh but does not learn of B's redemption.
+    let text = std::fs::read_to_string(&dir_a.config)?;
+    std::fs::write(
+        &dir_a.config,
+        text.replace("sync_interval_secs = 1\n", "sync_interval_secs = 3600\n"),
+    )?;
+    let dir_b = world.register(REG_2, &world.central.url)?;
+    let agent_a = dir_a.start().await?;
+    synced(&agent_a).await?;
+    let agent_b = dir_b.start().await?;
+    sell(&agent_b, &sale("S-B", 20, Some(800))).await?;
+    synced(&agent_b).await?;
+    let central_available = world.central.balance("M-1", "main")?["available"]
+        .as_i64()
+        .context("available")?;
+    assert!(central_available < 800, "{central_available}");
+
+    let (status, m) = agent_a.get("/v1/members/M-1").await?;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["freshness"], "fresh");
+    assert_eq!(
+        m["programs"]["main"]["available"], 1_000,
+        "A's cache is behind: {m}"
+    );
+    let (status, answer) = agent_a
+        .post("/v1/sales", &sale("S-A", 20, Some(800)))
+        .await?;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"]["code"], "insufficient_points", "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("central holds only {central_available}")),
+        "{answer}"
+    );
+    let (status, _) = agent_a.get("/v1/sales/S-A").await?;
+    assert_eq!(status, 404, "a refused sale stores nothing");
+
+    // Within what central holds: granted, committed, and settled on sync.
+    sell(&agent_a, &sale("S-A2", 20, Some(100))).await?;
+    sync_now(&agent_a).await?;
+    synced(&agent_a).await?;
+    let both: Vec<Value> = [agent_ledger(&agent_a).await?, agent_ledger(&agent_b).await?].concat();
+    let b = world.central.balance("M-1", "main")?;
+    assert_eq!(b["balance"], 1_000 + points_sum(&both), "{b}");
+    assert_eq!(b["available"], b["balance"], "the hold was settled: {b}");
+    assert!(world.conflicts("overdraft")?.is_empty());
     Ok(())
 }
