@@ -479,6 +479,8 @@ async fn admin_conflicts(
 
 /// Serves `router` on `listener` (TLS when `tls` is given) until `shutdown`
 /// completes. At most [`CONNECTIONS_MAX`] connections are served at once.
+/// On shutdown, open connections finish their request in flight and close
+/// (idle keep-alive connections close at once).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -487,17 +489,18 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => break,
             permit = permits.clone().acquire_owned() => match permit {
                 Ok(p) => p,
-                Err(_) => return Ok(()),
+                Err(_) => break,
             },
         };
         let (stream, peer) = tokio::select! {
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -510,14 +513,9 @@ pub async fn serve(
         };
         let router = router.clone();
         let acceptor = acceptor.clone();
+        let closing = closing_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |req| router.clone().oneshot(req));
-            let mut http = hyper::server::conn::http1::Builder::new();
-            // A client that trickles its headers is cut off (hyper needs a
-            // timer for its header read timeout to take effect).
-            http.timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS));
             let result = match acceptor {
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(
@@ -526,10 +524,7 @@ pub async fn serve(
                     )
                     .await;
                     match handshake {
-                        Ok(Ok(tls)) => {
-                            http.serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                                .await
-                        }
+                        Ok(Ok(tls)) => drive(tls, router, closing).await,
                         Ok(Err(e)) => {
                             tracing::debug!(message = "TLS handshake failed.", %peer, error = %e);
                             return;
@@ -540,14 +535,38 @@ pub async fn serve(
                         }
                     }
                 }
-                None => {
-                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await
-                }
+                None => drive(stream, router, closing).await,
             };
             if let Err(e) = result {
                 tracing::debug!(message = "Connection ended with an error.", %peer, error = %e);
             }
         });
     }
+    closing.send_replace(true);
+    Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection until it ends or the server closes.
+async fn drive<I>(
+    io: I,
+    router: Router,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| router.clone().oneshot(req));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // A client that trickles its headers is cut off (hyper needs a timer
+    // for its header read timeout to take effect).
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS));
+    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => return result,
+        _ = closing.wait_for(|closing| *closing) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    conn.await
 }

@@ -4,13 +4,12 @@ mod admin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use pos_central::embedded;
 use pos_central::error::CentralError;
 use pos_central::files::{CentralDir, new_token, token_hash};
-use pos_central::server::{self, AppState};
 use pos_central::storage::Storage;
 
 #[derive(Parser, Debug)]
@@ -185,36 +184,25 @@ fn serve(dir: CentralDir, listen: SocketAddr, insecure_http: bool) -> anyhow::Re
         ))
         .into());
     }
-    let storage: Arc<dyn Storage> = Arc::new(dir.open_storage()?);
-    let state = Arc::new(AppState {
-        storage,
-        signing_key: dir.signing_key()?,
-        admin_token_hash: token_hash(&dir.admin_token()?),
-    });
-    let tls = if insecure_http {
-        None
-    } else {
-        Some(dir.tls_server_config()?)
-    };
+    if !dir.signing_key_path().exists() {
+        return Err(CentralError::Invalid(format!(
+            "{} is not initialised: run pos-central init --dir {} first",
+            dir.path.display(),
+            dir.path.display()
+        ))
+        .into());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
-        let local = listener.local_addr().context("reading the bound address")?;
-        let scheme = if insecure_http { "http" } else { "https" };
-        let url = format!("{scheme}://{local}");
-        std::fs::write(dir.serve_url_path(), format!("{url}\n"))
-            .with_context(|| format!("writing {}", dir.serve_url_path().display()))?;
+        let central = embedded::start(&dir.path, listen, !insecure_http).await?;
         // The first stdout line tells scripts and tests where we listen.
-        println!("listening on {url}");
-        tracing::info!(message = "Serving.", %url);
-        server::serve(listener, server::router(state), tls, shutdown_signal())
-            .await
-            .context("serving")?;
+        println!("listening on {}", central.url);
+        tracing::info!(message = "Serving.", url = %central.url);
+        shutdown_signal().await;
+        central.stop().await;
         tracing::info!(message = "Stopped.");
         anyhow::Ok(())
     })?;

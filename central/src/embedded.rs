@@ -1,0 +1,158 @@
+//! A central inside another process: what `pos-central serve` runs, and
+//! what `pos-agent demo` (or a test) can start next to a register without a
+//! second binary.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pos_central::CentralError> {
+//! let dir = std::path::Path::new("/tmp/central");
+//! let central = pos_central::embedded::start(dir, "127.0.0.1:0".parse().unwrap(), true).await?;
+//! let token = central.add_terminal("store-1-reg-1")?;
+//! // Point the register at central.url with ca_file = central.ca_path(),
+//! // rules_public_key = central.public_key_base64(), and `token`.
+//! central.stop().await;
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pos_sync::protocol::BundleFormat;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::error::CentralError;
+use crate::files::{CentralDir, new_token, token_hash};
+use crate::server::{self, AppState};
+use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
+use crate::storage::Storage;
+
+/// A central serving on a local address until [`RunningCentral::stop`].
+pub struct RunningCentral {
+    /// Base URL, `https://ADDR` (or `http://` without TLS).
+    pub url: String,
+    pub addr: SocketAddr,
+    pub dir: CentralDir,
+    state: Arc<AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves the central in `dir` (initialised first if it holds no signing
+/// key) on `listen`, with TLS when `tls`. Plain HTTP is refused off loopback.
+/// Must be called inside a tokio runtime.
+pub async fn start(
+    dir: &Path,
+    listen: SocketAddr,
+    tls: bool,
+) -> Result<RunningCentral, CentralError> {
+    if !tls && !listen.ip().is_loopback() {
+        return Err(CentralError::Invalid(format!(
+            "plain HTTP is only allowed on a loopback address, not {listen}"
+        )));
+    }
+    let dir = CentralDir::new(dir);
+    if !dir.signing_key_path().exists() {
+        dir.init(&[])?;
+    }
+    let storage: Arc<dyn Storage> = Arc::new(dir.open_storage()?);
+    let state = Arc::new(AppState {
+        storage,
+        signing_key: dir.signing_key()?,
+        admin_token_hash: token_hash(&dir.admin_token()?),
+    });
+    let tls_config = if tls {
+        Some(dir.tls_server_config()?)
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| CentralError::io(format!("listening on {listen}"), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CentralError::io("reading the bound address", e))?;
+    let url = format!("{}://{addr}", if tls { "https" } else { "http" });
+    std::fs::write(dir.serve_url_path(), format!("{url}\n"))
+        .map_err(|e| CentralError::io(format!("writing {}", dir.serve_url_path().display()), e))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(
+        listener,
+        server::router(state.clone()),
+        tls_config,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(RunningCentral {
+        url,
+        addr,
+        dir,
+        state,
+        stop: Some(stop),
+        task,
+    })
+}
+
+impl RunningCentral {
+    /// The storage, for summaries (balances, conflicts, terminals).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.state.storage
+    }
+
+    /// The CA registers trust (`ca_file`).
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.ca_path()
+    }
+
+    /// What registers put in `rules_public_key`.
+    pub fn public_key_base64(&self) -> String {
+        pos_sync::signing::public_key_base64(&self.state.signing_key.verifying_key())
+    }
+
+    /// Registers a terminal; returns its token (only the hash is stored).
+    pub fn add_terminal(&self, id: &str) -> Result<String, CentralError> {
+        let token = new_token();
+        self.state.storage.add_terminal(id, token_hash(&token))?;
+        Ok(token)
+    }
+
+    /// Validates, signs and publishes a bundle; returns its version.
+    pub fn publish_rules(&self, bytes: Vec<u8>, format: BundleFormat) -> Result<u64, CentralError> {
+        let bundle = crate::rules::prepare(bytes, format, &self.state.signing_key)?;
+        let version = bundle.signed.version;
+        self.state
+            .storage
+            .publish_bundle(bundle, jiff::Timestamp::now())?;
+        Ok(version)
+    }
+
+    pub fn import_members(&self, json: &str) -> Result<usize, CentralError> {
+        self.state
+            .storage
+            .import_members(&MembersSnapshot::parse(json)?)
+    }
+
+    pub fn import_catalog(&self, json: &str) -> Result<usize, CentralError> {
+        self.state
+            .storage
+            .import_catalog(&CatalogSnapshot::parse(json)?)
+    }
+
+    /// Waits until the server stops on its own (it only does on an error).
+    pub async fn wait(mut self) -> Result<(), CentralError> {
+        let _keep_running = self.stop.take();
+        match (&mut self.task).await {
+            Ok(result) => result.map_err(|e| CentralError::io("serving", e)),
+            Err(e) => Err(CentralError::Corrupt(format!("server task failed: {e}"))),
+        }
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
