@@ -9,6 +9,7 @@
 pub mod embedded;
 pub mod error;
 pub mod files;
+pub mod guard;
 pub mod rules;
 pub mod server;
 pub mod snapshot;

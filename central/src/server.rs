@@ -196,13 +196,14 @@ async fn upload(
 ) -> ApiResult<Response> {
     let terminal = terminal(&state, &headers).await?;
     let body = body.map_err(body_error)?;
-    let batch = wire::decode_upload(&body).map_err(CentralError::from)?;
+    let mut batch = wire::decode_upload(&body).map_err(CentralError::from)?;
     if batch.terminal_id != terminal {
         return Err(ApiError(CentralError::Forbidden(format!(
             "this token belongs to terminal {terminal:?}, not {:?}",
             batch.terminal_id
         ))));
     }
+    crate::guard::screen_batch(&mut batch);
     let storage = state.storage.clone();
     let answer = blocking(move || storage.apply_batch(&batch, jiff::Timestamp::now())).await?;
     match &answer.outcome {
@@ -292,6 +293,11 @@ async fn place_hold(
     let terminal = terminal(&state, &headers).await?;
     let body = body.map_err(body_error)?;
     let request: HoldRequest = wire::decode(&body, HOLD_BYTES_MAX).map_err(CentralError::from)?;
+    if crate::guard::is_payment_card(&request.member) {
+        return Err(ApiError(CentralError::Invalid(
+            crate::guard::PAYMENT_CARD_REASON.into(),
+        )));
+    }
     if request.terminal_id != terminal {
         return Err(ApiError(CentralError::Forbidden(format!(
             "this token belongs to terminal {terminal:?}, not {:?}",

@@ -113,7 +113,9 @@ impl MembersSnapshot {
         let mut cards: HashMap<&str, usize> = HashMap::new();
         for (i, m) in self.members.iter().enumerate() {
             let at = format!("members[{i}]");
-            if let Err(e) = check_text(&format!("{at}.id"), &m.id) {
+            if crate::guard::is_payment_card(&m.id) {
+                errors.push(format!("{at}.id: {}", crate::guard::PAYMENT_CARD_REASON));
+            } else if let Err(e) = check_text(&format!("{at}.id"), &m.id) {
                 errors.push(e);
             }
             if let Some(first) = ids.insert(&m.id, i) {
@@ -126,6 +128,15 @@ impl MembersSnapshot {
                 ));
             }
             for (c, card) in m.cards.iter().enumerate() {
+                if crate::guard::is_payment_card(card) {
+                    // Checked first, and never echoed: the number must not
+                    // reach a log or an answer either.
+                    errors.push(format!(
+                        "{at}.cards[{c}]: {}",
+                        crate::guard::PAYMENT_CARD_REASON
+                    ));
+                    continue;
+                }
                 if let Err(e) = check_text(&format!("{at}.cards[{c}]"), card) {
                     errors.push(e);
                 }

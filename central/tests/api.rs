@@ -306,3 +306,49 @@ async fn bundles_are_validated_and_versions_only_go_up() {
         "{b}"
     );
 }
+
+#[tokio::test]
+async fn payment_card_numbers_are_refused_and_never_stored_or_echoed() {
+    const PAN: &str = "4111111111111111"; // the well-known Visa test number
+    let app = app();
+    json_call(&app, "POST", "/v1/admin/rules", Some(ADMIN), RULES).await;
+    let mut chain = entries(TERMINAL, &[5, 7]);
+    chain[0].member = PAN.into();
+    chain[0].chain_after(Digest32::ZERO);
+    let first_hash = chain[0].hash;
+    chain[1].chain_after(first_hash);
+    let body = wire::encode_upload(&UploadBatch {
+        terminal_id: TERMINAL.into(),
+        first_seq: 1,
+        entries: chain,
+    })
+    .unwrap();
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/v1/sync/upload",
+        Some(TERMINAL_TOKEN),
+        wire::CONTENT_TYPE,
+        body,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let answer: UploadAnswer = wire::decode(&b, 1 << 20).unwrap();
+    let pos_sync::protocol::BatchOutcome::Entries(results) = answer.outcome else {
+        panic!("expected results");
+    };
+    assert!(
+        matches!(&results[0], pos_sync::protocol::EntryResult::Rejected { reason } if reason.contains("payment card") && !reason.contains(PAN))
+    );
+    assert_eq!(results[1], pos_sync::protocol::EntryResult::Applied);
+
+    for path in ["/v1/admin/ledger", "/v1/admin/conflicts"] {
+        let (_, b) = json_call(&app, "GET", path, Some(ADMIN), "").await;
+        assert!(!b.to_string().contains(PAN), "{path}: {b}");
+    }
+    let members = format!(r#"{{"members": [{{"id": "M-9", "cards": ["{PAN}"]}}]}}"#);
+    let (s, b) = json_call(&app, "POST", "/v1/admin/members", Some(ADMIN), &members).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(!b.to_string().contains(PAN), "{b}");
+    assert!(b.to_string().contains("members[0].cards[0]"), "{b}");
+}
