@@ -4,6 +4,22 @@
 //! Every error is JSON `{"error": {"code", "message"}}`, including axum's
 //! own rejections (bad query, body too large), which are mapped here.
 //! Storage calls block (SQLite), so they run on `spawn_blocking`.
+//!
+//! | route | token | body → answer |
+//! |---|---|---|
+//! | `POST /v1/sync/upload` | terminal | postcard `UploadBatch` (≤ 1 MiB) → `UploadAnswer`; the batch's terminal must be the token's (else 403) |
+//! | `GET /v1/sync/rules?after=V` | terminal | newest `SignedBundle` above V, or 204 |
+//! | `GET /v1/sync/rules/{version}` | terminal | that `SignedBundle`, or 404 |
+//! | `GET /v1/sync/members?cursor=C&limit=N` | terminal | `MemberChanges` |
+//! | `GET /v1/sync/catalog?cursor=C&limit=N` | terminal | `CatalogChanges` |
+//! | `POST /v1/sync/holds` | terminal | `HoldRequest` → `HoldAnswer` |
+//! | `POST /v1/sync/holds/release` | terminal | `HoldRelease` → 204 |
+//! | `POST /v1/admin/rules` | admin | bundle JSON (or TOML with a `toml` content type) → 201 `{"version", "programs"}`; 409 if not newer |
+//! | `POST /v1/admin/members`, `/v1/admin/catalog` | admin | snapshot JSON (agent spec §2) → `{"imported": n}` |
+//! | `GET /v1/admin/members/{id or card}` | admin | `{"member", "programs": {P: {"balance", "available", "pending"}}}` |
+//! | `GET /v1/admin/ledger?terminal=&member=&limit=` | admin | `{"entries": [...]}` in (terminal, seq) order |
+//! | `GET /v1/admin/terminals` | admin | `{"terminals": [{"terminal_id", "last_seq", "last_hash", "last_contact"}]}` |
+//! | `GET /v1/admin/conflicts?limit=` | admin | `{"conflicts": [...]}`, newest first |
 
 use std::collections::BTreeMap;
 use std::future::Future;
