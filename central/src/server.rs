@@ -35,7 +35,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ed25519_dalek::SigningKey;
 use pos_sync::protocol::{
-    BATCH_BYTES_MAX, BatchOutcome, BundleFormat, CHANGES_PAGE_MAX, HoldRelease, HoldRequest,
+    BATCH_BYTES_MAX, BatchOutcome, BundleFormat, CHANGES_PAGE_MAX, EntryResult, HoldRelease,
+    HoldRequest,
 };
 use pos_sync::signing::BUNDLE_BYTES_MAX;
 use pos_sync::wire;
@@ -224,7 +225,25 @@ async fn upload(
     let answer = blocking(move || storage.apply_batch(&batch, jiff::Timestamp::now())).await?;
     match &answer.outcome {
         BatchOutcome::Entries(results) => {
-            tracing::info!(message = "Batch applied.", terminal = %terminal, entries = results.len())
+            let overdrafts = results
+                .iter()
+                .filter(|r| matches!(r, EntryResult::Overdraft { .. }))
+                .count();
+            let rejected = results
+                .iter()
+                .filter(|r| matches!(r, EntryResult::Rejected { .. }))
+                .count();
+            if overdrafts + rejected > 0 {
+                tracing::warn!(
+                    message = "Batch applied with conflicts.",
+                    terminal = %terminal,
+                    entries = results.len(),
+                    overdrafts,
+                    rejected
+                );
+            } else {
+                tracing::info!(message = "Batch applied.", terminal = %terminal, entries = results.len());
+            }
         }
         other => {
             tracing::warn!(message = "Batch not applied.", terminal = %terminal, outcome = ?other)
