@@ -197,6 +197,16 @@ impl Worker {
         // The config checked the key is a curve point; if it still fails,
         // every bundle is refused (and reported) while uploads go on.
         let key = VerifyingKey::from_bytes(&options.central.rules_public_key).ok();
+        let host = options.central.url.host_str().unwrap_or("");
+        if options.central.server_name != host {
+            // pos-sync's client checks the certificate against the URL's
+            // host; a separate TLS name is not wired through yet.
+            tracing::warn!(
+                message = "[central] server_name differs from the url's host; the certificate is checked against the url's host.",
+                server_name = %options.central.server_name,
+                host
+            );
+        }
         monitor.update(|r| r.central = options.central.url.to_string());
         Worker {
             store,

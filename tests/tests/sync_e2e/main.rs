@@ -11,8 +11,9 @@
 //!    bundle refused);
 //! 8. TLS with the development CA, and a wrong token fixed later;
 //!
-//! and online redemption holds (sync spec §4) stopping an overdraft while
-//! central is reachable.
+//! and two more: online redemption holds (sync spec §4) stopping an
+//! overdraft while central is reachable, and a central restored from a
+//! backup (`gap`: the register resends what central lost).
 //!
 //! Sync intervals are 1 s (config) and every wait polls with a deadline;
 //! `POST /v1/sync/now` cuts backoff waits short after an outage ends.
@@ -572,5 +573,49 @@ async fn online_holds_stop_an_overdraft_while_central_is_reachable() -> Result<(
     assert_eq!(b["balance"], 1_000 + points_sum(&both), "{b}");
     assert_eq!(b["available"], b["balance"], "the hold was settled: {b}");
     assert!(world.conflicts("overdraft")?.is_empty());
+    Ok(())
+}
+
+/// Central restored from an old backup (the mirror of point 5): it answers
+/// `gap`, and the register resends the entries it had already marked
+/// synced, so central ends up with the register's whole ledger again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_restored_from_a_backup_gets_the_lost_entries_again() -> Result<()> {
+    let mut world = World::new()?;
+    let addr = world.central.addr;
+    let dir = world.register(REG_1, &world.central.url)?;
+    let agent = dir.start().await?;
+    for i in 0..3 {
+        sell(&agent, &sale(&format!("S-{i}"), 10, None)).await?;
+    }
+    synced(&agent).await?;
+    world.central.kill();
+    let db = world.central.dir().join("central.db");
+    let backup = world.files.path().join("central-backup.db");
+    copy_db(&db, &backup)?;
+
+    world.central.serve(&addr.to_string())?;
+    for i in 3..6 {
+        sell(&agent, &sale(&format!("S-{i}"), 10 + i, None)).await?;
+    }
+    synced(&agent).await?;
+    world.central.kill();
+    copy_db(&backup, &db)?;
+    world.central.serve(&addr.to_string())?;
+    assert_eq!(
+        world.central_ledger(REG_1)?.len(),
+        3,
+        "the restored central"
+    );
+
+    sell(&agent, &sale("S-after", 30, None)).await?;
+    sync_now(&agent).await?;
+    synced(&agent).await?;
+    let register = agent_ledger(&agent).await?;
+    let central = world.central_ledger(REG_1)?;
+    assert_eq!(register.len(), 7);
+    assert_same_ledger(&register, &central);
+    assert!(status_of(&central).iter().all(|s| s == "applied"));
+    assert_eq!(world.balance("M-1")?, 1_000 + points_sum(&register));
     Ok(())
 }
