@@ -913,6 +913,7 @@ impl Storage for SqliteStorage {
                      ON CONFLICT (card) DO UPDATE SET member = excluded.member",
                 )?
                 .execute([card, &m.id])?;
+                link_card_points(&tx, card, &m.id)?;
             }
             for (program, state) in &m.programs {
                 tx.prepare_cached(
@@ -1290,6 +1291,40 @@ impl Storage for SqliteStorage {
         tx.commit()?;
         Ok(member.is_some())
     }
+}
+
+/// A register earns under a card token central does not know yet (agent
+/// spec §3) until central links the card to a member: then the points (and
+/// any open holds) kept under the token move to the member. Stored entries
+/// are not rewritten: they keep the token as `credited_member`.
+fn link_card_points(tx: &Transaction<'_>, card: &str, member: &str) -> Result<(), CentralError> {
+    if card == member {
+        return Ok(());
+    }
+    let rows: Vec<(String, i64, i64)> = tx
+        .prepare_cached("SELECT program, opening, applied FROM balances WHERE member = ?1")?
+        .query_map([card], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for (program, opening, applied) in rows {
+        tx.prepare_cached(
+            "INSERT INTO balances (member, program, opening, applied) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT (member, program) DO UPDATE SET applied = applied + excluded.applied",
+        )?
+        .execute(params![member, program, opening.saturating_add(applied)])?;
+    }
+    tx.prepare_cached("DELETE FROM balances WHERE member = ?1")?
+        .execute([card])?;
+    tx.prepare_cached("UPDATE holds SET member = ?1 WHERE member = ?2")?
+        .execute([member, card])?;
+    // The token's own row (if a register saw it as a member) changes too:
+    // it no longer holds points.
+    let rev = next_rev(tx)?;
+    tx.prepare_cached("UPDATE members SET rev = ?1 WHERE id = ?2")?
+        .execute(params![rev, card])?;
+    Ok(())
 }
 
 fn read_bundle(

@@ -554,3 +554,37 @@ fn a_card_moved_by_a_later_snapshot_credits_its_new_member() {
     let answer = upload(&s, &[r.earn("C-1", 5)]);
     assert_eq!(answer.balances[0].member, "B");
 }
+
+#[test]
+fn points_earned_under_an_unknown_card_move_to_the_member_it_is_linked_to() {
+    let s = central();
+    let mut r = Register::new();
+    upload(&s, &[r.earn("999-NEW", 40), r.earn("M-7", 5)]);
+    assert_eq!(balance(&s, "999-NEW"), (40, 40));
+    let cursor = s.member_changes(0, 100).unwrap().next_cursor;
+
+    s.import_members(
+        &MembersSnapshot::parse(
+            r#"{"members": [{"id": "M-7", "cards": ["999-NEW"], "programs": {"main": {"available": 100}}}]}"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // Opening 100 + 5 earned as M-7 + 40 earned under the card before the link.
+    assert_eq!(balance(&s, "M-7"), (145, 145));
+    assert_eq!(balance(&s, "999-NEW"), (145, 145));
+    let changed = s.member_changes(cursor, 100).unwrap();
+    let token_row = changed.changes.iter().find(|c| c.id == "999-NEW").unwrap();
+    assert!(token_row.programs.is_empty(), "{token_row:?}");
+    // Later entries under the card go straight to the member; the stored
+    // entry keeps the name it was credited to.
+    upload(&s, &[r.earn("999-NEW", 1)]);
+    assert_eq!(balance(&s, "M-7"), (146, 146));
+    let first = &s
+        .ledger(&LedgerFilter {
+            limit: 1,
+            ..LedgerFilter::default()
+        })
+        .unwrap()[0];
+    assert_eq!(first.credited_member.as_deref(), Some("999-NEW"));
+}
