@@ -11,9 +11,10 @@
 //!    bundle refused);
 //! 8. TLS with the development CA, and a wrong token fixed later;
 //!
-//! and two more: online redemption holds (sync spec §4) stopping an
-//! overdraft while central is reachable, and a central restored from a
-//! backup (`gap`: the register resends what central lost).
+//! and three more: online redemption holds (sync spec §4) stopping an
+//! overdraft while central is reachable, a central restored from a backup
+//! (`gap`: the register resends what central lost), and kill -9 of the
+//! register during sync (every entry applied exactly once).
 //!
 //! Sync intervals are 1 s (config) and every wait polls with a deadline;
 //! `POST /v1/sync/now` cuts backoff waits short after an outage ends.
@@ -617,5 +618,44 @@ async fn central_restored_from_a_backup_gets_the_lost_entries_again() -> Result<
     assert_same_ledger(&register, &central);
     assert!(status_of(&central).iter().all(|s| s == "applied"));
     assert_eq!(world.balance("M-1")?, 1_000 + points_sum(&register));
+    Ok(())
+}
+
+/// A crash at any moment of sync (before send, after send, after central
+/// applied but before the answer was recorded) leads, after restart, to
+/// every entry applied at central exactly once (sync spec §2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_sync_still_applies_every_entry_exactly_once() -> Result<()> {
+    let world = World::new()?;
+    let proxy = Proxy::start(world.central.addr).await?;
+    proxy.set_mode(Mode::Drop);
+    let dir = world.register(REG_1, &format!("https://{}", proxy.addr()))?;
+    let mut agent = dir.start().await?;
+    for i in 0..300 {
+        sell(&agent, &sale(&format!("S-{i:03}"), 1 + i % 50, None)).await?;
+    }
+    proxy.set_mode(Mode::Pass);
+    // Kill at growing delays after waking the worker, so some kills land
+    // before an upload, some during, some after central applied.
+    for delay_ms in [0u64, 5, 15, 30, 60, 120] {
+        sync_now(&agent).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        agent.kill9();
+        agent = dir.start().await?;
+    }
+    sync_now(&agent).await?;
+    synced(&agent).await?;
+    let register = agent_ledger(&agent).await?;
+    let central = world.central_ledger(REG_1)?;
+    assert_eq!(register.len(), 300);
+    assert_same_ledger(&register, &central);
+    assert!(status_of(&central).iter().all(|s| s == "applied"));
+    assert_eq!(world.balance("M-1")?, 1_000 + points_sum(&register));
+    let verify = dir.db_verify()?;
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
     Ok(())
 }
