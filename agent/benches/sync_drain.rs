@@ -11,6 +11,10 @@
 //! - `bare_sqlite`: the same 100,000 rows inserted into a table shaped like
 //!   central's `entries`, 1,000 per transaction, WAL + synchronous=FULL.
 //!
+//! - `sale commits`: latency of `Store::commit_sale` while the register is
+//!   idle and while the drain runs (sync must never delay a sale beyond
+//!   sharing the store's single writer with it).
+//!
 //! The goal: the whole catch-up within 20 s on a 2-core machine.
 //!
 //! Run: `cargo bench -p pos-agent --bench sync_drain` (one run of each,
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use pos_agent::model::MembersSnapshot;
+use pos_agent::model::{MembersSnapshot, SaleRequest};
 use pos_agent::store::{Store, StoreOptions};
 use pos_agent::sync_worker::upload;
 use pos_central::Storage;
@@ -169,6 +173,42 @@ fn bare_sqlite(dir: &std::path::Path, entries: &[(LedgerEntry, String)]) -> Dura
     started.elapsed()
 }
 
+/// Sales committed idle before the drain, to compare with during it.
+const IDLE_SALES: usize = 200;
+/// A sale every 50 ms while the drain runs: 20 sales/s, far busier than
+/// one register (a sale every few seconds at best), so the figure is an
+/// upper bound on what sync does to a till.
+const SALE_INTERVAL_MS: u64 = 50;
+
+fn sale(n: usize) -> SaleRequest {
+    serde_json::from_value(serde_json::json!({
+        "sale_id": format!("BENCH-{n}"),
+        "time": "2026-11-28T11:05:00+01:00",
+        "member": {"id": format!("M-{}", n as u64 % MEMBERS_COUNT)},
+        "lines": [{"sku": "4006381333931", "category": "shoes", "qty": "1", "unit_price": "12.34"}]
+    }))
+    .expect("sale request")
+}
+
+async fn timed_sale(store: &Store, n: usize) -> Duration {
+    let started = Instant::now();
+    store.commit_sale(sale(n)).await.expect("commit sale");
+    started.elapsed()
+}
+
+/// "p50 / p99 / max" in microseconds (integers: no floats in this code base).
+fn percentiles(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let at = |q: usize| samples[(samples.len() * q / 100).min(samples.len() - 1)].as_micros();
+    format!(
+        "p50 {:>7} us  p99 {:>7} us  max {:>7} us  ({} sales)",
+        at(50),
+        at(99),
+        samples[samples.len() - 1].as_micros(),
+        samples.len()
+    )
+}
+
 fn rate(count: u64, took: Duration) -> u64 {
     let micros = took.as_micros().max(1);
     u64::try_from(u128::from(count) * 1_000_000 / micros).unwrap_or(u64::MAX)
@@ -243,6 +283,26 @@ fn main() {
         Token::new(TOKEN).expect("token"),
     ))
     .expect("client");
+    let mut idle = Vec::with_capacity(IDLE_SALES);
+    for n in 0..IDLE_SALES {
+        idle.push(runtime.block_on(timed_sale(&store, n)));
+    }
+
+    // Sales keep coming while the backlog drains.
+    let selling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let seller = {
+        let (store, selling) = (store.clone(), selling.clone());
+        runtime.spawn(async move {
+            let mut during = Vec::new();
+            let mut n = IDLE_SALES;
+            while selling.load(std::sync::atomic::Ordering::Relaxed) {
+                during.push(timed_sale(&store, n).await);
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(SALE_INTERVAL_MS)).await;
+            }
+            during
+        })
+    };
     let started = Instant::now();
     let mut synced = 0;
     loop {
@@ -255,9 +315,16 @@ fn main() {
         }
     }
     let drain_took = started.elapsed();
+    selling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let during = runtime.block_on(seller).expect("seller task");
+    // The sales made during the drain go up too.
+    synced += runtime
+        .block_on(upload::drain(&store, &client, TERMINAL))
+        .expect("final drain")
+        .synced;
     let stats = runtime.block_on(store.stats()).expect("stats");
     assert_eq!(stats.unsynced_entries, 0, "entries left unsynced");
-    assert_eq!(synced, count, "every entry synced once");
+    assert_eq!(synced, stats.ledger_entries, "every entry synced once");
 
     let bare_took = bare_sqlite(dir.path(), &queued);
     println!(
@@ -273,6 +340,8 @@ fn main() {
         bare_took.as_secs_f64(),
         rate(count, bare_took)
     );
+    println!("  sale commits, idle:         {}", percentiles(idle));
+    println!("  sale commits, during drain: {}", percentiles(during));
     println!(
         "  goal: catch-up within {GOAL_SECS} s: {}",
         if drain_took <= Duration::from_secs(GOAL_SECS) {
