@@ -198,6 +198,9 @@ async fn timed_sale(store: &Store, n: usize) -> Duration {
 
 /// "p50 / p99 / max" in microseconds (integers: no floats in this code base).
 fn percentiles(mut samples: Vec<Duration>) -> String {
+    if samples.is_empty() {
+        return "no sales".to_string();
+    }
     samples.sort();
     let at = |q: usize| samples[(samples.len() * q / 100).min(samples.len() - 1)].as_micros();
     format!(

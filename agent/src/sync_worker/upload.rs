@@ -68,7 +68,9 @@ pub async fn drain(
             return Ok(summary);
         }
         cut_batch(&mut entries)?;
-        let first_seq = entries[0].seq;
+        let Some(first_seq) = entries.first().map(|e| e.seq) else {
+            return Ok(summary);
+        };
         let batch = UploadBatch {
             terminal_id: terminal_id.to_string(),
             first_seq,
@@ -123,10 +125,10 @@ pub async fn drain(
 /// 1,000 entries and 1 MiB encoded.
 fn cut_batch(entries: &mut Vec<LedgerEntry>) -> Result<(), SyncWorkerError> {
     let fits = wire::batch_prefix_len(entries);
-    if fits == 0 {
+    if let (0, Some(first)) = (fits, entries.first()) {
         return Err(SyncError::Protocol(format!(
             "ledger entry seq {} alone is larger than a batch may be",
-            entries[0].seq
+            first.seq
         ))
         .into());
     }
