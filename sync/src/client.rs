@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
-use rustls_platform_verifier::BuilderVerifierExt;
+use rustls::DigitallySignedStruct;
+use rustls::SignatureScheme;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -70,6 +73,10 @@ pub struct ClientConfig {
     pub ca_file: Option<PathBuf>,
     /// Permit `http://` to a non-loopback host (tests, labs).
     pub allow_insecure_http: bool,
+    /// The name central's certificate must carry when it differs from the
+    /// URL's host (e.g. the URL names an IP address and the certificate a
+    /// DNS name). `None`: the URL's host.
+    pub server_name: Option<String>,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
 }
@@ -81,6 +88,7 @@ impl ClientConfig {
             token,
             ca_file: None,
             allow_insecure_http: false,
+            server_name: None,
             connect_timeout_ms: CONNECT_TIMEOUT_MS,
             request_timeout_ms: REQUEST_TIMEOUT_MS,
         }
@@ -133,12 +141,19 @@ pub fn check_url(text: &str, allow_insecure_http: bool) -> Result<Url, SyncError
     Ok(url)
 }
 
-fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, SyncError> {
+fn config_error(e: impl std::fmt::Display) -> SyncError {
+    SyncError::Config(format!("TLS setup: {e}"))
+}
+
+fn tls_config(
+    ca_file: Option<&PathBuf>,
+    server_name: Option<&str>,
+) -> Result<rustls::ClientConfig, SyncError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| SyncError::Config(format!("TLS setup: {e}")))?;
-    let config = match ca_file {
+        .map_err(config_error)?;
+    let verifier: Arc<dyn ServerCertVerifier> = match ca_file {
         Some(path) => {
             let pem = read_ca_file(path)?;
             let mut roots = rustls::RootCertStore::empty();
@@ -157,14 +172,80 @@ fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, SyncErr
                     path.display()
                 )));
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(config_error)?
         }
-        None => builder
-            .with_platform_verifier()
-            .map_err(|e| SyncError::Config(format!("platform TLS roots: {e}")))?
-            .with_no_client_auth(),
+        None => Arc::new(
+            rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|e| SyncError::Config(format!("platform TLS roots: {e}")))?,
+        ),
     };
-    Ok(config)
+    let verifier = match server_name {
+        None => verifier,
+        Some(name) => {
+            let name = ServerName::try_from(name.to_string()).map_err(|e| {
+                SyncError::Config(format!("server_name {name:?} is not a DNS name or IP: {e}"))
+            })?;
+            Arc::new(NamedVerifier {
+                inner: verifier,
+                name,
+            })
+        }
+    };
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+/// Checks central's certificate against a configured name instead of the
+/// URL's host; everything else (chain, expiry, signatures) is the inner
+/// verifier's. Hand-written because rustls checks the name the connector
+/// derives from the URL, and reqwest has no option to set another.
+#[derive(Debug)]
+struct NamedVerifier {
+    inner: Arc<dyn ServerCertVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for NamedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _url_host: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 fn read_ca_file(path: &PathBuf) -> Result<Vec<u8>, SyncError> {
@@ -214,7 +295,7 @@ struct ErrorDetail {
 impl SyncClient {
     pub fn new(config: &ClientConfig) -> Result<SyncClient, SyncError> {
         let base = check_url(&config.url, config.allow_insecure_http)?;
-        let tls = tls_config(config.ca_file.as_ref())?;
+        let tls = tls_config(config.ca_file.as_ref(), config.server_name.as_deref())?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
@@ -412,6 +493,14 @@ mod tests {
         assert!(check_url("http://loyalty.example.com", true).is_ok());
         assert!(check_url("ftp://loyalty.example.com", true).is_err());
         assert!(check_url("not a url", true).is_err());
+    }
+
+    #[test]
+    fn a_server_name_that_is_no_name_is_a_config_error() {
+        let mut config = ClientConfig::new("https://10.0.0.1", Token::new("t").unwrap());
+        config.server_name = Some("not a name!".into());
+        let err = SyncClient::new(&config).unwrap_err();
+        assert!(err.to_string().contains("server_name"), "{err}");
     }
 
     #[test]

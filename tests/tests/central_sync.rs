@@ -397,3 +397,26 @@ async fn plain_http_on_loopback_works_for_tests_and_the_demo() {
     .unwrap();
     assert!(client.newest_rules(None).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_configured_server_name_is_what_the_certificate_is_checked_against() {
+    let (central, token, _files) = central();
+    let with_name = |name: &str| {
+        let mut config = ClientConfig::new(central.url.clone(), Token::new(&token).unwrap());
+        config.ca_file = Some(central.ca_path());
+        config.server_name = Some(name.to_string());
+        SyncClient::new(&config).unwrap()
+    };
+    // The URL names 127.0.0.1; the development certificate also carries
+    // "localhost", so checking against that name succeeds...
+    assert!(with_name("localhost").newest_rules(None).await.is_ok());
+    // ...and against a name it does not carry, fails.
+    let err = with_name("loyalty.example.com")
+        .newest_rules(None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
