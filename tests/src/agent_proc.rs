@@ -26,7 +26,6 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use std::sync::OnceLock;
 
 /// How long `start` waits for the socket to answer `GET /v1/health`. Generous
 /// because debug builds on a loaded 2-core machine start slowly.
@@ -38,42 +37,10 @@ pub const STOP_TIMEOUT_MS: u64 = 15_000;
 /// Largest answer body the helper reads (ledger pages are the big ones).
 pub const ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
 
-/// The `pos-agent` binary: `$POS_AGENT_BIN` when set, else the one next to
-/// this test executable (`target/<profile>/pos-agent`), built once per test
-/// process with `cargo build -p pos-agent` so it is never stale.
-///
-/// Why not `bins::path`: it builds pos-central too, and a test of the agent
-/// should not fail because another binary does not build.
+/// The `pos-agent` binary (see [`crate::bins::path`]: built once per test
+/// process, or `$POS_AGENT_BIN`).
 pub fn agent_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("POS_AGENT_BIN") {
-            return PathBuf::from(path);
-        }
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in target/<profile>/deps")
-            .to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "pos-agent", "--bin", "pos-agent"])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build for pos-agent");
-        assert!(status.success(), "cargo build of pos-agent failed");
-        let path = profile_dir.join("pos-agent");
-        assert!(path.exists(), "binary {} not found", path.display());
-        path
-    })
-    .clone()
+    crate::bins::path("pos-agent")
 }
 
 /// A register's directory: config, database and socket paths, in a tempdir

@@ -21,48 +21,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-/// Path of the `pos-central` binary next to the test executable, built once
-/// per test process with `cargo build -p pos-central`.
-///
-/// Not `bins::path`: that builds `pos-agent` too, and central's tests should
-/// not fail because the agent, developed in parallel, does not build at the
-/// moment (and `cargo build --bin X` run from this crate's directory only
-/// sees this crate's binaries; `-p` names the package).
+/// The `pos-central` binary (see [`crate::bins::path`]: built once per test
+/// process, or `$POS_CENTRAL_BIN`).
 pub fn central_bin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test executable path");
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("test executable lives in target/<profile>/deps")
-                .to_path_buf();
-            let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args([
-                "build",
-                "--quiet",
-                "-p",
-                "pos-central",
-                "--bin",
-                "pos-central",
-            ])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                cmd.arg("--release");
-            }
-            let status = cmd.status().expect("run cargo build for pos-central");
-            assert!(status.success(), "cargo build of pos-central failed");
-            let path = profile_dir.join("pos-central");
-            assert!(path.exists(), "binary {} not found", path.display());
-            path
-        })
-        .clone()
+    crate::bins::path("pos-central")
 }
 
 /// How long `start` waits for `serve` to print where it listens.
