@@ -193,12 +193,19 @@ const MEMBERS_WITH_PROMO: &str = r#"{"members": [{"id": "M-1", "cards": [],
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_entry_is_a_dead_letter_and_the_queue_goes_on() -> Result<()> {
     let world = World::new()?;
-    let dir = world.register(REG_1, &world.central.url)?;
-    let rules = dir.write_file("rules-promo.json", RULES_WITH_PROMO)?;
-    let members = dir.write_file("members-promo.json", MEMBERS_WITH_PROMO)?;
-    // The register's cached v1 is replaced before it ever ran.
-    std::fs::remove_file(&dir.db).context("remove the db")?;
-    dir.import(&rules, Some(&members), None)?;
+    // Central knows the member in both programs (member downloads must not
+    // take the enrolment away), but never published "promo".
+    world
+        .central
+        .import_members(world.file("members-promo.json", MEMBERS_WITH_PROMO)?)?;
+    let token = world.central.add_terminal(REG_1)?;
+    let dir = world.register_with(
+        REG_1,
+        &world.central.url,
+        &token,
+        RULES_WITH_PROMO,
+        MEMBERS_WITH_PROMO,
+    )?;
     let agent = dir.start().await?;
 
     // Each sale books main (accepted) then promo (rejected: unknown program).

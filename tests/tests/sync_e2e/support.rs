@@ -84,6 +84,19 @@ impl World {
         url: &str,
         token: &str,
     ) -> Result<AgentDir> {
+        self.register_with(terminal_id, url, token, RULES_V1, MEMBERS)
+    }
+
+    /// As [`World::register_with_token`], importing `rules` and `members`
+    /// (JSON texts) into the register instead of the defaults.
+    pub fn register_with(
+        &self,
+        terminal_id: &str,
+        url: &str,
+        token: &str,
+        rules: &str,
+        members: &str,
+    ) -> Result<AgentDir> {
         let key = self.central.public_key()?;
         let token_path = self.file(&format!("token-{terminal_id}"), token)?;
         let ca = if self.central.tls {
@@ -109,8 +122,8 @@ impl World {
         );
         std::fs::write(&dir.config, text).context("write agent.toml")?;
         dir.terminal_id = terminal_id.to_string();
-        let rules = dir.write_file("rules-v1.json", RULES_V1)?;
-        let members = dir.write_file("members.json", MEMBERS)?;
+        let rules = dir.write_file("rules.json", rules)?;
+        let members = dir.write_file("members.json", members)?;
         dir.import(&rules, Some(&members), None)?;
         Ok(dir)
     }
