@@ -215,6 +215,7 @@ impl Daemon {
         if let Some(sync) = options.central.clone() {
             let monitor = crate::sync_worker::SyncMonitor::new();
             state.health.attach_sync(monitor.clone());
+            state.session.attach_sync(monitor.clone());
             tasks.push(crate::sync_worker::spawn(
                 store.clone(),
                 sync,

@@ -281,6 +281,9 @@ pub struct Session {
     store: crate::store::Store,
     events: EventBus,
     timezone: jiff::tz::TimeZone,
+    /// The sync worker, once it runs: commits with redemptions ask it for
+    /// online holds (sync spec §4), as `POST /v1/sales` does.
+    sync: std::sync::OnceLock<crate::sync_worker::SyncMonitor>,
 }
 
 impl Session {
@@ -290,7 +293,13 @@ impl Session {
             store,
             events,
             timezone,
+            sync: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Connects the sync worker (the daemon does, once).
+    pub fn attach_sync(&self, monitor: crate::sync_worker::SyncMonitor) {
+        let _ = self.sync.set(monitor);
     }
 
     fn changed(&self, state: &Option<Checkout>) -> SessionView {
@@ -406,7 +415,17 @@ impl Session {
             }
         };
         let request = checkout.sale_request(time, redeem)?;
-        let answer = self.store.commit_sale(request).await?;
+        let holds = match self.sync.get() {
+            Some(sync) => sync.authorise_redemptions(&self.store, &request).await?,
+            None => Default::default(),
+        };
+        let answer = match self.store.commit_sale(request).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                holds.release();
+                return Err(error.into());
+            }
+        };
         *state = None;
         self.changed(&state);
         Ok(answer)

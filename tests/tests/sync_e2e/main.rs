@@ -26,7 +26,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 use pos_tests::proxy::{Mode, Proxy};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::*;
 
 const REG_1: &str = "store-1-reg-1";
@@ -540,6 +540,12 @@ async fn online_holds_stop_an_overdraft_while_central_is_reachable() -> Result<(
         text.replace("sync_interval_secs = 1\n", "sync_interval_secs = 3600\n"),
     )?;
     let dir_b = world.register(REG_2, &world.central.url)?;
+    // The catalog comes from central's catalog download.
+    world.central.import_catalog(world.file(
+        "catalog.json",
+        r#"{"products": [{"sku": "4006381333931", "name": "Trail shoe",
+            "category": "shoes", "price": "20.00"}]}"#,
+    )?)?;
     let agent_a = dir_a.start().await?;
     synced(&agent_a).await?;
     let agent_b = dir_b.start().await?;
@@ -571,6 +577,26 @@ async fn online_holds_stop_an_overdraft_while_central_is_reachable() -> Result<(
     );
     let (status, _) = agent_a.get("/v1/sales/S-A").await?;
     assert_eq!(status, 404, "a refused sale stores nothing");
+
+    // The checkout session asks for holds the same way.
+    for (path, body) in [
+        ("/v1/session/start", json!({"sale_id": "S-SESSION"})),
+        ("/v1/session/member", json!({"member": {"id": "M-1"}})),
+        ("/v1/session/add", json!({"sku": "4006381333931"})),
+    ] {
+        let (status, answer) = agent_a.post(path, &body).await?;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let (status, answer) = agent_a
+        .post(
+            "/v1/session/commit",
+            &json!({"redeem": [{"program": "main", "points": 800}]}),
+        )
+        .await?;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"]["code"], "insufficient_points", "{answer}");
+    let (status, answer) = agent_a.post("/v1/session/clear", &json!({})).await?;
+    assert_eq!(status, 200, "{answer}");
 
     // Within what central holds: granted, committed, and settled on sync.
     sell(&agent_a, &sale("S-A2", 20, Some(100))).await?;
