@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 use pos_agent::model::{MembersSnapshot, SaleRequest};
 use pos_agent::store::{Store, StoreOptions};
+use pos_agent::sync_worker::holds::OwnHolds;
 use pos_agent::sync_worker::upload;
 use pos_central::Storage;
 use pos_central::server::{AppState, router, serve};
@@ -310,7 +311,12 @@ fn main() {
     let mut synced = 0;
     loop {
         let summary = runtime
-            .block_on(upload::drain(&store, &client, TERMINAL))
+            .block_on(upload::drain(
+                &store,
+                &client,
+                TERMINAL,
+                &OwnHolds::default(),
+            ))
             .expect("drain");
         synced += summary.synced;
         if !summary.more {
@@ -322,7 +328,12 @@ fn main() {
     let during = runtime.block_on(seller).expect("seller task");
     // The sales made during the drain go up too.
     synced += runtime
-        .block_on(upload::drain(&store, &client, TERMINAL))
+        .block_on(upload::drain(
+            &store,
+            &client,
+            TERMINAL,
+            &OwnHolds::default(),
+        ))
         .expect("final drain")
         .synced;
     let stats = runtime.block_on(store.stats()).expect("stats");

@@ -18,6 +18,7 @@ use crate::model::{MemberData, MemberProgramData, Product};
 use crate::store::sync::{CATALOG_CURSOR, MEMBERS_CURSOR};
 use crate::store::{Store, StoreError};
 use crate::sync_worker::SyncWorkerError;
+use crate::sync_worker::holds::OwnHolds;
 
 /// Most change pages fetched per cycle and kind (1,000,000 changes): the
 /// next cycle continues from the stored cursor.
@@ -138,13 +139,30 @@ fn product(change: ProductChange) -> Product {
 /// with its cursor and counts as a successful member download (freshness,
 /// sync spec §4) — an empty page too: it proves the cache is current.
 /// Gives how many members changed.
-pub async fn members(store: &Store, client: &SyncClient) -> Result<u64, SyncWorkerError> {
+///
+/// Central's `available` already subtracts open holds; this register's own
+/// are added back (see [`OwnHolds`]).
+pub async fn members(
+    store: &Store,
+    client: &SyncClient,
+    own: &OwnHolds,
+) -> Result<u64, SyncWorkerError> {
     let mut at = cursor(store, MEMBERS_CURSOR).await?;
     let mut changed = 0u64;
     for _ in 0..CHANGE_PAGES_PER_CYCLE_MAX {
         let page = client.member_changes(at, CHANGES_PAGE_MAX).await?;
         changed += page.changes.len() as u64;
-        let data = page.changes.into_iter().map(member_data).collect();
+        let data = page
+            .changes
+            .into_iter()
+            .map(|change| {
+                let mut data = member_data(change);
+                for (program, p) in data.programs.iter_mut() {
+                    p.available = p.available.saturating_add(own.points(&data.id, program));
+                }
+                data
+            })
+            .collect();
         store
             .apply_member_download(data, Some(page.next_cursor.to_string()))
             .await?;

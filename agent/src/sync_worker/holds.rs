@@ -12,6 +12,7 @@
 //! it. So a redemption waits at most [`HOLD_TIMEOUT_MS`] for central, and a
 //! sale without redemption never does.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use pos_sync::protocol::{HoldAnswer, HoldRelease, HoldRequest};
@@ -23,12 +24,71 @@ use crate::sync_worker::SyncMonitor;
 
 /// Longest a redemption waits for central's answer to a hold.
 pub const HOLD_TIMEOUT_MS: u64 = 2_000;
+/// Most holds tracked as this register's own at once; beyond it the
+/// oldest are forgotten (their points are then counted twice in the cache
+/// until central settles them: conservative, never overspending).
+pub const OWN_HOLDS_MAX: usize = 1_024;
+
+/// One hold this register asked for, until its redeem entry is settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct OwnHold {
+    member: String,
+    program: String,
+    sale_id: String,
+    points: i64,
+}
+
+/// The holds this register asked for whose redeem entries central has not
+/// settled yet.
+///
+/// Why: central's `available` (in member downloads and upload answers)
+/// already subtracts open holds, and this register also subtracts its own
+/// redemption locally (the unsynced redeem entry): counted twice, the
+/// member's points would look short, and a sale could even be refused by
+/// its own hold if a member download lands between the hold and the
+/// commit. So the worker adds these back to central's figure before
+/// caching it.
+#[derive(Debug, Default)]
+pub struct OwnHolds {
+    holds: Mutex<Vec<OwnHold>>,
+}
+
+impl OwnHolds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<OwnHold>> {
+        self.holds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, hold: OwnHold) {
+        let mut holds = self.lock();
+        holds.retain(|h| !(h.sale_id == hold.sale_id && h.program == hold.program));
+        if holds.len() >= OWN_HOLDS_MAX {
+            holds.remove(0);
+        }
+        holds.push(hold);
+    }
+
+    /// The hold of (sale, program) is settled or released.
+    pub fn remove(&self, sale_id: &str, program: &str) {
+        self.lock()
+            .retain(|h| !(h.sale_id == sale_id && h.program == program));
+    }
+
+    /// Points held for `member` in `program` by this register.
+    pub fn points(&self, member: &str, program: &str) -> i64 {
+        self.lock()
+            .iter()
+            .filter(|h| h.member == member && h.program == program)
+            .fold(0i64, |sum, h| sum.saturating_add(h.points))
+    }
+}
 
 /// Holds placed for one sale, to release if the sale is then not committed.
 #[derive(Debug, Default)]
 pub struct PlacedHolds {
     client: Option<SyncClient>,
     holds: Vec<HoldRelease>,
+    /// Where they are tracked as this register's own.
+    monitor: Option<SyncMonitor>,
 }
 
 impl PlacedHolds {
@@ -44,6 +104,11 @@ impl PlacedHolds {
     /// Releases the holds in the background (the sale was refused or
     /// failed): best effort, they expire at central anyway.
     pub fn release(self) {
+        if let Some(monitor) = &self.monitor {
+            for hold in &self.holds {
+                monitor.own_holds().remove(&hold.sale_id, &hold.program);
+            }
+        }
         let Some(client) = self.client else { return };
         if self.holds.is_empty() {
             return;
@@ -89,11 +154,13 @@ impl SyncMonitor {
         if store.sale(&request.sale_id).await.is_ok() {
             return Ok(placed);
         }
-        match store.member(&member).await {
-            Ok(m) if m.freshness == Freshness::Fresh => {}
+        // Central's id for the member (a known card resolves to it).
+        let member_id = match store.member(&member).await {
+            Ok(m) if m.freshness == Freshness::Fresh => m.member,
             _ => return Ok(placed),
-        }
+        };
         placed.client = Some(client.clone());
+        placed.monitor = Some(self.clone());
         for (index, r) in request.redeem.iter().enumerate() {
             let hold = HoldRequest {
                 terminal_id: store.terminal_id().to_string(),
@@ -102,6 +169,14 @@ impl SyncMonitor {
                 sale_id: request.sale_id.clone(),
                 points: r.points,
             };
+            // Tracked before asking, so a member download that sees the
+            // hold at central can never miss it here.
+            self.own_holds().add(OwnHold {
+                member: member_id.clone(),
+                program: r.program.clone(),
+                sale_id: request.sale_id.clone(),
+                points: r.points,
+            });
             let answer = tokio::time::timeout(
                 Duration::from_millis(HOLD_TIMEOUT_MS),
                 client.place_hold(&hold),
@@ -130,12 +205,15 @@ impl SyncMonitor {
                     "central says the member is blocked".to_string(),
                 ),
                 Err(error) => {
-                    // Offline or confused: the offline rules decide.
+                    // Offline or confused: the offline rules decide. The
+                    // hold may exist at central all the same (a lost
+                    // answer), so it stays tracked until the entry syncs.
                     tracing::info!(message = "No hold from central; the redemption goes on under the offline rules.", %error, sale_id = %request.sale_id);
                     return Ok(placed);
                 }
             };
             let (code, message) = refusal;
+            self.own_holds().remove(&request.sale_id, &r.program);
             placed.release();
             return Err(StoreError::Refused {
                 index,
@@ -146,5 +224,47 @@ impl SyncMonitor {
             });
         }
         Ok(placed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(member: &str, program: &str, sale_id: &str, points: i64) -> OwnHold {
+        OwnHold {
+            member: member.into(),
+            program: program.into(),
+            sale_id: sale_id.into(),
+            points,
+        }
+    }
+
+    #[test]
+    fn own_holds_add_up_per_member_and_program_until_settled() {
+        let own = OwnHolds::default();
+        own.add(hold("M-1", "main", "S-1", 300));
+        own.add(hold("M-1", "main", "S-2", 200));
+        own.add(hold("M-1", "other", "S-2", 50));
+        own.add(hold("M-2", "main", "S-3", 70));
+        assert_eq!(own.points("M-1", "main"), 500);
+        assert_eq!(own.points("M-1", "other"), 50);
+        // Asking again for the same sale and program replaces, not stacks.
+        own.add(hold("M-1", "main", "S-1", 400));
+        assert_eq!(own.points("M-1", "main"), 600);
+        own.remove("S-1", "main");
+        assert_eq!(own.points("M-1", "main"), 200);
+        own.remove("S-2", "main");
+        assert_eq!(own.points("M-1", "main"), 0);
+        assert_eq!(own.points("M-2", "main"), 70);
+    }
+
+    #[test]
+    fn only_the_newest_holds_are_tracked() {
+        let own = OwnHolds::default();
+        for n in 0..OWN_HOLDS_MAX + 10 {
+            own.add(hold("M-1", "main", &format!("S-{n}"), 1));
+        }
+        assert_eq!(own.points("M-1", "main"), OWN_HOLDS_MAX as i64);
     }
 }

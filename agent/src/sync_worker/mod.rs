@@ -128,6 +128,7 @@ struct MonitorInner {
     /// The worker's current client (None before the first cycle and after
     /// an auth failure), shared for online redemption holds.
     client: Mutex<Option<SyncClient>>,
+    own_holds: holds::OwnHolds,
 }
 
 impl SyncMonitor {
@@ -149,6 +150,11 @@ impl SyncMonitor {
     /// starts another right after it.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+
+    /// Holds this register asked for and central has not settled yet.
+    pub fn own_holds(&self) -> &holds::OwnHolds {
+        &self.inner.own_holds
     }
 
     fn client(&self) -> Option<SyncClient> {
@@ -315,7 +321,8 @@ impl Worker {
     async fn cycle(&mut self) -> Result<(), SyncWorkerError> {
         let client = self.client()?;
         let terminal_id = self.store.terminal_id().to_string();
-        let drained = upload::drain(&self.store, &client, &terminal_id).await?;
+        let drained =
+            upload::drain(&self.store, &client, &terminal_id, self.monitor.own_holds()).await?;
         self.monitor.update(|r| {
             r.entries_synced += drained.synced;
             r.entries_rejected += drained.rejected;
@@ -348,7 +355,7 @@ impl Worker {
                 r.rules_refused = Some("rules_public_key is not a usable Ed25519 key".to_string());
             }),
         }
-        download::members(&self.store, &client).await?;
+        download::members(&self.store, &client, self.monitor.own_holds()).await?;
         let now = self.store.clock_rfc3339();
         self.monitor.update(|r| r.members_downloaded_at = Some(now));
         download::catalog(&self.store, &client).await?;

@@ -10,11 +10,12 @@
 //! the store's bounded writer, so a sale never waits for sync.
 
 use pos_sync::protocol::{BATCH_ENTRIES_MAX, BatchOutcome, EntryResult, UploadAnswer, UploadBatch};
-use pos_sync::{LedgerEntry, SyncClient, SyncError, wire};
+use pos_sync::{EntryKind, LedgerEntry, SyncClient, SyncError, wire};
 
 use crate::store::Store;
 use crate::store::sync::{CentralBalance, EntryVerdict, Settlement};
 use crate::sync_worker::SyncWorkerError;
+use crate::sync_worker::holds::OwnHolds;
 use crate::sync_worker::report::OverdraftNote;
 
 /// Most `seq_reused` rebases in one drain. One is expected after a restore;
@@ -45,6 +46,7 @@ pub async fn drain(
     store: &Store,
     client: &SyncClient,
     terminal_id: &str,
+    own: &OwnHolds,
 ) -> Result<DrainSummary, SyncWorkerError> {
     let batch_max = u32::try_from(BATCH_ENTRIES_MAX).unwrap_or(u32::MAX);
     let mut summary = DrainSummary::default();
@@ -80,7 +82,7 @@ pub async fn drain(
         summary.batches += 1;
         match answer.outcome {
             BatchOutcome::Entries(ref results) => {
-                settle(store, &batch, results, &answer, &mut summary).await?;
+                settle(store, &batch, results, &answer, own, &mut summary).await?;
             }
             BatchOutcome::Gap { expected } => {
                 if expected >= first_seq || expected == 0 {
@@ -145,6 +147,7 @@ async fn settle(
     batch: &UploadBatch,
     results: &[EntryResult],
     answer: &UploadAnswer,
+    own: &OwnHolds,
     summary: &mut DrainSummary,
 ) -> Result<(), SyncWorkerError> {
     if results.len() != batch.entries.len() {
@@ -186,6 +189,13 @@ async fn settle(
                 Settlement::Dead(reason.clone())
             }
         };
+        // Central settled (or, rejected, never will settle) the hold of
+        // this redemption: it is no longer ours to add back.
+        if entry.kind == EntryKind::Redeem
+            && let Some(sale_id) = &entry.sale_id
+        {
+            own.remove(sale_id, &entry.program);
+        }
         verdicts.push(EntryVerdict {
             seq: entry.seq,
             entry_id: entry.entry_id,
@@ -199,7 +209,9 @@ async fn settle(
             m.programs.iter().map(|p| CentralBalance {
                 member: m.member.clone(),
                 program: p.program.clone(),
-                available: p.available,
+                available: p
+                    .available
+                    .saturating_add(own.points(&m.member, &p.program)),
                 pending: p.pending,
             })
         })
@@ -222,8 +234,8 @@ async fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pos_sync::Digest32;
     use pos_sync::protocol::DETAIL_BYTES_MAX;
-    use pos_sync::{Digest32, EntryKind};
 
     fn entry(seq: u64, detail_bytes: usize) -> LedgerEntry {
         let mut e = LedgerEntry {
