@@ -28,6 +28,7 @@ import sys
 import tempfile
 from decimal import Decimal
 
+sys.dont_write_bytecode = True  # leave no tools/__pycache__ behind
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import points_oracle as O  # noqa: E402
 
