@@ -203,16 +203,6 @@ impl Worker {
         // The config checked the key is a curve point; if it still fails,
         // every bundle is refused (and reported) while uploads go on.
         let key = VerifyingKey::from_bytes(&options.central.rules_public_key).ok();
-        let host = options.central.url.host_str().unwrap_or("");
-        if options.central.server_name != host {
-            // pos-sync's client checks the certificate against the URL's
-            // host; a separate TLS name is not wired through yet.
-            tracing::warn!(
-                message = "[central] server_name differs from the url's host; the certificate is checked against the url's host.",
-                server_name = %options.central.server_name,
-                host
-            );
-        }
         monitor.update(|r| r.central = options.central.url.to_string());
         Worker {
             store,
@@ -309,6 +299,11 @@ impl Worker {
         let mut config = ClientConfig::new(central.url.as_str(), token);
         config.ca_file = central.ca_file.clone();
         config.allow_insecure_http = central.allow_insecure_http;
+        // The config fills it with the URL's host when not given; for an
+        // http:// URL there is no certificate to check.
+        if central.url.scheme() == "https" {
+            config.server_name = Some(central.server_name.clone());
+        }
         config.connect_timeout_ms = CONNECT_TIMEOUT_MS;
         config.request_timeout_ms = duration_ms(central.request_timeout());
         let client = SyncClient::new(&config)?;
