@@ -22,7 +22,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 use pos_tests::proxy::{Mode, Proxy};
@@ -367,16 +366,14 @@ async fn altered_entry_is_detected_locally_and_rejected_by_central() -> Result<(
     }
     ensure!(agent.terminate()?.success(), "agent did not stop cleanly");
 
-    let out = Command::new("sqlite3")
-        .arg(&dir.db)
-        .arg("UPDATE ledger SET points = points * 100 WHERE seq = 2;")
-        .output()
-        .context("run sqlite3")?;
-    ensure!(
-        out.status.success(),
-        "sqlite3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Tamper the way an attacker with the file would: straight through SQLite
+    // (rusqlite, so the test needs no sqlite3 command on the machine).
+    let db = rusqlite::Connection::open(&dir.db).context("open the register's db")?;
+    let changed = db
+        .execute("UPDATE ledger SET points = points * 100 WHERE seq = 2", [])
+        .context("alter entry 2")?;
+    ensure!(changed == 1, "entry 2 not found to alter");
+    drop(db);
 
     let verify = dir.db_verify()?;
     let text = format!(
