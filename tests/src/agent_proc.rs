@@ -26,7 +26,6 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-
 /// How long `start` waits for the socket to answer `GET /v1/health`. Generous
 /// because debug builds on a loaded 2-core machine start slowly.
 pub const START_TIMEOUT_MS: u64 = 30_000;

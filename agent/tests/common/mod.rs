@@ -198,11 +198,11 @@ impl Agent {
     /// Sends `SIG<name>` and waits for the exit (killing after
     /// [`STOP_TIMEOUT_MS`]).
     pub fn signal(&mut self, name: &str) -> ExitStatus {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} failed");
+        let signal: nix::sys::signal::Signal = format!("SIG{name}")
+            .parse()
+            .unwrap_or_else(|_| panic!("unknown signal {name}"));
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits i32"));
+        nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("kill -{name}: {e}"));
         let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
         loop {
             if let Some(status) = self.child.try_wait().expect("poll child") {
