@@ -40,6 +40,31 @@ fn json_error(what: &str, e: serde_json::Error) -> StoreError {
     StoreError::Damaged(format!("{what}: {e}"))
 }
 
+/// A request whose id is already stored (sales and returns are idempotent
+/// by id): the same request gets the stored answer again, marked as a
+/// replay, so a client retrying after a lost answer sees what it would have
+/// seen; a different request under the same id is a conflict, never a
+/// silent overwrite.
+fn replay<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    id: &str,
+    same_request: bool,
+    answer: String,
+) -> StoreResult<Committed<T>> {
+    if !same_request {
+        return Err(StoreError::Conflict {
+            what,
+            id: id.to_owned(),
+        });
+    }
+    let value = serde_json::from_str(&answer).map_err(|e| json_error("stored answer", e))?;
+    Ok(Committed {
+        value,
+        json: answer,
+        replay: true,
+    })
+}
+
 /// Resolves the member reference against the cache.
 fn resolve(conn: &Connection, member: &Option<MemberRef>) -> StoreResult<Option<Resolved>> {
     match member {
@@ -335,18 +360,7 @@ pub(crate) fn commit_sale(
         .query_row([&req.sale_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((stored, answer)) = existing {
-        if stored != request_json {
-            return Err(StoreError::Conflict {
-                what: "sale",
-                id: req.sale_id.clone(),
-            });
-        }
-        let value = serde_json::from_str(&answer).map_err(|e| json_error("stored answer", e))?;
-        return Ok(Committed {
-            value,
-            json: answer,
-            replay: true,
-        });
+        return replay("sale", &req.sale_id, stored == request_json, answer);
     }
 
     let bundle = rules::newest(&tx, shared)?;
@@ -557,18 +571,8 @@ pub(crate) fn commit_return(
         .query_row([&req.return_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     if let Some((stored_sale_id, stored, answer)) = existing {
-        if stored_sale_id != sale_id || stored != request_json {
-            return Err(StoreError::Conflict {
-                what: "return",
-                id: req.return_id.clone(),
-            });
-        }
-        let value = serde_json::from_str(&answer).map_err(|e| json_error("stored answer", e))?;
-        return Ok(Committed {
-            value,
-            json: answer,
-            replay: true,
-        });
+        let same = stored_sale_id == sale_id && stored == request_json;
+        return replay("return", &req.return_id, same, answer);
     }
 
     let sale = stored_sale(&tx, sale_id)?;
