@@ -162,6 +162,18 @@ fn admin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
+/// A register may only speak for itself: the terminal a request names must
+/// be the one its token belongs to (else 403).
+fn same_terminal(token_terminal: &str, named: &str) -> ApiResult<()> {
+    if named == token_terminal {
+        Ok(())
+    } else {
+        Err(ApiError(CentralError::Forbidden(format!(
+            "this token belongs to terminal {token_terminal:?}, not {named:?}"
+        ))))
+    }
+}
+
 fn postcard<T: serde::Serialize>(message: &T) -> ApiResult<Response> {
     let bytes = wire::encode(message).map_err(CentralError::from)?;
     Ok(([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], bytes).into_response())
@@ -214,12 +226,7 @@ async fn upload(
     let terminal = terminal(&state, &headers).await?;
     let body = body.map_err(body_error)?;
     let mut batch = wire::decode_upload(&body).map_err(CentralError::from)?;
-    if batch.terminal_id != terminal {
-        return Err(ApiError(CentralError::Forbidden(format!(
-            "this token belongs to terminal {terminal:?}, not {:?}",
-            batch.terminal_id
-        ))));
-    }
+    same_terminal(&terminal, &batch.terminal_id)?;
     crate::guard::screen_batch(&mut batch);
     let storage = state.storage.clone();
     let answer = blocking(move || storage.apply_batch(&batch, jiff::Timestamp::now())).await?;
@@ -296,16 +303,30 @@ struct ChangesQuery {
     limit: Option<usize>,
 }
 
+/// One page of a change feed (members or catalog): the same token check,
+/// query and paging for both, only the storage call differs.
+async fn changes_page<T: serde::Serialize + Send + 'static>(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    query: Result<Query<ChangesQuery>, QueryRejection>,
+    fetch: fn(&dyn Storage, u64, usize) -> Result<T, CentralError>,
+) -> ApiResult<Response> {
+    terminal(state, headers).await?;
+    let Query(q) = query.map_err(query_error)?;
+    let storage = state.storage.clone();
+    let limit = q.limit.unwrap_or(CHANGES_PAGE_MAX);
+    postcard(&blocking(move || fetch(storage.as_ref(), q.cursor, limit)).await?)
+}
+
 async fn member_changes(
     State(state): Shared,
     headers: HeaderMap,
     query: Result<Query<ChangesQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    terminal(&state, &headers).await?;
-    let Query(q) = query.map_err(query_error)?;
-    let storage = state.storage.clone();
-    let limit = q.limit.unwrap_or(CHANGES_PAGE_MAX);
-    postcard(&blocking(move || storage.member_changes(q.cursor, limit)).await?)
+    changes_page(&state, &headers, query, |s, cursor, n| {
+        s.member_changes(cursor, n)
+    })
+    .await
 }
 
 async fn catalog_changes(
@@ -313,11 +334,10 @@ async fn catalog_changes(
     headers: HeaderMap,
     query: Result<Query<ChangesQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    terminal(&state, &headers).await?;
-    let Query(q) = query.map_err(query_error)?;
-    let storage = state.storage.clone();
-    let limit = q.limit.unwrap_or(CHANGES_PAGE_MAX);
-    postcard(&blocking(move || storage.catalog_changes(q.cursor, limit)).await?)
+    changes_page(&state, &headers, query, |s, cursor, n| {
+        s.catalog_changes(cursor, n)
+    })
+    .await
 }
 
 async fn place_hold(
@@ -333,12 +353,7 @@ async fn place_hold(
             crate::guard::PAYMENT_CARD_REASON.into(),
         )));
     }
-    if request.terminal_id != terminal {
-        return Err(ApiError(CentralError::Forbidden(format!(
-            "this token belongs to terminal {terminal:?}, not {:?}",
-            request.terminal_id
-        ))));
-    }
+    same_terminal(&terminal, &request.terminal_id)?;
     let storage = state.storage.clone();
     postcard(&blocking(move || storage.place_hold(&request, jiff::Timestamp::now())).await?)
 }
@@ -351,12 +366,7 @@ async fn release_hold(
     let terminal = terminal(&state, &headers).await?;
     let body = body.map_err(body_error)?;
     let release: HoldRelease = wire::decode(&body, HOLD_BYTES_MAX).map_err(CentralError::from)?;
-    if release.terminal_id != terminal {
-        return Err(ApiError(CentralError::Forbidden(format!(
-            "this token belongs to terminal {terminal:?}, not {:?}",
-            release.terminal_id
-        ))));
-    }
+    same_terminal(&terminal, &release.terminal_id)?;
     let storage = state.storage.clone();
     blocking(move || storage.release_hold(&release)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -405,20 +415,31 @@ fn utf8(body: &[u8]) -> Result<&str, CentralError> {
         .map_err(|e| CentralError::Invalid(format!("request body is not UTF-8: {e}")))
 }
 
+/// A snapshot import (members or catalog): the same admin check, body
+/// handling and answer for both; `import` parses the UTF-8 text and stores
+/// it (off the async runtime: parsing 64 MiB and SQLite both block).
+async fn import_snapshot(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    import: fn(&dyn Storage, &str) -> Result<usize, CentralError>,
+) -> ApiResult<Response> {
+    admin(state, headers)?;
+    let body = body.map_err(body_error)?;
+    let storage = state.storage.clone();
+    let count = blocking(move || import(storage.as_ref(), utf8(&body)?)).await?;
+    Ok(axum::Json(json!({"imported": count})).into_response())
+}
+
 async fn import_members(
     State(state): Shared,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
-    let body = body.map_err(body_error)?;
-    let storage = state.storage.clone();
-    let count = blocking(move || {
-        let snapshot = MembersSnapshot::parse(utf8(&body)?)?;
-        storage.import_members(&snapshot)
+    import_snapshot(&state, &headers, body, |s, text| {
+        s.import_members(&MembersSnapshot::parse(text)?)
     })
-    .await?;
-    Ok(axum::Json(json!({"imported": count})).into_response())
+    .await
 }
 
 async fn import_catalog(
@@ -426,15 +447,10 @@ async fn import_catalog(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
-    let body = body.map_err(body_error)?;
-    let storage = state.storage.clone();
-    let count = blocking(move || {
-        let snapshot = CatalogSnapshot::parse(utf8(&body)?)?;
-        storage.import_catalog(&snapshot)
+    import_snapshot(&state, &headers, body, |s, text| {
+        s.import_catalog(&CatalogSnapshot::parse(text)?)
     })
-    .await?;
-    Ok(axum::Json(json!({"imported": count})).into_response())
+    .await
 }
 
 async fn admin_member(
