@@ -24,8 +24,8 @@ pub enum ClientError {
     },
     #[error("HTTP exchange failed: {0}")]
     Http(String),
-    #[error("no answer within {CLIENT_TIMEOUT_MS} ms")]
-    Timeout,
+    #[error("no answer within {timeout_ms} ms")]
+    Timeout { timeout_ms: u64 },
 }
 
 /// Sends one request (a body as JSON) and returns the status and body.
@@ -34,6 +34,21 @@ pub async fn request(
     method: &str,
     path: &str,
     body: Option<Vec<u8>>,
+) -> Result<(u16, Bytes), ClientError> {
+    let content_type = body.as_ref().map(|_| "application/json");
+    request_with(socket, method, path, content_type, body, CLIENT_TIMEOUT_MS).await
+}
+
+/// [`request`] with any content type (or none) and timeout: the API tests
+/// send deliberately wrong content types and wait longer on a loaded
+/// machine, and sharing this keeps one HTTP-over-Unix-socket client.
+pub async fn request_with(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Option<Vec<u8>>,
+    timeout_ms: u64,
 ) -> Result<(u16, Bytes), ClientError> {
     let work = async {
         let stream = tokio::net::UnixStream::connect(socket)
@@ -50,8 +65,8 @@ pub async fn request(
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "localhost");
-        if body.is_some() {
-            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(content_type) = content_type {
+            builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
         }
         let request = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -69,7 +84,7 @@ pub async fn request(
         driver.abort();
         Ok((status, bytes))
     };
-    tokio::time::timeout(Duration::from_millis(CLIENT_TIMEOUT_MS), work)
+    tokio::time::timeout(Duration::from_millis(timeout_ms), work)
         .await
-        .map_err(|_| ClientError::Timeout)?
+        .map_err(|_| ClientError::Timeout { timeout_ms })?
 }

@@ -285,7 +285,8 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
     message.to_string()
 }
 
-/// One request on a fresh connection.
+/// One request on a fresh connection (the agent's own client, with the
+/// tests' longer timeout).
 pub async fn try_request(
     socket: &Path,
     method: &str,
@@ -293,41 +294,17 @@ pub async fn try_request(
     content_type: Option<&str>,
     body: Option<Vec<u8>>,
 ) -> Result<(u16, Vec<u8>), String> {
-    let work = async {
-        let stream = tokio::net::UnixStream::connect(socket)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        let driver = tokio::spawn(conn);
-        let mut builder = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost");
-        if let Some(ct) = content_type {
-            builder = builder.header("content-type", ct);
-        }
-        let request = builder
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| format!("build: {e}"))?;
-        let answer = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let status = answer.status().as_u16();
-        let bytes = answer
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        driver.abort();
-        Ok((status, bytes.to_vec()))
-    };
-    tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), work)
-        .await
-        .map_err(|_| format!("no answer within {REQUEST_TIMEOUT_MS} ms"))?
+    pos_agent::api::client::request_with(
+        socket,
+        method,
+        path,
+        content_type,
+        body,
+        REQUEST_TIMEOUT_MS,
+    )
+    .await
+    .map(|(status, bytes)| (status, bytes.to_vec()))
+    .map_err(|e| e.to_string())
 }
 
 /// Opens `GET /v1/events` and gives a receiver of raw SSE text chunks.
