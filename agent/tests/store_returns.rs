@@ -22,8 +22,7 @@ async fn partial_then_full_return_reverses_exactly_what_was_earned() {
     let t = store().await;
     // 2 × 20.00 shoes + 1 × 10.00 food = 50.00: main earns 50.
     let s = t
-        .store
-        .commit_sale(sale(
+        .sold(sale(
             "S-1",
             member("M-1"),
             vec![
@@ -31,66 +30,33 @@ async fn partial_then_full_return_reverses_exactly_what_was_earned() {
                 line(2, "food", "1", "10.00"),
             ],
         ))
-        .await
-        .expect("sale");
+        .await;
     assert_eq!(s.value.quote.programs[0].total, 50);
 
     // One shoe back: quote(50.00) − quote(30.00) = 50 − 30 = 20.
-    let r1 = t
-        .store
-        .commit_return("S-1", ret("R-1", &[(1, "1")]))
-        .await
-        .expect("return 1");
+    let r1 = t.returned("S-1", "R-1", &[(1, "1")]).await;
     assert_eq!(r1.value.programs, program(20, 0));
 
     // More than remains, an unknown line, an unknown sale: refused.
-    let err = t
-        .store
-        .commit_return("S-1", ret("R-2", &[(1, "2")]))
-        .await
-        .expect_err("exceeds");
+    let err = t.return_refused("S-1", "R-2", &[(1, "2")]).await;
     assert_eq!(err.code(), "exceeds_remaining");
-    let err = t
-        .store
-        .commit_return("S-1", ret("R-2", &[(9, "1")]))
-        .await
-        .expect_err("line");
+    let err = t.return_refused("S-1", "R-2", &[(9, "1")]).await;
     assert_eq!(err.code(), "unknown_line");
-    let err = t
-        .store
-        .commit_return("S-404", ret("R-2", &[(1, "1")]))
-        .await
-        .expect_err("sale");
+    let err = t.return_refused("S-404", "R-2", &[(1, "1")]).await;
     assert_eq!(err.code(), "unknown_sale");
     assert!(err.is_not_found());
 
     // Same return again: first answer; other content: conflict.
-    let again = t
-        .store
-        .commit_return("S-1", ret("R-1", &[(1, "1")]))
-        .await
-        .expect("replay");
+    let again = t.returned("S-1", "R-1", &[(1, "1")]).await;
     assert!(again.replay);
     assert_eq!(again.json, r1.json);
-    let err = t
-        .store
-        .commit_return("S-1", ret("R-1", &[(2, "1")]))
-        .await
-        .expect_err("conflict");
+    let err = t.return_refused("S-1", "R-1", &[(2, "1")]).await;
     assert_eq!(err.code(), "conflict");
 
     // The rest: quote(30.00) − quote(nothing) = 30; in all 20 + 30 = 50.
-    let r3 = t
-        .store
-        .commit_return("S-1", ret("R-3", &[(1, "1"), (2, "1")]))
-        .await
-        .expect("return rest");
+    let r3 = t.returned("S-1", "R-3", &[(1, "1"), (2, "1")]).await;
     assert_eq!(r3.value.programs, program(30, 0));
-    let err = t
-        .store
-        .commit_return("S-1", ret("R-4", &[(2, "1")]))
-        .await
-        .expect_err("nothing left");
+    let err = t.return_refused("S-1", "R-4", &[(2, "1")]).await;
     assert_eq!(err.code(), "exceeds_remaining");
 
     let entries: Vec<(EntryKind, i64)> = t
@@ -124,23 +90,15 @@ async fn redeemed_points_come_back_pro_rata_and_the_last_return_rounds_up() {
     // 3 × 20.00 = 60.00, 1000 points paid (= 10.00): base floor(60 − 10) = 50.
     let mut req = sale("S-R", member("M-1"), vec![line(1, "shoes", "3", "20.00")]);
     req.redeem = vec![redeem("main", 1000)];
-    let s = t.store.commit_sale(req).await.expect("sale");
+    let s = t.sold(req).await;
     assert_eq!(s.value.quote.programs[0].total, 50);
 
     // One of three back: floor(1000 × 20 / 60) = 333 given back; reversal:
     // remaining 60 → 40, paid scaled 10 → 6.67: floor(50) − floor(33.33) = 50 − 33 = 17.
-    let r1 = t
-        .store
-        .commit_return("S-R", ret("R-1", &[(1, "1")]))
-        .await
-        .expect("r1");
+    let r1 = t.returned("S-R", "R-1", &[(1, "1")]).await;
     assert_eq!(r1.value.programs, program(17, 333));
     // The last two: everything not yet given back, 1000 − 333 = 667; 33 reversed.
-    let r2 = t
-        .store
-        .commit_return("S-R", ret("R-2", &[(1, "2")]))
-        .await
-        .expect("r2");
+    let r2 = t.returned("S-R", "R-2", &[(1, "2")]).await;
     assert_eq!(r2.value.programs, program(33, 667));
     // 1500 + 50 − 1000 − 17 + 333 − 33 + 667 = 1500.
     assert_eq!(
@@ -172,14 +130,12 @@ async fn redeemed_points_come_back_pro_rata_and_the_last_return_rounds_up() {
 async fn a_return_recomputes_with_the_sales_own_rules_version() {
     let t = store().await;
     let s = t
-        .store
-        .commit_sale(sale(
+        .sold(sale(
             "S-1",
             member("M-1"),
             vec![line(1, "shoes", "1", "40.00")],
         ))
-        .await
-        .expect("sale");
+        .await;
     assert_eq!(s.value.quote.programs[0].total, 40);
     // Version 8 triples the base rate; the return must still use version 7.
     let v8 = common_bundle_v8();
@@ -189,22 +145,16 @@ async fn a_return_recomputes_with_the_sales_own_rules_version() {
         .await
         .expect("v8");
     assert_eq!(summary.rules_version, Some(8));
-    let r = t
-        .store
-        .commit_return("S-1", ret("R-1", &[(1, "1")]))
-        .await
-        .expect("return");
+    let r = t.returned("S-1", "R-1", &[(1, "1")]).await;
     assert_eq!(r.value.programs, program(40, 0));
     // A new sale uses version 8: 3 × 10 = 30.
     let n = t
-        .store
-        .commit_sale(sale(
+        .sold(sale(
             "S-2",
             member("M-1"),
             vec![line(1, "shoes", "1", "10.00")],
         ))
-        .await
-        .expect("sale v8");
+        .await;
     assert_eq!(n.value.quote.rules_version, 8);
     assert_eq!(n.value.quote.programs[0].total, 30);
     // An older bundle than the newest is refused.
@@ -234,15 +184,9 @@ fn common_bundle_v8() -> Bundle {
 #[tokio::test]
 async fn a_guest_sale_can_be_returned_without_entries() {
     let t = store().await;
-    t.store
-        .commit_sale(sale("S-G", None, vec![line(1, "shoes", "1", "40.00")]))
-        .await
-        .expect("sale");
-    let r = t
-        .store
-        .commit_return("S-G", ret("R-G", &[(1, "1")]))
-        .await
-        .expect("return");
+    t.sold(sale("S-G", None, vec![line(1, "shoes", "1", "40.00")]))
+        .await;
+    let r = t.returned("S-G", "R-G", &[(1, "1")]).await;
     assert!(r.value.programs.is_empty());
     assert!(t.store.ledger(1, 10).await.expect("ledger").is_empty());
 }

@@ -16,7 +16,7 @@ async fn a_member_sale_writes_one_earn_entry_and_moves_the_balance() {
     let t = store().await;
     // 1 × 59.99 shoes: main base floor(59.99 × 1) = 59, under the daily cap.
     let req = sale("S-1", member("M-1"), vec![line(1, "shoes", "1", "59.99")]);
-    let done = t.store.commit_sale(req).await.expect("sale commits");
+    let done = t.sold(req).await;
     assert!(!done.replay);
     let main = &done.value.quote.programs[0];
     assert_eq!((main.program.as_str(), main.total), ("main", 59));
@@ -61,8 +61,8 @@ async fn a_member_sale_writes_one_earn_entry_and_moves_the_balance() {
 async fn the_same_sale_again_gives_the_first_answer_and_other_content_conflicts() {
     let t = store().await;
     let req = sale("S-1", member("M-1"), vec![line(1, "shoes", "1", "59.99")]);
-    let first = t.store.commit_sale(req.clone()).await.expect("first");
-    let again = t.store.commit_sale(req.clone()).await.expect("replay");
+    let first = t.sold(req.clone()).await;
+    let again = t.sold(req.clone()).await;
     assert!(again.replay);
     assert_eq!(again.json, first.json, "byte-identical answer");
     assert_eq!(t.store.ledger(1, 100).await.expect("ledger").len(), 1);
@@ -79,35 +79,23 @@ async fn the_same_sale_again_gives_the_first_answer_and_other_content_conflicts(
 async fn earned_today_comes_from_the_ledger_and_the_daily_cap_holds() {
     let t = store().await;
     let shoes = || vec![line(1, "shoes", "1", "59.99")];
-    let a = t
-        .store
-        .commit_sale(sale("S-A", member("M-1"), shoes()))
-        .await
-        .expect("A");
+    let a = t.sold(sale("S-A", member("M-1"), shoes())).await;
     assert_eq!(a.value.quote.programs[0].total, 59);
     // Same local day: 100 − 59 = 41 left under member_daily_cap.
-    let b = t
-        .store
-        .commit_sale(sale("S-B", member("M-1"), shoes()))
-        .await
-        .expect("B");
+    let b = t.sold(sale("S-B", member("M-1"), shoes())).await;
     assert_eq!(b.value.quote.programs[0].total, 41);
     assert_eq!(
         serde_json::to_value(&b.value.quote.programs[0].limited_by).expect("json"),
         serde_json::json!(["member_daily_cap"])
     );
     // Nothing left: the sale commits with no earn entry.
-    let c = t
-        .store
-        .commit_sale(sale("S-C", member("M-1"), shoes()))
-        .await
-        .expect("C");
+    let c = t.sold(sale("S-C", member("M-1"), shoes())).await;
     assert_eq!(c.value.quote.programs[0].total, 0);
     assert_eq!(t.store.ledger(1, 100).await.expect("ledger").len(), 2);
     // Another local day starts from 0 again.
     let mut next_day = sale("S-D", member("M-1"), shoes());
     next_day.time = "2026-11-29T09:00:00+01:00".into();
-    let d = t.store.commit_sale(next_day).await.expect("D");
+    let d = t.sold(next_day).await;
     assert_eq!(d.value.quote.programs[0].total, 59);
 }
 
@@ -116,14 +104,12 @@ async fn tier_comes_from_the_member_cache() {
     let t = store().await;
     // 10.00: base 10, gold tier bonus floor(10 × 0.5) = 5.
     let q = t
-        .store
-        .commit_sale(sale(
+        .sold(sale(
             "S-G",
             member("M-GOLD"),
             vec![line(1, "shoes", "1", "10.00")],
         ))
-        .await
-        .expect("sale");
+        .await;
     let p = &q.value.quote.programs[0];
     assert_eq!((p.base, p.tier_bonus, p.total), (10, 5, 15));
     // pending comes from the cache as is.
@@ -138,7 +124,7 @@ async fn cards_resolve_to_members_and_unknown_cards_earn_under_the_token() {
         Some(MemberRef::Card("9990000010013".into())),
         vec![line(1, "shoes", "1", "59.99")],
     );
-    let k = t.store.commit_sale(known).await.expect("known card");
+    let k = t.sold(known).await;
     assert_eq!(k.value.quote.member.as_deref(), Some("M-1"));
 
     // Unknown card: every program, no tier: main 59, bonus floor(59.99 × 2) = 119.
@@ -147,7 +133,7 @@ async fn cards_resolve_to_members_and_unknown_cards_earn_under_the_token() {
         Some(MemberRef::Card("CARD-NEW".into())),
         vec![line(1, "shoes", "1", "59.99")],
     );
-    let u = t.store.commit_sale(unknown).await.expect("unknown card");
+    let u = t.sold(unknown).await;
     let totals: Vec<(String, i64)> = u
         .value
         .quote
@@ -180,10 +166,8 @@ async fn cards_resolve_to_members_and_unknown_cards_earn_under_the_token() {
 async fn a_guest_sale_commits_without_entries_and_quotes_every_program() {
     let t = store().await;
     let g = t
-        .store
-        .commit_sale(sale("S-GUEST", None, vec![line(1, "shoes", "1", "59.99")]))
-        .await
-        .expect("guest");
+        .sold(sale("S-GUEST", None, vec![line(1, "shoes", "1", "59.99")]))
+        .await;
     assert_eq!(g.value.quote.programs.len(), 2);
     assert!(g.value.balances.is_empty());
     assert!(t.store.ledger(1, 10).await.expect("ledger").is_empty());
@@ -196,7 +180,7 @@ async fn a_redemption_pays_part_of_the_sale_and_is_booked() {
     let t = store().await;
     let mut req = sale("S-R", member("M-1"), vec![line(1, "shoes", "1", "59.99")]);
     req.redeem = vec![redeem("main", 500)];
-    let done = t.store.commit_sale(req).await.expect("redeem ok");
+    let done = t.sold(req).await;
     // paid_with_points = 500 / 100 = 5.00; base floor(59.99 − 5.00) = 54.
     assert_eq!(done.value.quote.programs[0].total, 54);
     assert_eq!(done.value.redeemed, vec![redeem("main", 500)]);
@@ -307,10 +291,8 @@ async fn every_redemption_refusal_has_its_code_and_stores_nothing() {
 async fn stale_member_data_bounds_redemptions_by_the_offline_allowance() {
     let t = store().await;
     // Fresh: 1100 is fine (allowance applies only while stale).
-    t.store
-        .commit_sale(with_redeem("F1", "M-RICH", "59.99", "main", 1100))
-        .await
-        .expect("fresh redemption");
+    t.sold(with_redeem("F1", "M-RICH", "59.99", "main", 1100))
+        .await;
     // 301 s later the import (300 s freshness) is stale.
     t.clock.advance_secs(301);
     assert_eq!(
@@ -331,10 +313,8 @@ async fn stale_member_data_bounds_redemptions_by_the_offline_allowance() {
         .await
         .expect("download");
     t.clock.advance_secs(301);
-    t.store
-        .commit_sale(with_redeem("S2", "M-RICH", "59.99", "main", 600))
-        .await
-        .expect("600 within 1000");
+    t.sold(with_redeem("S2", "M-RICH", "59.99", "main", 600))
+        .await;
     refused(
         &t,
         with_redeem("S3", "M-RICH", "59.99", "main", 500),
@@ -387,7 +367,7 @@ async fn quote_has_no_side_effect_and_matches_the_commit() {
     );
     let quoted = t.store.quote(&req.quote_request()).await.expect("quote");
     assert_eq!(t.store.stats().await.expect("stats").sales, 0);
-    let done = t.store.commit_sale(req).await.expect("commit");
+    let done = t.sold(req).await;
     assert_eq!(quoted, done.value.quote);
 }
 
@@ -445,10 +425,8 @@ fn request_decimals_are_strict_strings_and_unknown_fields_are_refused() {
 #[tokio::test]
 async fn the_writer_reports_its_heartbeat_and_stops_on_close() {
     let t = store().await;
-    t.store
-        .commit_sale(sale("S-1", member("M-1"), vec![line(1, "shoes", "1", "5")]))
-        .await
-        .expect("sale");
+    t.sold(sale("S-1", member("M-1"), vec![line(1, "shoes", "1", "5")]))
+        .await;
     let health = t.store.writer_health();
     assert!(health.running);
     assert_eq!(health.pending, 0);

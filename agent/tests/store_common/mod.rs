@@ -10,7 +10,8 @@ use pos_agent::model::{
     BasketLine, CatalogSnapshot, MemberRef, MembersSnapshot, Redemption, ReturnLine, ReturnRequest,
     SaleRequest,
 };
-use pos_agent::store::{Store, StoreOptions};
+use pos_agent::model::{ReturnAnswer, SaleAnswer};
+use pos_agent::store::{Committed, Store, StoreError, StoreOptions};
 use pos_points::{Bundle, Format};
 use rust_decimal::Decimal;
 
@@ -61,6 +62,48 @@ pub struct TestStore {
     pub dir: tempfile::TempDir,
     pub store: Store,
     pub clock: TestClock,
+}
+
+impl TestStore {
+    /// Commits a sale the test expects to succeed.
+    pub async fn sold(&self, req: SaleRequest) -> Committed<SaleAnswer> {
+        let id = req.sale_id.clone();
+        self.store
+            .commit_sale(req)
+            .await
+            .unwrap_or_else(|e| panic!("sale {id}: {e}"))
+    }
+
+    /// Commits return `return_id` of `sale_id` (lines as (line, qty)); the
+    /// test expects it to succeed.
+    pub async fn returned(
+        &self,
+        sale_id: &str,
+        return_id: &str,
+        lines: &[(u32, &str)],
+    ) -> Committed<ReturnAnswer> {
+        self.store
+            .commit_return(sale_id, ret(return_id, lines))
+            .await
+            .unwrap_or_else(|e| panic!("return {return_id} of {sale_id}: {e}"))
+    }
+
+    /// Like [`TestStore::returned`], for a return the test expects refused.
+    pub async fn return_refused(
+        &self,
+        sale_id: &str,
+        return_id: &str,
+        lines: &[(u32, &str)],
+    ) -> StoreError {
+        match self
+            .store
+            .commit_return(sale_id, ret(return_id, lines))
+            .await
+        {
+            Ok(_) => panic!("return {return_id} of {sale_id} was accepted"),
+            Err(e) => e,
+        }
+    }
 }
 
 pub fn options(dir: &std::path::Path, clock: &TestClock) -> StoreOptions {
