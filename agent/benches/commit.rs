@@ -6,7 +6,8 @@
 //! - `store`: `Store::commit_sale` — the writer thread, member resolution,
 //!   earned_today, the quote, the hash chain, the stored answer.
 //! - `api_unix_socket`: `POST /v1/sales` over the Unix socket to an
-//!   in-process daemon, one connection per request like a simple POS client.
+//!   in-process daemon, one connection per request like a simple POS client;
+//!   `api_unix_socket_keepalive`: the same on one kept-alive connection.
 //!
 //! Run: `cargo bench -p pos-agent --bench commit -- --warm-up-time 1 --measurement-time 5`.
 //! Each iteration commits one new sale (fresh sale_id), so the database
@@ -196,7 +197,42 @@ fn api_unix_socket(c: &mut Criterion) {
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
         })
     });
+    // The same, on one kept-alive connection, as a POS client that holds its
+    // connection open would do: what remains is the HTTP and JSON cost only.
+    let mut sender = rt.block_on(async {
+        let stream = tokio::net::UnixStream::connect(&socket)
+            .await
+            .expect("connect");
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(connection);
+        sender
+    });
+    group.bench_function("api_unix_socket_keepalive", |b| {
+        b.iter(|| {
+            let id = next.fetch_add(1, Ordering::Relaxed);
+            let body = serde_json::to_vec(&sale(id)).expect("json");
+            let request = hyper::Request::post("/v1/sales")
+                .header(hyper::header::HOST, "localhost")
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+                .expect("request");
+            rt.block_on(async {
+                sender.ready().await.expect("connection ready");
+                let answer = sender.send_request(request).await.expect("send");
+                let status = answer.status();
+                let bytes = http_body_util::BodyExt::collect(answer.into_body())
+                    .await
+                    .expect("answer body")
+                    .to_bytes();
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+            })
+        })
+    });
     group.finish();
+    drop(sender);
     rt.block_on(daemon.shutdown()).expect("shutdown");
 }
 
