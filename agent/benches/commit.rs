@@ -184,6 +184,13 @@ fn api_unix_socket(c: &mut Criterion) {
         .block_on(Daemon::start(DaemonOptions::from_config(&config)))
         .expect("daemon starts");
     let socket = daemon.socket_path().to_path_buf();
+    // The client gets its own single-thread runtime, as a POS application in
+    // its own process would: sharing the daemon's runtime would add the
+    // client's own task hand-offs to what is measured.
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
     let next = AtomicU64::new(0);
     let mut group = c.benchmark_group("commit");
     group.throughput(Throughput::Elements(1));
@@ -191,7 +198,7 @@ fn api_unix_socket(c: &mut Criterion) {
         b.iter(|| {
             let id = next.fetch_add(1, Ordering::Relaxed);
             let body = serde_json::to_vec(&sale(id)).expect("json");
-            let (status, answer) = rt
+            let (status, answer) = client_rt
                 .block_on(client::request(&socket, "POST", "/v1/sales", Some(body)))
                 .expect("request");
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
@@ -199,7 +206,7 @@ fn api_unix_socket(c: &mut Criterion) {
     });
     // The same, on one kept-alive connection, as a POS client that holds its
     // connection open would do: what remains is the HTTP and JSON cost only.
-    let mut sender = rt.block_on(async {
+    let mut sender = client_rt.block_on(async {
         let stream = tokio::net::UnixStream::connect(&socket)
             .await
             .expect("connect");
@@ -219,7 +226,7 @@ fn api_unix_socket(c: &mut Criterion) {
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
                 .expect("request");
-            rt.block_on(async {
+            client_rt.block_on(async {
                 sender.ready().await.expect("connection ready");
                 let answer = sender.send_request(request).await.expect("send");
                 let status = answer.status();
