@@ -377,7 +377,28 @@ pub fn parse_scan_data(data: &str) -> Result<ElementStrings> {
             }
         }
     }
+    check_pairs(&out)?;
     Ok(out)
+}
+
+/// AIs that must never appear together (GS1 General Specifications §4.14.1,
+/// invalid pairs). Only the pairs among the AIs read here that are certain
+/// are listed: (01) identifies a trade item and (02) the trade items a
+/// logistic unit contains, so one symbol cannot carry both. The rest of
+/// §4.14 (other invalid pairs, mandatory associations such as (02) with
+/// (37)) is not enforced yet.
+const INVALID_PAIRS: &[(&str, &str)] = &[("01", "02")];
+
+fn check_pairs(out: &ElementStrings) -> Result<()> {
+    for (a, b) in INVALID_PAIRS {
+        if out.ais.contains_key(*a) && out.ais.contains_key(*b) {
+            return Err(value_error(
+                b,
+                format!("AI ({b}) may not appear together with AI ({a})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses the human-readable form `(01)04006381333931(10)ABC`.
@@ -421,12 +442,28 @@ pub fn parse_bracketed(data: &str) -> Result<ElementStrings> {
         accept(&mut out, ai, &spec, value)?;
         pos += close + 1 + value_len;
     }
+    check_pairs(&out)?;
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gtin_and_contained_gtin_are_an_invalid_pair() {
+        // Regression found by tools/decode_fuzz.py: (01) with (02) was accepted.
+        let scan = parse_scan_data("0101234567890128020950600013435");
+        assert!(
+            matches!(&scan, Err(Error::Gs1Value { ai, .. }) if ai == "02"),
+            "{scan:?}"
+        );
+        let bracketed = parse_bracketed("(01)01234567890128(02)09506000134352");
+        assert!(bracketed.is_err(), "{bracketed:?}");
+        // Each alone is fine.
+        assert!(parse_scan_data("0101234567890128").is_ok());
+        assert!(parse_scan_data("0209506000134352").is_ok());
+    }
 
     fn ais(parsed: &ElementStrings) -> Vec<(&str, &str)> {
         parsed
