@@ -53,7 +53,11 @@ fn stderr_text<S>() -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
+    // Colours only for a person at a terminal: a log file or a pipe gets
+    // plain text, not escape codes.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
 }

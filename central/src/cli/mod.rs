@@ -171,8 +171,10 @@ fn public_key(dir: &CentralDir) -> anyhow::Result<String> {
 }
 
 fn serve(dir: CentralDir, listen: SocketAddr, insecure_http: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
