@@ -3,6 +3,8 @@
 //! its `why`). Each case also runs with the bundle converted to TOML, which
 //! must not change the quote. All failing cases are reported by name.
 
+mod common;
+
 use std::path::Path;
 
 use pos_points::{Basket, Bundle, Format, quote};
@@ -38,35 +40,5 @@ fn run_case(path: &Path) -> Result<(), String> {
 
 #[test]
 fn worked_examples() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/cases exists")
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    paths.sort();
-    assert!(
-        paths.len() >= 40,
-        "expected at least 40 cases, found {}",
-        paths.len()
-    );
-    let failures: Vec<String> = paths
-        .iter()
-        .filter_map(|path| {
-            run_case(path).err().map(|why| {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                format!("{name}: {why}")
-            })
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
-        failures.len(),
-        paths.len(),
-        failures.join("\n\n")
-    );
+    common::run_case_dir("cases", 40, run_case);
 }

@@ -4,6 +4,8 @@
 //! fragments name the offending field by path and, where known, by program
 //! and rule id; optional `forbidden` fragments must not appear. All failing cases are reported by name.
 
+mod common;
+
 use std::path::Path;
 
 use pos_points::{Basket, Bundle, Format};
@@ -65,33 +67,7 @@ fn run_case(path: &Path) -> Result<(), String> {
 
 #[test]
 fn every_refusal_names_the_field() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/invalid exists")
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no cases in {}", dir.display());
-    let failures: Vec<String> = paths
-        .iter()
-        .filter_map(|path| {
-            run_case(path).err().map(|why| {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                format!("{name}: {why}")
-            })
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
-        failures.len(),
-        paths.len(),
-        failures.join("\n\n")
-    );
+    common::run_case_dir("invalid", 1, run_case);
 }
 
 /// Nesting 100,000 deep must be an error, not a stack overflow (which would
