@@ -1,18 +1,16 @@
 //! Scanners in an in-process agent (`Daemon::start` with device settings),
-//! for the scan rules the end-to-end tests (`tests/tests/scanners.rs`) do
+//! for the scan rules the end-to-end tests (`tests/tests/it/scanners.rs`) do
 //! not cover: weighed and GS1-priced labels, bad scans, the roles of a card
 //! reader and an item scanner, device settings refused at start-up, and a
 //! clean shutdown with devices running.
 //!
 //! Timeouts only stop a broken test from hanging; nothing asserts on timing.
 
-mod common;
-
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use common::Register;
+use crate::common::Register;
 use pos_agent::daemon::{Daemon, DaemonError, DaemonOptions};
 use pos_agent::devices::DevicesOptions;
 use pos_agent::model::CatalogSnapshot;
@@ -115,7 +113,7 @@ struct Events {
 impl Events {
     async fn open(socket: &std::path::Path) -> Events {
         Events {
-            chunks: common::open_events(socket).await,
+            chunks: crate::common::open_events(socket).await,
             pending: String::new(),
         }
     }
@@ -451,7 +449,7 @@ async fn a_burst_of_random_frames_is_each_accounted_for_and_breaks_nothing() {
 
 async fn daemon_session(daemon: &Daemon) -> Value {
     let (status, body) =
-        common::try_request(daemon.socket_path(), "GET", "/v1/session", None, None)
+        crate::common::try_request(daemon.socket_path(), "GET", "/v1/session", None, None)
             .await
             .expect("session request");
     assert_eq!(status, 200);

@@ -1,11 +1,9 @@
 //! Every validation rule of the config: each refused input names file,
 //! line and key.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use pos_config::{Config, Env, LogFormat, LogLevel};
 
 #[test]

@@ -1,11 +1,9 @@
 //! `Central::read_token`: from a file or a systemd credential, trimmed,
 //! and never shown.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use pos_config::{Central, Config, Env};
 
 fn central(token_line: &str) -> (String, Central) {

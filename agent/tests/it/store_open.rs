@@ -2,15 +2,13 @@
 //! non-SQLite file, a foreign SQLite database, a newer schema, a corrupted
 //! file, another terminal's database.
 
-mod store_common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
+use crate::store_common::*;
 use pos_agent::store::schema::{APPLICATION_ID, schema_version};
 use pos_agent::store::{Store, StoreError};
-use store_common::*;
 
 fn clock() -> TestClock {
     TestClock(Arc::new(AtomicI64::new(START_UNIX_MS)))

@@ -6,9 +6,7 @@
 //! before + earned − redeemed; returns reverse exactly what was earned;
 //! the API quote equals `pos-agent quote` on the equivalent basket).
 
-mod common;
-
-use common::{Agent, Register, assert_error};
+use crate::common::{Agent, Register, assert_error};
 use serde_json::{Value, json};
 
 const TIME: &str = "2026-11-28T11:05:00+01:00";
@@ -465,7 +463,7 @@ async fn metrics_counters_move_after_a_sale() {
 #[tokio::test]
 async fn the_session_builds_a_basket_from_the_catalog_commits_it_and_emits_events() {
     let (_reg, agent) = started().await;
-    let mut events = common::open_events(&agent.socket).await;
+    let mut events = crate::common::open_events(&agent.socket).await;
 
     let (status, view) = agent.post("/v1/session/start", &json!({})).await;
     assert_eq!(status, 200, "{view}");

@@ -1,9 +1,7 @@
 //! Every malformed request gets a 4xx JSON error `{"error": {code, message}}`
 //! whose message names what is wrong, and stores nothing.
 
-mod common;
-
-use common::{Register, assert_error};
+use crate::common::{Register, assert_error};
 use serde_json::{Value, json};
 
 fn sale(sale_id: &str) -> Value {
@@ -13,7 +11,7 @@ fn sale(sale_id: &str) -> Value {
 }
 
 /// After a refused request: no ledger entry and no sale.
-async fn assert_nothing_stored(agent: &common::Agent, sale_id: &str) {
+async fn assert_nothing_stored(agent: &crate::common::Agent, sale_id: &str) {
     assert!(
         agent.ledger().await.is_empty(),
         "a refused request wrote ledger entries"
@@ -199,7 +197,7 @@ async fn event_streams_are_bounded_and_other_requests_still_served() {
     let agent = reg.start().await;
     let mut streams = Vec::new();
     for _ in 0..pos_agent::api::EVENT_STREAMS_MAX {
-        streams.push(common::open_events(&agent.socket).await);
+        streams.push(crate::common::open_events(&agent.socket).await);
     }
     let (status, body) = agent.get("/v1/events").await;
     let message = assert_error(status, &body, 503, "too_many_event_streams");

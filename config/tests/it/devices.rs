@@ -1,10 +1,8 @@
 //! `[[devices]]`: kinds, line settings, framing, and their limits.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use pos_config::{DeviceKind, KeyboardLayout, Parity, Role, SerialLine, Suffix};
 
 fn serial(extra: &str) -> String {

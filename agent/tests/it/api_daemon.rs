@@ -1,11 +1,9 @@
 //! The daemon's life cycle: start-up refusals with their exit codes, the
 //! socket's mode and ownership rules, clean shutdown on SIGTERM, `status`.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Register, assert_error};
+use crate::common::{Register, assert_error};
 use serde_json::json;
 
 #[tokio::test]

@@ -1,12 +1,10 @@
 //! `pos-agent import` and `pos-agent db verify` as a user runs them: exit
 //! codes 0 / 1 / 2 and messages that name what is wrong.
 
-mod store_common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use store_common::{BUNDLE, CATALOG, MEMBERS, sale};
+use crate::store_common::{BUNDLE, CATALOG, MEMBERS, sale};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pos-agent");
 
@@ -77,17 +75,17 @@ async fn import_then_verify_then_a_tampered_entry_fails_verify() {
 
     // A few sales through the library on the same file, then verify.
     {
-        let clock = store_common::TestClock(std::sync::Arc::new(
-            std::sync::atomic::AtomicI64::new(store_common::START_UNIX_MS),
+        let clock = crate::store_common::TestClock(std::sync::Arc::new(
+            std::sync::atomic::AtomicI64::new(crate::store_common::START_UNIX_MS),
         ));
-        let store =
-            pos_agent::store::Store::open(store_common::options(dir.path(), &clock)).expect("open");
+        let store = pos_agent::store::Store::open(crate::store_common::options(dir.path(), &clock))
+            .expect("open");
         for i in 0..3 {
             store
                 .commit_sale(sale(
                     &format!("S-{i}"),
-                    store_common::member("M-RICH"),
-                    vec![store_common::line(1, "shoes", "1", "5.00")],
+                    crate::store_common::member("M-RICH"),
+                    vec![crate::store_common::line(1, "shoes", "1", "5.00")],
                 ))
                 .await
                 .expect("sale");
@@ -103,7 +101,7 @@ async fn import_then_verify_then_a_tampered_entry_fails_verify() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     {
-        let raw = store_common::raw(dir.path());
+        let raw = crate::store_common::raw(dir.path());
         raw.execute("UPDATE ledger SET member = 'M-1' WHERE seq = 2", [])
             .expect("tamper");
     }

@@ -1,8 +1,6 @@
 //! `[cards]` and `[[variable_measure]]`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use pos_config::{Measure, VariableMeasure};
 
 #[test]

@@ -4,8 +4,6 @@
 //! fragments name the offending field by path and, where known, by program
 //! and rule id; optional `forbidden` fragments must not appear. All failing cases are reported by name.
 
-mod common;
-
 use std::path::Path;
 
 use pos_points::{Basket, Bundle, Format};
@@ -67,7 +65,7 @@ fn run_case(path: &Path) -> Result<(), String> {
 
 #[test]
 fn every_refusal_names_the_field() {
-    common::run_case_dir("invalid", 1, run_case);
+    crate::common::run_case_dir("invalid", 1, run_case);
 }
 
 /// Nesting 100,000 deep must be an error, not a stack overflow (which would

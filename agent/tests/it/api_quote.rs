@@ -3,9 +3,7 @@
 //! member (tier, birthday, enrolment) from its cache, never changes the
 //! arithmetic.
 
-mod common;
-
-use common::Register;
+use crate::common::Register;
 use serde_json::{Value, json};
 
 const TIME: &str = "2026-11-28T11:05:00+01:00";
@@ -23,7 +21,7 @@ async fn the_api_quote_equals_pos_agent_quote_on_the_same_basket() {
     let reg = Register::new("");
     reg.provision(0).await;
     let agent = reg.start().await;
-    let rules = reg.write("rules.json", &common::bundle_json().to_string());
+    let rules = reg.write("rules.json", &crate::common::bundle_json().to_string());
     let lines = vec![
         shoe(1, "1"),
         milk(2, "3"),

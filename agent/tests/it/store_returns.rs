@@ -2,12 +2,10 @@
 //! rules and context, redeemed points given back, remaining quantities,
 //! idempotency. Points worked out by hand (main: 1 point per EUR, floor).
 
-mod store_common;
-
+use crate::store_common::*;
 use pos_agent::model::ReturnProgram;
 use pos_points::{Bundle, Format};
 use pos_sync::EntryKind;
-use store_common::*;
 
 fn program(reversed: i64, given_back: i64) -> Vec<ReturnProgram> {
     vec![ReturnProgram {

@@ -2,11 +2,9 @@
 //! sale is refused with `storage_full`, its transaction rolls back,
 //! everything committed before is intact and reads keep working.
 
-mod store_common;
-
+use crate::store_common::*;
 use pos_agent::model::BasketLine;
 use pos_agent::store::Store;
-use store_common::*;
 
 /// A sale with many lines, so a few of them fill pages quickly; sale `i`
 /// is on its own day so the daily cap never stops it earning.

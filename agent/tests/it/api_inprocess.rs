@@ -2,11 +2,9 @@
 //! registers beside a central): each `Daemon` owns its store, metrics and
 //! socket, nothing is global, and each shuts down on its own.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Register;
+use crate::common::Register;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -63,7 +61,7 @@ async fn two_registers_in_one_process_keep_their_own_state_and_stop_independentl
 
     let sale = json!({"sale_id": "S-A", "time": "2026-11-28T11:05:00+01:00", "member": {"id": "M-1001"},
                       "lines": [{"sku": "GROC-1", "qty": "4", "unit_price": "2.50"}]});
-    let (status, body) = common::try_request(
+    let (status, body) = crate::common::try_request(
         agent_a.socket_path(),
         "POST",
         "/v1/sales",
@@ -78,7 +76,7 @@ async fn two_registers_in_one_process_keep_their_own_state_and_stop_independentl
     let (status, _) = tcp_get(addr, "/v1/sales/S-A").await;
     assert_eq!(status, 200);
     let (status, _) =
-        common::try_request(agent_b.socket_path(), "GET", "/v1/sales/S-A", None, None)
+        crate::common::try_request(agent_b.socket_path(), "GET", "/v1/sales/S-A", None, None)
             .await
             .expect("request");
     assert_eq!(status, 404);
@@ -106,9 +104,10 @@ async fn two_registers_in_one_process_keep_their_own_state_and_stop_independentl
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "A's TCP port is closed"
     );
-    let (status, _) = common::try_request(agent_b.socket_path(), "GET", "/v1/health", None, None)
-        .await
-        .expect("B still answers");
+    let (status, _) =
+        crate::common::try_request(agent_b.socket_path(), "GET", "/v1/health", None, None)
+            .await
+            .expect("B still answers");
     assert_eq!(status, 200);
     agent_b.shutdown().await.expect("B stops cleanly");
 
@@ -122,8 +121,8 @@ async fn an_open_event_stream_does_not_hold_up_shutdown() {
     let reg = Register::new("");
     reg.provision(0).await;
     let daemon = Daemon::start(options(&reg, None)).await.expect("start");
-    let mut events = common::open_events(daemon.socket_path()).await;
-    let (status, _) = common::try_request(
+    let mut events = crate::common::open_events(daemon.socket_path()).await;
+    let (status, _) = crate::common::try_request(
         daemon.socket_path(),
         "POST",
         "/v1/session/start",

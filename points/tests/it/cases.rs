@@ -3,8 +3,6 @@
 //! its `why`). Each case also runs with the bundle converted to TOML, which
 //! must not change the quote. All failing cases are reported by name.
 
-mod common;
-
 use std::path::Path;
 
 use pos_points::{Basket, Bundle, Format, quote};
@@ -40,5 +38,5 @@ fn run_case(path: &Path) -> Result<(), String> {
 
 #[test]
 fn worked_examples() {
-    common::run_case_dir("cases", 40, run_case);
+    crate::common::run_case_dir("cases", 40, run_case);
 }

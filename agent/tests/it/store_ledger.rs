@@ -2,12 +2,10 @@
 //! first broken entry, and the sync-facing operations (unsynced, mark
 //! synced, dead letters, rebase after `seq_reused`).
 
-mod store_common;
-
+use crate::store_common::*;
 use pos_agent::model::EntryStatus;
 use pos_agent::store::verify_file;
 use pos_sync::{ChainVerifier, Digest32};
-use store_common::*;
 
 async fn with_sales(n: usize) -> TestStore {
     let t = store().await;

@@ -4,12 +4,10 @@
 //! `store_common` (main: 1 point per EUR, floor, gold ×1.5, daily cap 100;
 //! bonus: 2 per EUR, food excluded).
 
-mod store_common;
-
+use crate::store_common::*;
 use pos_agent::model::{EntryStatus, Freshness, MemberRef, MembersSnapshot};
 use pos_agent::store::StoreError;
 use pos_sync::EntryKind;
-use store_common::*;
 
 #[tokio::test]
 async fn a_member_sale_writes_one_earn_entry_and_moves_the_balance() {

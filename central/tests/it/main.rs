@@ -1,0 +1,8 @@
+//! All integration tests of `central` in one binary: one link instead of
+//! one per file, which keeps a test build small on disk and quick to link.
+//! Run one group with `cargo test -p pos-central --test it <module>::`.
+
+mod api;
+mod apply;
+mod embedded;
+mod exactly_once;

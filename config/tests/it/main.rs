@@ -1,0 +1,11 @@
+//! All integration tests of `config` in one binary: one link instead of
+//! one per file, which keeps a test build small on disk and quick to link.
+//! Run one group with `cargo test -p pos-config --test it <module>::`.
+
+mod common;
+
+mod devices;
+mod examples;
+mod sections;
+mod token;
+mod validation;

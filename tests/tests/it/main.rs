@@ -1,0 +1,9 @@
+//! All integration tests of `tests` in one binary: one link instead of
+//! one per file, which keeps a test build small on disk and quick to link.
+//! Run one group with `cargo test -p pos-tests --test it <module>::`.
+
+mod central_sync;
+mod crash;
+mod proxy;
+mod scanners;
+mod sync_e2e;
