@@ -7,7 +7,9 @@
 //!   earned_today, the quote, the hash chain, the stored answer.
 //! - `api_unix_socket`: `POST /v1/sales` over the Unix socket to an
 //!   in-process daemon, one connection per request like a simple POS client;
-//!   `api_unix_socket_keepalive`: the same on one kept-alive connection.
+//!   `api_unix_socket_keepalive`: the same on one kept-alive connection;
+//!   `api_roundtrip_no_store`: a request that does not touch the store, the
+//!   floor of what HTTP and the hand-offs between threads cost.
 //!
 //! Run: `cargo bench -p pos-agent --bench commit -- --warm-up-time 1 --measurement-time 5`.
 //! Each iteration commits one new sale (fresh sale_id), so the database
@@ -163,7 +165,8 @@ fn store_commit(c: &mut Criterion) {
 
 fn api_unix_socket(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // The daemon on the runtime `pos-agent run` uses.
+    let rt = pos_agent::daemon::runtime().expect("runtime");
     rt.block_on(async {
         let store = provisioned(dir.path()).await;
         store.close().await.expect("close");
@@ -236,6 +239,16 @@ fn api_unix_socket(c: &mut Criterion) {
                     .to_bytes();
                 assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
             })
+        })
+    });
+    // Not a commit: one request that touches no store (`GET /v1/session`),
+    // the HTTP and thread wake-up cost that the API path adds to `store`.
+    group.bench_function("api_roundtrip_no_store", |b| {
+        b.iter(|| {
+            let (status, _) = client_rt
+                .block_on(client::request(&socket, "GET", "/v1/session", None))
+                .expect("request");
+            assert_eq!(status, 200);
         })
     });
     group.finish();

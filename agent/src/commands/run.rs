@@ -24,10 +24,7 @@ pub const STATUS_INTERVAL_SECS: u64 = 30;
 pub fn run(config_path: &Path) -> Result<(), Failure> {
     let config = Config::load(config_path).map_err(|e| bad_input(anyhow!("{e}")))?;
     pos_agent::logging::init(&config.log).map_err(other)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("pos-agent")
-        .build()
+    let runtime = pos_agent::daemon::runtime()
         .context("cannot start the async runtime")
         .map_err(other)?;
     runtime.block_on(serve(config))
