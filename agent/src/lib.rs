@@ -2,6 +2,7 @@
 //! sync worker and daemon wiring. The binary (`main.rs`) is a thin CLI on top.
 pub mod api;
 pub mod daemon;
+pub mod demo;
 pub mod devices;
 pub mod health;
 pub mod logging;

@@ -26,6 +26,17 @@ enum Command {
         #[arg(long, default_value = "/etc/pos-agent/agent.toml")]
         config: PathBuf,
     },
+    /// The whole system on one machine: an embedded central, two registers,
+    /// a pty scanner, a store day with a network outage, and a summary.
+    Demo {
+        /// Keep the state in this directory (new or empty); default: a
+        /// temporary directory removed at the end.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Short pauses (for tests); the default pace is readable.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Compute the points of a basket against a rules bundle (points spec §4).
     Quote {
         /// Rules bundle, JSON (.json) or TOML (.toml).
@@ -113,6 +124,7 @@ fn main() -> ExitCode {
             commands::decode::run(kind, &data, config.as_deref())
         }
         Command::Run { config } => commands::run::run(&config),
+        Command::Demo { dir, quick } => commands::demo::run(dir.as_deref(), quick),
         Command::Status { config } => commands::status::run(&config),
     };
     match result {

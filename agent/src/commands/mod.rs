@@ -4,6 +4,7 @@
 pub mod check_config;
 pub mod db;
 pub mod decode;
+pub mod demo;
 pub mod import;
 pub mod quote;
 pub mod run;

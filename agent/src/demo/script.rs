@@ -1,0 +1,740 @@
+//! The scripted store day: set-up, an online morning (one sale scanned on
+//! reg-1's pty scanner), an outage during which both registers keep
+//! trading and both let the same member redeem more than the balance, the
+//! recovery, and the summary.
+//!
+//! Every figure the story prints comes from an answer of a register or of
+//! central; the script chooses only baskets and the redemption size, and
+//! that size from what the register reports (see [`redemption_points`]).
+
+use std::str::FromStr;
+
+use pos_central::storage::{Conflict, LISTING_ROWS_MAX};
+use pos_sync::protocol::BundleFormat;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use crate::demo::narrator::Narrator;
+use crate::demo::summary::{self, Outcome};
+use crate::demo::world::{Register, World, wait_for};
+use crate::demo::{DemoError, DemoOptions, Pace};
+use crate::model::{Freshness, MemberBalances, ReturnAnswer, SaleAnswer};
+use crate::sync_worker::SyncPhase;
+
+/// The example data of the repository (examples/), so the demo shows the
+/// same rules, members and products the README documents.
+const RULES_JSON: &str = include_str!("../../../examples/rules.json");
+const MEMBERS_JSON: &str = include_str!("../../../examples/members.json");
+const CATALOG_JSON: &str = include_str!("../../../examples/catalog.json");
+
+/// The member both registers let overdraw (gold, 1,500 points in
+/// examples/members.json) and the card printed on their loyalty card.
+pub const OVERDRAWN_MEMBER: &str = "M-1001";
+const OVERDRAWN_MEMBER_CARD: &str = "9990000010013";
+/// Another member, who only earns.
+const OTHER_MEMBER: &str = "M-1002";
+/// The program the story follows.
+pub const PROGRAM: &str = "main";
+
+const SHOE: &str = "4006381333931";
+const COFFEE: &str = "8711000530085";
+const BANANAS: &str = "4011";
+const CHOCOLATE: &str = "7622210449283";
+const WATER: &str = "5000159407236";
+const CAR_WASH: &str = "CARWASH-PREMIUM";
+
+/// What the outage left for the recovery and the summary to check.
+pub struct Overdraw {
+    /// Central's balance of the member when the link was cut.
+    pub balance_at_cut: i64,
+    /// Points redeemed offline, per register.
+    pub redeemed: Vec<(String, i64)>,
+}
+
+pub async fn play(
+    world: &mut World,
+    n: &Narrator,
+    pace: Pace,
+    options: &DemoOptions,
+) -> Result<Outcome, DemoError> {
+    set_up(world, n, pace, options).await?;
+    pace.act().await;
+    morning(world, n, pace).await?;
+    pace.act().await;
+    let overdraw = outage(world, n, pace).await?;
+    pace.act().await;
+    recovery(world, n, pace).await?;
+    pace.act().await;
+    summary::compute(world, n, &overdraw).await
+}
+
+// --- 1. set-up -------------------------------------------------------------------
+
+async fn set_up(
+    world: &mut World,
+    n: &Narrator,
+    pace: Pace,
+    options: &DemoOptions,
+) -> Result<(), DemoError> {
+    n.act("1. Set-up: one central, one store, two registers");
+    n.say(&format!(
+        "State in {} ({}).",
+        world.dir.display(),
+        if options.dir_is_temporary {
+            "a temporary directory, removed at the end; keep it with --dir"
+        } else {
+            "kept after the demo"
+        }
+    ));
+    n.say(&format!("Logs: {}.", options.logs));
+    let central =
+        pos_central::embedded::start(&world.dir.join("central"), loopback_any_port(), true).await?;
+    n.say(&format!(
+        "Central initialised (signing key, admin token, development TLS CA) and serving {}.",
+        central.url
+    ));
+    let version = central.publish_rules(RULES_JSON.as_bytes().to_vec(), BundleFormat::Json)?;
+    n.say(&format!(
+        "Rules v{version} published, signed with central's Ed25519 key: programs {}.",
+        program_ids(RULES_JSON)?.join(", ")
+    ));
+    let members = central.import_members(MEMBERS_JSON)?;
+    let products = central.import_catalog(CATALOG_JSON)?;
+    n.say(&format!(
+        "{members} members and {products} products imported."
+    ));
+    let upstream = central.addr;
+    world.central = Some(central);
+    world.link = Some(crate::demo::link::Link::start(upstream).await?);
+    n.say(&format!(
+        "Network link up: the registers reach central through {} (the demo can cut it).",
+        world.link()?.addr()
+    ));
+    pace.step().await;
+
+    for (name, scanner) in [("reg-1", true), ("reg-2", false)] {
+        let register = world.start_register(name, scanner).await?;
+        let device = match &register.scanner {
+            Some(s) => format!(", scanner {:?} on a pseudo-terminal", s.device),
+            None => String::new(),
+        };
+        n.say(&format!(
+            "{name} ({}) started: terminal added at central, API on {}{device}.",
+            register.id,
+            register.socket.display()
+        ));
+    }
+    for register in &world.registers {
+        let health = wait_for(&format!("{}'s first sync", register.name), || async {
+            let h = register.daemon.health().await;
+            let done = h
+                .sync
+                .worker
+                .as_ref()
+                .is_some_and(|w| w.last_success_at.is_some());
+            Ok(match (done, h.rules_version) {
+                (true, Some(_)) => Ok(h),
+                _ => Err(h.sync.detail),
+            })
+        })
+        .await?;
+        let (members, catalog) = cache_sizes(register).await?;
+        n.say(&format!(
+            "{} first sync done: rules v{}, {members} members and {catalog} products downloaded.",
+            register.name,
+            health.rules_version.unwrap_or_default()
+        ));
+        pace.step().await;
+    }
+    let reg1 = register(world, 0)?;
+    if let Some(scanner) = &reg1.scanner {
+        let device = scanner.device.clone();
+        wait_for("the scanner to be open", || async {
+            let h = reg1.daemon.health().await;
+            let state = h
+                .devices
+                .iter()
+                .find(|d| d.name == device)
+                .map(|d| d.state.clone());
+            Ok(match state.as_deref() {
+                Some("up") => Ok(()),
+                other => Err(format!("device state {other:?}")),
+            })
+        })
+        .await?;
+        n.say(&format!("reg-1's scanner {device:?} is up."));
+    }
+    Ok(())
+}
+
+fn loopback_any_port() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Program ids of a bundle, for the story.
+fn program_ids(bundle: &str) -> Result<Vec<String>, DemoError> {
+    let value: Value = serde_json::from_str(bundle)
+        .map_err(|e| DemoError::Script(format!("examples/rules.json: {e}")))?;
+    Ok(value["programs"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|p| p["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// How many of the members and products imported at central a register
+/// can look up (read from its store, as the session and sales do).
+async fn cache_sizes(register: &Register) -> Result<(usize, usize), DemoError> {
+    let store = register.daemon.store();
+    let members: Value = serde_json::from_str(MEMBERS_JSON)
+        .map_err(|e| DemoError::Script(format!("examples/members.json: {e}")))?;
+    let mut known = 0;
+    for id in members["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["id"].as_str())
+    {
+        if store.member(id).await.is_ok_and(|m| m.known) {
+            known += 1;
+        }
+    }
+    let catalog: Value = serde_json::from_str(CATALOG_JSON)
+        .map_err(|e| DemoError::Script(format!("examples/catalog.json: {e}")))?;
+    let mut priced = 0;
+    for sku in catalog["products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["sku"].as_str())
+    {
+        if store.product(sku).await.is_ok_and(|p| p.is_some()) {
+            priced += 1;
+        }
+    }
+    Ok((known, priced))
+}
+
+// --- 2. morning ----------------------------------------------------------------
+
+async fn morning(world: &mut World, n: &Narrator, pace: Pace) -> Result<(), DemoError> {
+    n.act("2. Morning: online");
+    let scanned = scan_a_sale(world, n, pace).await?;
+    n.say(&format!(
+        "reg-1 sale {} (scanned, committed by the POS): {}",
+        scanned.sale_id,
+        earned(&scanned)
+    ));
+    pace.step().await;
+
+    let reg2 = register(world, 1)?;
+    let a = sell(
+        reg2,
+        &sale(
+            "R2-0001",
+            Some(OTHER_MEMBER),
+            &[(BANANAS, "2"), (CHOCOLATE, "3")],
+            None,
+        ),
+    )
+    .await?;
+    n.say(&format!("reg-2 sale {} (POS): {}", a.sale_id, earned(&a)));
+    pace.step().await;
+
+    let reg1 = register(world, 0)?;
+    let b = sell(
+        reg1,
+        &sale("R1-0002", Some(OTHER_MEMBER), &[(CAR_WASH, "1")], None),
+    )
+    .await?;
+    n.say(&format!("reg-1 sale {} (POS): {}", b.sale_id, earned(&b)));
+    pace.step().await;
+
+    for register in &world.registers {
+        synced(register).await?;
+    }
+    n.say(&format!(
+        "Both registers synced: central holds {} entries; unsynced {}.",
+        central_entry_count(world)?,
+        unsynced_line(world).await
+    ));
+    Ok(())
+}
+
+/// reg-1's cashier scans the member card and two products, then the POS
+/// commits the checkout.
+async fn scan_a_sale(world: &mut World, n: &Narrator, pace: Pace) -> Result<SaleAnswer, DemoError> {
+    let reg1 = world
+        .registers
+        .first_mut()
+        .ok_or_else(|| DemoError::Script("no register".into()))?;
+    let Some(mut scanner) = reg1.scanner.take() else {
+        return Err(DemoError::Script("reg-1 has no scanner".into()));
+    };
+    let result = async {
+        // The POS opens the checkout under its own document number.
+        let _: Value = reg1
+            .ok(
+                "POST",
+                "/v1/session/start",
+                Some(&json!({"sale_id": "R1-0001"})),
+            )
+            .await?;
+        scanner.scan(OVERDRAWN_MEMBER_CARD).await?;
+        let session = wait_for("the member card in the checkout", || async {
+            let s: Value = reg1.ok("GET", "/v1/session", None).await?;
+            Ok(if s["checkout"]["member"]["id"] == OVERDRAWN_MEMBER {
+                Ok(s)
+            } else {
+                Err(s.to_string())
+            })
+        })
+        .await?;
+        n.say(&format!(
+            "reg-1 scanner: card {OVERDRAWN_MEMBER_CARD} -> member {} attached to the checkout.",
+            session["checkout"]["member"]["id"].as_str().unwrap_or("?")
+        ));
+        pace.step().await;
+        for (i, code) in [SHOE, COFFEE].into_iter().enumerate() {
+            scanner.scan(code).await?;
+            let session = wait_for("a scanned product in the checkout", || async {
+                let s: Value = reg1.ok("GET", "/v1/session", None).await?;
+                let lines = s["checkout"]["lines"].as_array().map_or(0, Vec::len);
+                Ok(if lines > i { Ok(s) } else { Err(s.to_string()) })
+            })
+            .await?;
+            let line = &session["checkout"]["lines"][i];
+            n.say(&format!(
+                "reg-1 scanner: EAN {code} -> {} at {} EUR; checkout total {} EUR.",
+                line["name"].as_str().unwrap_or("?"),
+                line["unit_price"].as_str().unwrap_or("?"),
+                session["amount"].as_str().unwrap_or("?")
+            ));
+            pace.step().await;
+        }
+        reg1.ok::<SaleAnswer>("POST", "/v1/session/commit", Some(&json!({})))
+            .await
+    }
+    .await;
+    reg1.scanner = Some(scanner);
+    result
+}
+
+// --- 3. outage -----------------------------------------------------------------
+
+async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw, DemoError> {
+    n.act("3. Outage: the link to central is cut");
+    world.link()?.cut();
+    let balance_at_cut = central_balance(world, OVERDRAWN_MEMBER)?;
+    n.say(&format!(
+        "Link cut. Central keeps running; {OVERDRAWN_MEMBER} has {balance_at_cut} points there."
+    ));
+    pace.step().await;
+
+    let reg1 = register(world, 0)?;
+    let reg2 = register(world, 1)?;
+    let a = sell(
+        reg1,
+        &sale("R1-0003", Some(OTHER_MEMBER), &[(COFFEE, "2")], None),
+    )
+    .await?;
+    n.say(&format!(
+        "reg-1 sale {} offline: {}; unsynced {}.",
+        a.sale_id,
+        earned(&a),
+        unsynced_line(world).await
+    ));
+    pace.step().await;
+    let b = sell(
+        reg2,
+        &sale(
+            "R2-0002",
+            Some(OVERDRAWN_MEMBER),
+            &[(CHOCOLATE, "4"), (WATER, "6")],
+            None,
+        ),
+    )
+    .await?;
+    n.say(&format!(
+        "reg-2 sale {} offline: {}; unsynced {}.",
+        b.sale_id,
+        earned(&b),
+        unsynced_line(world).await
+    ));
+    pace.step().await;
+    let r: ReturnAnswer = reg2
+        .ok(
+            "POST",
+            "/v1/sales/R2-0002/returns",
+            Some(&json!({"return_id": "RET-2-0001", "lines": [{"line": 1, "qty": "2"}]})),
+        )
+        .await?;
+    let reversed: i64 = r.programs.iter().map(|p| p.reversed).sum();
+    n.say(&format!(
+        "reg-2 return {} of 2 chocolate bars from {}: {reversed} points taken back; unsynced {}.",
+        r.return_id,
+        r.sale_id,
+        unsynced_line(world).await
+    ));
+    pace.step().await;
+    for register in [reg1, reg2] {
+        let report = wait_for("sync to notice the outage", || async {
+            let h = register.daemon.health().await;
+            Ok(match h.sync.worker {
+                Some(w) if w.phase == SyncPhase::Retrying => Ok(w),
+                _ => Err(h.sync.detail),
+            })
+        })
+        .await?;
+        n.say(&format!(
+            "{} sync is retrying ({} failure(s) so far): {}.",
+            register.name,
+            report.consecutive_failures,
+            report.last_error.as_deref().unwrap_or("no error text")
+        ));
+    }
+
+    // Wait until both registers treat the member's data as stale: from
+    // then on the offline allowance bounds what each may redeem.
+    for register in [reg1, reg2] {
+        wait_for("member data to become stale", || async {
+            let m = member(register, OVERDRAWN_MEMBER).await?;
+            Ok(if m.freshness == Freshness::Stale {
+                Ok(())
+            } else {
+                Err(format!("{:?}", m.freshness))
+            })
+        })
+        .await?;
+    }
+    let redeem = RedeemRules::of_program(PROGRAM)?;
+    n.say(&format!(
+        "Member data on both registers is now stale (older than {} s): each register may redeem at most {} points per member until it hears from central again.",
+        crate::demo::world::MEMBER_FRESH_SECS,
+        redeem.offline_allowance
+    ));
+    pace.step().await;
+
+    let mut redeemed = Vec::new();
+    for (register, sale_id) in [(reg1, "R1-0004"), (reg2, "R2-0003")] {
+        let seen = member(register, OVERDRAWN_MEMBER).await?;
+        let available = seen.programs.get(PROGRAM).map_or(0, |b| b.available);
+        let basket = [(SHOE, "2")];
+        let points = redemption_points(&redeem, available, basket_amount(&basket)?)?;
+        let answer = sell(
+            register,
+            &sale(sale_id, Some(OVERDRAWN_MEMBER), &basket, Some(points)),
+        )
+        .await?;
+        let left = answer.balances.get(PROGRAM).map_or(0, |b| b.available);
+        n.say(&format!(
+            "{} sale {}: {OVERDRAWN_MEMBER} pays {points} points ({} EUR); the register saw {available} available, now {left}; {}.",
+            register.name,
+            answer.sale_id,
+            Decimal::from(points) / Decimal::from(redeem.points_per_unit),
+            earned(&answer)
+        ));
+        redeemed.push((register.name.clone(), points));
+        pace.step().await;
+    }
+    let total: i64 = redeemed.iter().map(|(_, p)| p).sum();
+    n.say(&format!(
+        "Together the registers let {OVERDRAWN_MEMBER} redeem {total} points, more than the {balance_at_cut} central holds; unsynced {}.",
+        unsynced_line(world).await
+    ));
+    Ok(Overdraw {
+        balance_at_cut,
+        redeemed,
+    })
+}
+
+/// The redeem section of a program in the demo's rules.
+struct RedeemRules {
+    points_per_unit: i64,
+    min_points: i64,
+    step: i64,
+    max_share: Decimal,
+    offline_allowance: i64,
+}
+
+impl RedeemRules {
+    fn of_program(program: &str) -> Result<RedeemRules, DemoError> {
+        let bundle: Value = serde_json::from_str(RULES_JSON)
+            .map_err(|e| DemoError::Script(format!("examples/rules.json: {e}")))?;
+        let redeem = bundle["programs"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["id"] == program))
+            .map(|p| &p["redeem"])
+            .ok_or_else(|| {
+                DemoError::Script(format!("examples/rules.json: no program {program:?}"))
+            })?;
+        let int = |key: &str| {
+            redeem[key].as_i64().ok_or_else(|| {
+                DemoError::Script(format!(
+                    "examples/rules.json: {program}.redeem.{key} missing"
+                ))
+            })
+        };
+        let max_share = redeem["max_share"]
+            .as_str()
+            .and_then(|s| Decimal::from_str(s).ok())
+            .ok_or_else(|| {
+                DemoError::Script(format!(
+                    "examples/rules.json: {program}.redeem.max_share missing"
+                ))
+            })?;
+        Ok(RedeemRules {
+            points_per_unit: int("points_per_unit")?,
+            min_points: int("min_points")?,
+            step: int("step")?,
+            max_share,
+            offline_allowance: int("offline_allowance")?,
+        })
+    }
+}
+
+/// The most points a register can let the member redeem on a basket of
+/// `amount` while offline: within what it sees available, its offline
+/// allowance and the program's share limit, in whole steps. Both registers
+/// see (about) the whole balance, so both together exceed it.
+fn redemption_points(
+    rules: &RedeemRules,
+    available: i64,
+    amount: Decimal,
+) -> Result<i64, DemoError> {
+    let by_share = (rules.max_share * amount * Decimal::from(rules.points_per_unit))
+        .floor()
+        .try_into()
+        .unwrap_or(i64::MAX);
+    let most = available.min(rules.offline_allowance).min(by_share);
+    if rules.step <= 0 {
+        return Err(DemoError::Script("redeem step must be positive".into()));
+    }
+    let points = most - most.rem_euclid(rules.step);
+    if points < rules.min_points {
+        return Err(DemoError::Script(format!(
+            "only {available} points available: below the minimum redemption of {}",
+            rules.min_points
+        )));
+    }
+    Ok(points)
+}
+
+// --- 4. recovery ---------------------------------------------------------------
+
+async fn recovery(world: &mut World, n: &Narrator, pace: Pace) -> Result<(), DemoError> {
+    n.act("4. Recovery: the link is back");
+    world.link()?.restore();
+    n.say("Link restored; POST /v1/sync/now on both registers.");
+    let started = std::time::Instant::now();
+    for register in &world.registers {
+        let (status, answer) = register.call("POST", "/v1/sync/now", None).await?;
+        if status != 202 {
+            return Err(DemoError::Script(format!(
+                "{}: sync/now answered {status}: {answer}",
+                register.name
+            )));
+        }
+    }
+    for register in &world.registers {
+        let h = synced(register).await?;
+        let overdrafts = h.sync.worker.as_ref().map_or(0, |w| w.overdrafts_total);
+        n.say(&format!(
+            "{} has nothing unsynced ({:.1} s after the link came back); overdrafts answered to it: {overdrafts}.",
+            register.name,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    pace.step().await;
+    for c in overdrafts_at_central(world)? {
+        n.say(&format!(
+            "Central recorded a conflict: overdraft by {} (seq {}), member {}, program {}, shortfall {} points.",
+            c.terminal_id,
+            c.seq.map_or("?".into(), |s| s.to_string()),
+            c.member.as_deref().unwrap_or("?"),
+            c.program.as_deref().unwrap_or("?"),
+            c.shortfall.unwrap_or_default()
+        ));
+    }
+    let balance = central_balance(world, OVERDRAWN_MEMBER)?;
+    n.say(&format!(
+        "{OVERDRAWN_MEMBER}'s balance at central: {balance} points (both sales stand: the goods left the store)."
+    ));
+    pace.step().await;
+    let available = central_available(world, OVERDRAWN_MEMBER)?;
+    for register in &world.registers {
+        wait_for("the register to show central's balance", || async {
+            let m = member(register, OVERDRAWN_MEMBER).await?;
+            let shown = m.programs.get(PROGRAM).map(|b| (b.available, b.unsynced));
+            Ok(if shown == Some((available, 0)) {
+                Ok(())
+            } else {
+                Err(format!("(available, unsynced) {shown:?}"))
+            })
+        })
+        .await?;
+        n.say(&format!(
+            "{} shows {OVERDRAWN_MEMBER} at {available} available, central's figure from its last download.",
+            register.name
+        ));
+    }
+    Ok(())
+}
+
+// --- helpers -------------------------------------------------------------------
+
+pub fn register(world: &World, index: usize) -> Result<&Register, DemoError> {
+    world
+        .registers
+        .get(index)
+        .ok_or_else(|| DemoError::Script(format!("register {} is not running", index + 1)))
+}
+
+/// The register clock's now, RFC 3339 in UTC, whole seconds.
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+/// A POS sale body: lines priced from the demo catalog.
+fn sale(id: &str, member: Option<&str>, lines: &[(&str, &str)], redeem: Option<i64>) -> Value {
+    let catalog: Value = serde_json::from_str(CATALOG_JSON).unwrap_or_default();
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(sku, qty)| {
+            let product = catalog["products"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["sku"] == *sku))
+                .cloned()
+                .unwrap_or_default();
+            json!({"sku": sku, "category": product["category"], "qty": qty,
+                   "unit_price": product["price"]})
+        })
+        .collect();
+    let mut body = json!({"sale_id": id, "time": now(), "lines": lines});
+    if let Some(member) = member {
+        body["member"] = json!({"id": member});
+    }
+    if let Some(points) = redeem {
+        body["redeem"] = json!([{"program": PROGRAM, "points": points}]);
+    }
+    body
+}
+
+/// The amount of a basket at catalog prices.
+fn basket_amount(lines: &[(&str, &str)]) -> Result<Decimal, DemoError> {
+    let body = sale("amount", None, lines, None);
+    let mut amount = Decimal::ZERO;
+    for line in body["lines"].as_array().into_iter().flatten() {
+        let parse = |key: &str| {
+            line[key]
+                .as_str()
+                .and_then(|s| Decimal::from_str(s).ok())
+                .ok_or_else(|| DemoError::Script(format!("catalog line without {key}: {line}")))
+        };
+        amount += parse("unit_price")? * parse("qty")?;
+    }
+    Ok(amount)
+}
+
+async fn sell(register: &Register, body: &Value) -> Result<SaleAnswer, DemoError> {
+    register.ok("POST", "/v1/sales", Some(body)).await
+}
+
+async fn member(register: &Register, id: &str) -> Result<MemberBalances, DemoError> {
+    register.ok("GET", &format!("/v1/members/{id}"), None).await
+}
+
+/// "M-1001 earns 95 points (main), balance 1595" for the story.
+fn earned(answer: &SaleAnswer) -> String {
+    let member = answer.quote.member.as_deref().unwrap_or("no member");
+    let points: Vec<String> = answer
+        .quote
+        .programs
+        .iter()
+        .filter(|p| p.total != 0)
+        .map(|p| format!("{} {}", p.total, p.program))
+        .collect();
+    let balance = answer.balances.get(PROGRAM).map_or(String::new(), |b| {
+        format!(", {PROGRAM} balance {}", b.available)
+    });
+    if points.is_empty() {
+        format!("{member} earns nothing{balance}")
+    } else {
+        format!("{member} earns {}{balance}", points.join(" + "))
+    }
+}
+
+/// "reg-1 3, reg-2 2": entries not yet accepted by central.
+async fn unsynced_line(world: &World) -> String {
+    let mut parts = Vec::new();
+    for register in &world.registers {
+        let h = register.daemon.health().await;
+        parts.push(format!("{} {}", register.name, h.outbox_depth));
+    }
+    parts.join(", ")
+}
+
+/// Waits until a register's outbox is empty and its worker idle.
+pub async fn synced(register: &Register) -> Result<crate::health::Health, DemoError> {
+    wait_for(&format!("{} to sync", register.name), || async {
+        let h = register.daemon.health().await;
+        let idle = h
+            .sync
+            .worker
+            .as_ref()
+            .is_some_and(|w| w.phase == SyncPhase::Idle);
+        Ok(if idle && h.outbox_depth == 0 {
+            Ok(h)
+        } else {
+            Err(format!("outbox {}, {}", h.outbox_depth, h.sync.detail))
+        })
+    })
+    .await
+}
+
+fn central_entry_count(world: &World) -> Result<usize, DemoError> {
+    let mut count = 0;
+    for register in &world.registers {
+        count += summary::central_ledger(world, &register.id)?.len();
+    }
+    Ok(count)
+}
+
+fn central_program(
+    world: &World,
+    member: &str,
+) -> Result<pos_sync::protocol::ProgramBalance, DemoError> {
+    let (_, programs) = world
+        .central()?
+        .storage()
+        .member_balances(member, jiff::Timestamp::now())?
+        .ok_or_else(|| DemoError::Script(format!("central does not know {member}")))?;
+    programs
+        .into_iter()
+        .find(|p| p.program == PROGRAM)
+        .ok_or_else(|| DemoError::Script(format!("{member} has no {PROGRAM} balance at central")))
+}
+
+pub fn central_balance(world: &World, member: &str) -> Result<i64, DemoError> {
+    Ok(central_program(world, member)?.balance)
+}
+
+pub fn central_available(world: &World, member: &str) -> Result<i64, DemoError> {
+    Ok(central_program(world, member)?.available)
+}
+
+pub fn overdrafts_at_central(world: &World) -> Result<Vec<Conflict>, DemoError> {
+    Ok(world
+        .central()?
+        .storage()
+        .conflicts(LISTING_ROWS_MAX)?
+        .into_iter()
+        .filter(|c| c.kind == "overdraft" && c.member.as_deref() == Some(OVERDRAWN_MEMBER))
+        .collect())
+}

@@ -1,0 +1,321 @@
+//! The end of the day: what each register and central hold, and the
+//! checks the demo's exit code depends on. Every check is computed from
+//! the registers' ledgers (over their API), their health, their database
+//! files (the `pos-agent db verify` function) and central's storage; none
+//! is a constant.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pos_central::storage::{LISTING_ROWS_MAX, LedgerFilter, StoredEntry};
+use serde::Deserialize;
+
+use crate::demo::DemoError;
+use crate::demo::narrator::Narrator;
+use crate::demo::script::{
+    OVERDRAWN_MEMBER, Overdraw, PROGRAM, central_available, central_balance, overdrafts_at_central,
+};
+use crate::demo::world::{Register, World};
+use crate::model::{EntryStatus, LedgerRow, MemberBalances};
+
+/// Entries per `GET /v1/ledger` page (the API's maximum).
+const LEDGER_PAGE_ENTRIES: u32 = 1_000;
+/// Most entries the summary reads from one register: a demo day has a
+/// few dozen; more means something ran away.
+const LEDGER_ENTRIES_MAX: usize = 100_000;
+
+/// One computed check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    /// What was found, for the reader (figures, or what differed).
+    pub detail: String,
+}
+
+impl Check {
+    pub fn new(name: &str, ok: bool, detail: String) -> Check {
+        Check {
+            name: name.to_string(),
+            ok,
+            detail,
+        }
+    }
+}
+
+/// The summary's checks; the demo succeeds only if every one held.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub checks: Vec<Check>,
+}
+
+impl Outcome {
+    pub fn push(&mut self, check: Check) {
+        self.checks.push(check);
+    }
+
+    pub fn failed(&self) -> Vec<&Check> {
+        self.checks.iter().filter(|c| !c.ok).collect()
+    }
+
+    pub fn all_held(&self) -> bool {
+        !self.checks.is_empty() && self.failed().is_empty()
+    }
+
+    /// The checks, one a line, and the verdict.
+    pub fn tell(&self, n: &Narrator) {
+        n.plain("");
+        n.plain("Checks:");
+        for c in &self.checks {
+            let mark = if c.ok { "ok    " } else { "FAILED" };
+            n.plain(&format!("  [{mark}] {}: {}", c.name, c.detail));
+        }
+        let failed = self.failed();
+        if failed.is_empty() && !self.checks.is_empty() {
+            n.plain(&format!("All {} checks held.", self.checks.len()));
+        } else {
+            let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+            n.plain(&format!("FAILED: {}", names.join(", ")));
+        }
+    }
+}
+
+/// `GET /v1/ledger` answer.
+#[derive(Deserialize)]
+struct LedgerPage {
+    entries: Vec<LedgerRow>,
+    next_from_seq: Option<u64>,
+}
+
+/// A register's whole ledger, every page, as the POS can read it.
+async fn register_ledger(register: &Register) -> Result<Vec<LedgerRow>, DemoError> {
+    let mut rows = Vec::new();
+    let mut from = 1u64;
+    loop {
+        let page: LedgerPage = register
+            .ok(
+                "GET",
+                &format!("/v1/ledger?from_seq={from}&limit={LEDGER_PAGE_ENTRIES}"),
+                None,
+            )
+            .await?;
+        rows.extend(page.entries);
+        if rows.len() > LEDGER_ENTRIES_MAX {
+            return Err(DemoError::Script(format!(
+                "{} holds more than {LEDGER_ENTRIES_MAX} entries",
+                register.name
+            )));
+        }
+        match page.next_from_seq {
+            Some(next) if next > from => from = next,
+            _ => return Ok(rows),
+        }
+    }
+}
+
+/// Central's stored entries of one terminal.
+pub fn central_ledger(world: &World, terminal: &str) -> Result<Vec<StoredEntry>, DemoError> {
+    Ok(world.central()?.storage().ledger(&LedgerFilter {
+        terminal: Some(terminal.to_string()),
+        member: None,
+        limit: LISTING_ROWS_MAX,
+    })?)
+}
+
+/// An entry as both sides name it: terminal, seq, id and chain hash.
+type EntryKey = (String, u64, String, String);
+
+pub async fn compute(
+    world: &World,
+    n: &Narrator,
+    overdraw: &Overdraw,
+) -> Result<Outcome, DemoError> {
+    n.act("5. Summary");
+    let mut outcome = Outcome::default();
+    let mut register_keys = BTreeSet::new();
+    let mut register_entries = 0usize;
+    let mut all_synced = true;
+    let mut dead_total = 0u64;
+    let mut chains = Vec::new();
+    let mut member_points = 0i64;
+    for register in &world.registers {
+        let rows = register_ledger(register).await?;
+        let health = register.daemon.health().await;
+        let synced = rows
+            .iter()
+            .filter(|r| r.status == EntryStatus::Synced)
+            .count();
+        let dead = rows
+            .iter()
+            .filter(|r| r.status == EntryStatus::Dead)
+            .count();
+        all_synced &= synced == rows.len() && health.outbox_depth == 0;
+        dead_total += health.dead_letters;
+        let db = register.db.clone();
+        let report = tokio::task::spawn_blocking(move || crate::store::verify_file(&db))
+            .await
+            .map_err(|e| DemoError::Script(format!("verify task: {e}")))?;
+        let chain = match report {
+            Ok(r) if r.is_ok() => Ok(r.entries),
+            Ok(r) => Err(r
+                .chain_break
+                .unwrap_or_else(|| r.integrity_messages.join("; "))),
+            Err(e) => Err(e.to_string()),
+        };
+        n.plain(&format!(
+            "  {:<6} {:>3} entries, {:>3} synced, {:>2} unsynced, {:>2} dead letters; chain {}",
+            register.name,
+            rows.len(),
+            synced,
+            health.outbox_depth,
+            dead,
+            match &chain {
+                Ok(entries) => format!("verified ({entries} entries)"),
+                Err(e) => format!("BROKEN: {e}"),
+            }
+        ));
+        chains.push((register.name.clone(), chain));
+        register_entries += rows.len();
+        for row in &rows {
+            let e = &row.entry;
+            register_keys.insert((
+                e.terminal_id.clone(),
+                e.seq,
+                e.entry_id.to_string(),
+                e.hash.to_hex(),
+            ));
+            if e.member == OVERDRAWN_MEMBER && e.program == PROGRAM {
+                member_points += e.points;
+            }
+        }
+    }
+
+    let mut central_entries = Vec::new();
+    for register in &world.registers {
+        central_entries.extend(central_ledger(world, &register.id)?);
+    }
+    let central_keys: BTreeSet<EntryKey> = central_entries
+        .iter()
+        .map(|e| {
+            (
+                e.terminal_id.clone(),
+                e.seq,
+                e.entry_id.to_string(),
+                e.hash.to_hex(),
+            )
+        })
+        .collect();
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &central_entries {
+        *per_id.entry(e.entry_id.to_string()).or_default() += 1;
+    }
+    let twice: Vec<&String> = per_id
+        .iter()
+        .filter(|(_, count)| **count > 1)
+        .map(|(id, _)| id)
+        .collect();
+    n.plain(&format!(
+        "  central {:>3} entries from {} registers",
+        central_entries.len(),
+        world.registers.len()
+    ));
+
+    outcome.push(Check::new(
+        "every entry synced",
+        all_synced,
+        format!("{register_entries} entries on the registers"),
+    ));
+    outcome.push(Check::new(
+        "no dead letters",
+        dead_total == 0,
+        format!("{dead_total} dead letters"),
+    ));
+    let missing = register_keys.difference(&central_keys).count();
+    let extra = central_keys.difference(&register_keys).count();
+    outcome.push(Check::new(
+        "central's ledger equals the registers'",
+        central_entries.len() == register_entries && missing == 0 && extra == 0,
+        format!(
+            "central {} entries, registers {register_entries}; compared by (terminal, seq, entry id, hash): {missing} missing at central, {extra} unknown to the registers",
+            central_entries.len()
+        ),
+    ));
+    outcome.push(Check::new(
+        "no entry twice at central",
+        twice.is_empty(),
+        if twice.is_empty() {
+            format!("{} distinct entry ids", per_id.len())
+        } else {
+            format!("stored more than once: {twice:?}")
+        },
+    ));
+    for (name, chain) in &chains {
+        outcome.push(Check::new(
+            &format!("{name}'s ledger chain verifies"),
+            chain.is_ok(),
+            match chain {
+                Ok(entries) => format!("integrity ok, {entries} entries chained"),
+                Err(e) => e.clone(),
+            },
+        ));
+    }
+
+    let overdrafts = overdrafts_at_central(world)?;
+    let shortfall: i64 = overdrafts.iter().filter_map(|c| c.shortfall).sum();
+    let redeemed: i64 = overdraw.redeemed.iter().map(|(_, p)| p).sum();
+    outcome.push(Check::new(
+        "central recorded the overdraft",
+        !overdrafts.is_empty() && shortfall > 0,
+        format!(
+            "{} overdraft conflict(s) for {OVERDRAWN_MEMBER}, shortfall {shortfall} points; {redeemed} redeemed offline against {} at the cut",
+            overdrafts.len(),
+            overdraw.balance_at_cut
+        ),
+    ));
+    let balance = central_balance(world, OVERDRAWN_MEMBER)?;
+    let imported = imported_balance(OVERDRAWN_MEMBER)?;
+    outcome.push(Check::new(
+        "the member's balance at central is negative and adds up",
+        balance < 0 && balance == imported + member_points,
+        format!(
+            "{balance} at central = {imported} imported {:+} from the registers' entries",
+            member_points
+        ),
+    ));
+    let available = central_available(world, OVERDRAWN_MEMBER)?;
+    let mut shown = Vec::new();
+    let mut agree = true;
+    for register in &world.registers {
+        let m: MemberBalances = register
+            .ok("GET", &format!("/v1/members/{OVERDRAWN_MEMBER}"), None)
+            .await?;
+        let b = m.programs.get(PROGRAM).map(|b| (b.available, b.unsynced));
+        agree &= b == Some((available, 0));
+        shown.push(format!(
+            "{} {}",
+            register.name,
+            b.map_or("none".to_string(), |(a, _)| a.to_string())
+        ));
+    }
+    outcome.push(Check::new(
+        "registers show central's balance",
+        agree,
+        format!("central {available}; {}", shown.join(", ")),
+    ));
+    Ok(outcome)
+}
+
+/// The member's `main` balance in the imported snapshot.
+fn imported_balance(member: &str) -> Result<i64, DemoError> {
+    let members: serde_json::Value =
+        serde_json::from_str(include_str!("../../../examples/members.json"))
+            .map_err(|e| DemoError::Script(format!("examples/members.json: {e}")))?;
+    members["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["id"] == member))
+        .and_then(|m| m["programs"][PROGRAM]["available"].as_i64())
+        .ok_or_else(|| {
+            DemoError::Script(format!(
+                "examples/members.json: no {PROGRAM} balance for {member}"
+            ))
+        })
+}
