@@ -4,6 +4,7 @@
 
 mod central_sync;
 mod crash;
+mod demo;
 mod proxy;
 mod scanners;
 mod sync_e2e;
