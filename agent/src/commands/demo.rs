@@ -87,6 +87,7 @@ fn init_logging() -> Result<(), Failure> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init()
         .map_err(|e| other(anyhow!("cannot install the log subscriber: {e}")))

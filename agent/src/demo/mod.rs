@@ -153,6 +153,13 @@ pub async fn run(
         narrator.say(&format!("The day stopped early: {error}"));
     }
     let stopped = world.shutdown().await;
+    if played.is_err() {
+        if stopped.is_empty() {
+            narrator.say("Everything stopped cleanly.");
+        } else {
+            narrator.say(&format!("Stopped, not cleanly: {}", stopped.join("; ")));
+        }
+    }
     match (played, stopped) {
         (Ok(mut outcome), stopped) => {
             outcome.push(Check::new(

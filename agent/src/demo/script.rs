@@ -422,16 +422,17 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
     for (register, sale_id) in [(reg1, "R1-0004"), (reg2, "R2-0003")] {
         let seen = member(register, OVERDRAWN_MEMBER).await?;
         let available = seen.programs.get(PROGRAM).map_or(0, |b| b.available);
-        let basket = [(SHOE, "2")];
+        // One shoe: the share limit allows far more than the balance, and
+        // the sale's own earn stays small next to the redemption.
+        let basket = [(SHOE, "1")];
         let points = redemption_points(&redeem, available, basket_amount(&basket)?)?;
         let answer = sell(
             register,
             &sale(sale_id, Some(OVERDRAWN_MEMBER), &basket, Some(points)),
         )
         .await?;
-        let left = answer.balances.get(PROGRAM).map_or(0, |b| b.available);
         n.say(&format!(
-            "{} sale {}: {OVERDRAWN_MEMBER} pays {points} points ({} EUR); the register saw {available} available, now {left}; {}.",
+            "{} sale {} offline: {OVERDRAWN_MEMBER} pays {points} of the {available} points this register sees ({} EUR, within its allowance); {}.",
             register.name,
             answer.sale_id,
             Decimal::from(points) / Decimal::from(redeem.points_per_unit),

@@ -204,11 +204,18 @@ impl World {
     pub async fn shutdown(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         for register in self.registers.drain(..) {
-            // The scanner goes first: the device loop sees EOF, as an unplug.
-            drop(register.scanner);
-            if let Err(e) = register.daemon.shutdown().await {
-                problems.push(format!("{}: {e}", register.id));
+            let Register {
+                id,
+                daemon,
+                scanner,
+                ..
+            } = register;
+            if let Err(e) = daemon.shutdown().await {
+                problems.push(format!("{id}: {e}"));
             }
+            // After the agent: unplugged earlier, the scanner would be
+            // reported down, a warning about nothing.
+            drop(scanner);
         }
         if let Some(link) = self.link.take() {
             link.stop().await;
