@@ -6,14 +6,17 @@
 //! every check is computed from what the registers and central hold.
 //!
 //! Layout: [`link`] is the cuttable network between registers and central;
-//! `world` starts and stops the pieces; `script` plays the day; `summary`
-//! computes the final checks; [`Narrator`] writes the story.
+//! `world` starts and stops the pieces; `script` plays the day with the
+//! example data of `data`; `summary` computes the final checks from the
+//! registers and from central (`at_central`); [`Narrator`] writes the story.
 //!
 //! The registers are driven the way a POS application drives them — over
 //! their Unix-socket API — so the demo exercises the real paths, not
 //! shortcuts into the store. Health and verification use the in-process
 //! handles, as `pos-agent status` and `db verify` would.
 
+mod at_central;
+mod data;
 pub mod link;
 mod narrator;
 mod script;

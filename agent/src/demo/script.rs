@@ -5,43 +5,26 @@
 //!
 //! Every figure the story prints comes from an answer of a register or of
 //! central; the script chooses only baskets and the redemption size, and
-//! that size from what the register reports (see [`redemption_points`]).
+//! that size from what the register reports (see `data::redemption_points`).
 
-use std::str::FromStr;
-
-use pos_central::storage::{Conflict, LISTING_ROWS_MAX};
 use pos_sync::protocol::BundleFormat;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use crate::demo::at_central::{
+    central_available, central_balance, central_entry_count, overdrafts_at_central,
+};
+use crate::demo::data::{
+    BANANAS, CAR_WASH, CATALOG_JSON, CHOCOLATE, COFFEE, MEMBERS_JSON, OTHER_MEMBER,
+    OVERDRAWN_MEMBER, OVERDRAWN_MEMBER_CARD, PROGRAM, RULES_JSON, RedeemRules, SHOE, WATER,
+    basket_amount, program_ids, redemption_points, sale,
+};
 use crate::demo::narrator::Narrator;
 use crate::demo::summary::{self, Outcome};
 use crate::demo::world::{Register, World, wait_for};
 use crate::demo::{DemoError, DemoOptions, Pace};
 use crate::model::{Freshness, MemberBalances, ReturnAnswer, SaleAnswer};
 use crate::sync_worker::SyncPhase;
-
-/// The example data of the repository (examples/), so the demo shows the
-/// same rules, members and products the README documents.
-const RULES_JSON: &str = include_str!("../../../examples/rules.json");
-const MEMBERS_JSON: &str = include_str!("../../../examples/members.json");
-const CATALOG_JSON: &str = include_str!("../../../examples/catalog.json");
-
-/// The member both registers let overdraw (gold, 1,500 points in
-/// examples/members.json) and the card printed on their loyalty card.
-pub const OVERDRAWN_MEMBER: &str = "M-1001";
-const OVERDRAWN_MEMBER_CARD: &str = "9990000010013";
-/// Another member, who only earns.
-const OTHER_MEMBER: &str = "M-1002";
-/// The program the story follows.
-pub const PROGRAM: &str = "main";
-
-const SHOE: &str = "4006381333931";
-const COFFEE: &str = "8711000530085";
-const BANANAS: &str = "4011";
-const CHOCOLATE: &str = "7622210449283";
-const WATER: &str = "5000159407236";
-const CAR_WASH: &str = "CARWASH-PREMIUM";
 
 /// What the outage left for the recovery and the summary to check.
 pub struct Overdraw {
@@ -169,20 +152,6 @@ async fn set_up(
 
 fn loopback_any_port() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
-/// Program ids of a bundle, for the story.
-fn program_ids(bundle: &str) -> Result<Vec<String>, DemoError> {
-    let value: Value = serde_json::from_str(bundle)
-        .map_err(|e| DemoError::Script(format!("examples/rules.json: {e}")))?;
-    Ok(value["programs"]
-        .as_array()
-        .map(|p| {
-            p.iter()
-                .filter_map(|p| p["id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default())
 }
 
 /// How many of the members and products imported at central a register
@@ -452,78 +421,6 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
     })
 }
 
-/// The redeem section of a program in the demo's rules.
-struct RedeemRules {
-    points_per_unit: i64,
-    min_points: i64,
-    step: i64,
-    max_share: Decimal,
-    offline_allowance: i64,
-}
-
-impl RedeemRules {
-    fn of_program(program: &str) -> Result<RedeemRules, DemoError> {
-        let bundle: Value = serde_json::from_str(RULES_JSON)
-            .map_err(|e| DemoError::Script(format!("examples/rules.json: {e}")))?;
-        let redeem = bundle["programs"]
-            .as_array()
-            .and_then(|p| p.iter().find(|p| p["id"] == program))
-            .map(|p| &p["redeem"])
-            .ok_or_else(|| {
-                DemoError::Script(format!("examples/rules.json: no program {program:?}"))
-            })?;
-        let int = |key: &str| {
-            redeem[key].as_i64().ok_or_else(|| {
-                DemoError::Script(format!(
-                    "examples/rules.json: {program}.redeem.{key} missing"
-                ))
-            })
-        };
-        let max_share = redeem["max_share"]
-            .as_str()
-            .and_then(|s| Decimal::from_str(s).ok())
-            .ok_or_else(|| {
-                DemoError::Script(format!(
-                    "examples/rules.json: {program}.redeem.max_share missing"
-                ))
-            })?;
-        Ok(RedeemRules {
-            points_per_unit: int("points_per_unit")?,
-            min_points: int("min_points")?,
-            step: int("step")?,
-            max_share,
-            offline_allowance: int("offline_allowance")?,
-        })
-    }
-}
-
-/// The most points a register can let the member redeem on a basket of
-/// `amount` while offline: within what it sees available, its offline
-/// allowance and the program's share limit, in whole steps. Both registers
-/// see (about) the whole balance, so both together exceed it.
-fn redemption_points(
-    rules: &RedeemRules,
-    available: i64,
-    amount: Decimal,
-) -> Result<i64, DemoError> {
-    let by_share = (rules.max_share * amount * Decimal::from(rules.points_per_unit))
-        .floor()
-        .try_into()
-        .unwrap_or(i64::MAX);
-    let most = available.min(rules.offline_allowance).min(by_share);
-    if rules.step <= 0 {
-        return Err(DemoError::Script("redeem step must be positive".into()));
-    }
-    let points = most - most.rem_euclid(rules.step);
-    if points < rules.min_points {
-        return Err(DemoError::Script(format!(
-            "only {available} points available: below the minimum redemption of {}",
-            rules.min_points
-        )));
-    }
-    Ok(points)
-}
-
 // --- 4. recovery ---------------------------------------------------------------
 
 async fn recovery(world: &mut World, n: &Narrator, pace: Pace) -> Result<(), DemoError> {
@@ -594,55 +491,6 @@ pub fn register(world: &World, index: usize) -> Result<&Register, DemoError> {
         .ok_or_else(|| DemoError::Script(format!("register {} is not running", index + 1)))
 }
 
-/// The register clock's now, RFC 3339 in UTC, whole seconds.
-fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
-        .to_string()
-}
-
-/// A POS sale body: lines priced from the demo catalog.
-fn sale(id: &str, member: Option<&str>, lines: &[(&str, &str)], redeem: Option<i64>) -> Value {
-    let catalog: Value = serde_json::from_str(CATALOG_JSON).unwrap_or_default();
-    let lines: Vec<Value> = lines
-        .iter()
-        .map(|(sku, qty)| {
-            let product = catalog["products"]
-                .as_array()
-                .and_then(|p| p.iter().find(|p| p["sku"] == *sku))
-                .cloned()
-                .unwrap_or_default();
-            json!({"sku": sku, "category": product["category"], "qty": qty,
-                   "unit_price": product["price"]})
-        })
-        .collect();
-    let mut body = json!({"sale_id": id, "time": now(), "lines": lines});
-    if let Some(member) = member {
-        body["member"] = json!({"id": member});
-    }
-    if let Some(points) = redeem {
-        body["redeem"] = json!([{"program": PROGRAM, "points": points}]);
-    }
-    body
-}
-
-/// The amount of a basket at catalog prices.
-fn basket_amount(lines: &[(&str, &str)]) -> Result<Decimal, DemoError> {
-    let body = sale("amount", None, lines, None);
-    let mut amount = Decimal::ZERO;
-    for line in body["lines"].as_array().into_iter().flatten() {
-        let parse = |key: &str| {
-            line[key]
-                .as_str()
-                .and_then(|s| Decimal::from_str(s).ok())
-                .ok_or_else(|| DemoError::Script(format!("catalog line without {key}: {line}")))
-        };
-        amount += parse("unit_price")? * parse("qty")?;
-    }
-    Ok(amount)
-}
-
 async fn sell(register: &Register, body: &Value) -> Result<SaleAnswer, DemoError> {
     register.ok("POST", "/v1/sales", Some(body)).await
 }
@@ -697,45 +545,4 @@ pub async fn synced(register: &Register) -> Result<crate::health::Health, DemoEr
         })
     })
     .await
-}
-
-fn central_entry_count(world: &World) -> Result<usize, DemoError> {
-    let mut count = 0;
-    for register in &world.registers {
-        count += summary::central_ledger(world, &register.id)?.len();
-    }
-    Ok(count)
-}
-
-fn central_program(
-    world: &World,
-    member: &str,
-) -> Result<pos_sync::protocol::ProgramBalance, DemoError> {
-    let (_, programs) = world
-        .central()?
-        .storage()
-        .member_balances(member, jiff::Timestamp::now())?
-        .ok_or_else(|| DemoError::Script(format!("central does not know {member}")))?;
-    programs
-        .into_iter()
-        .find(|p| p.program == PROGRAM)
-        .ok_or_else(|| DemoError::Script(format!("{member} has no {PROGRAM} balance at central")))
-}
-
-pub fn central_balance(world: &World, member: &str) -> Result<i64, DemoError> {
-    Ok(central_program(world, member)?.balance)
-}
-
-pub fn central_available(world: &World, member: &str) -> Result<i64, DemoError> {
-    Ok(central_program(world, member)?.available)
-}
-
-pub fn overdrafts_at_central(world: &World) -> Result<Vec<Conflict>, DemoError> {
-    Ok(world
-        .central()?
-        .storage()
-        .conflicts(LISTING_ROWS_MAX)?
-        .into_iter()
-        .filter(|c| c.kind == "overdraft" && c.member.as_deref() == Some(OVERDRAWN_MEMBER))
-        .collect())
 }

@@ -6,14 +6,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pos_central::storage::{LISTING_ROWS_MAX, LedgerFilter, StoredEntry};
 use serde::Deserialize;
 
 use crate::demo::DemoError;
-use crate::demo::narrator::Narrator;
-use crate::demo::script::{
-    OVERDRAWN_MEMBER, Overdraw, PROGRAM, central_available, central_balance, overdrafts_at_central,
+use crate::demo::at_central::{
+    central_available, central_balance, central_ledger, overdrafts_at_central,
 };
+use crate::demo::data::{MEMBERS_JSON, OVERDRAWN_MEMBER, PROGRAM};
+use crate::demo::narrator::Narrator;
+use crate::demo::script::Overdraw;
 use crate::demo::world::{Register, World};
 use crate::model::{EntryStatus, LedgerRow, MemberBalances};
 
@@ -110,15 +111,6 @@ async fn register_ledger(register: &Register) -> Result<Vec<LedgerRow>, DemoErro
             _ => return Ok(rows),
         }
     }
-}
-
-/// Central's stored entries of one terminal.
-pub fn central_ledger(world: &World, terminal: &str) -> Result<Vec<StoredEntry>, DemoError> {
-    Ok(world.central()?.storage().ledger(&LedgerFilter {
-        terminal: Some(terminal.to_string()),
-        member: None,
-        limit: LISTING_ROWS_MAX,
-    })?)
 }
 
 /// An entry as both sides name it: terminal, seq, id and chain hash.
@@ -306,9 +298,8 @@ pub async fn compute(
 
 /// The member's `main` balance in the imported snapshot.
 fn imported_balance(member: &str) -> Result<i64, DemoError> {
-    let members: serde_json::Value =
-        serde_json::from_str(include_str!("../../../examples/members.json"))
-            .map_err(|e| DemoError::Script(format!("examples/members.json: {e}")))?;
+    let members: serde_json::Value = serde_json::from_str(MEMBERS_JSON)
+        .map_err(|e| DemoError::Script(format!("examples/members.json: {e}")))?;
     members["members"]
         .as_array()
         .and_then(|m| m.iter().find(|m| m["id"] == member))

@@ -108,6 +108,11 @@ impl World {
         if entries.next().is_some() {
             return Err(DemoError::DirNotEmpty(dir));
         }
+        // Absolute: the registers' configs name paths under it, and a
+        // config resolves relative paths against its own directory.
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| DemoError::io(format!("resolving {}", dir.display()), e))?;
         Ok(World {
             dir,
             central: None,
