@@ -1,5 +1,5 @@
 //! The scripted store day: set-up, an online morning (one sale scanned on
-//! reg-1's pty scanner), an outage during which both registers keep
+//! reg-1's pty scanner), an outage (reg-2's redemption scanned on its own) during which both registers keep
 //! trading and both let the same member redeem more than the balance, the
 //! recovery, and the summary.
 //!
@@ -95,7 +95,7 @@ async fn set_up(
     ));
     pace.step().await;
 
-    for (name, scanner) in [("reg-1", true), ("reg-2", false)] {
+    for (name, scanner) in [("reg-1", true), ("reg-2", true)] {
         let register = world.start_register(name, scanner).await?;
         let device = match &register.scanner {
             Some(s) => format!(", scanner {:?} on a pseudo-terminal", s.device),
@@ -129,11 +129,13 @@ async fn set_up(
         ));
         pace.step().await;
     }
-    let reg1 = register(world, 0)?;
-    if let Some(scanner) = &reg1.scanner {
+    for register in &world.registers {
+        let Some(scanner) = &register.scanner else {
+            continue;
+        };
         let device = scanner.device.clone();
         wait_for("the scanner to be open", || async {
-            let h = reg1.daemon.health().await;
+            let h = register.daemon.health().await;
             let state = h
                 .devices
                 .iter()
@@ -145,7 +147,7 @@ async fn set_up(
             })
         })
         .await?;
-        n.say(&format!("reg-1's scanner {device:?} is up."));
+        n.say(&format!("{}'s scanner {device:?} is up.", register.name));
     }
     Ok(())
 }
@@ -191,7 +193,10 @@ async fn cache_sizes(register: &Register) -> Result<(usize, usize), DemoError> {
 
 async fn morning(world: &mut World, n: &Narrator, pace: Pace) -> Result<(), DemoError> {
     n.act("2. Morning: online");
-    let scanned = scan_a_sale(world, n, pace).await?;
+    scan_checkout(world, 0, "R1-0001", &[SHOE, COFFEE], n, pace).await?;
+    let scanned: SaleAnswer = register(world, 0)?
+        .ok("POST", "/v1/session/commit", Some(&json!({})))
+        .await?;
     n.say(&format!(
         "reg-1 sale {} (scanned, committed by the POS): {}",
         scanned.sale_id,
@@ -233,28 +238,36 @@ async fn morning(world: &mut World, n: &Narrator, pace: Pace) -> Result<(), Demo
     Ok(())
 }
 
-/// reg-1's cashier scans the member card and two products, then the POS
-/// commits the checkout.
-async fn scan_a_sale(world: &mut World, n: &Narrator, pace: Pace) -> Result<SaleAnswer, DemoError> {
-    let reg1 = world
+/// A cashier scans a member card and products on register `index`'s
+/// scanner into a checkout the POS opened as `sale_id`; returns the
+/// checkout (`GET /v1/session`) for the POS to commit.
+async fn scan_checkout(
+    world: &mut World,
+    index: usize,
+    sale_id: &str,
+    codes: &[&str],
+    n: &Narrator,
+    pace: Pace,
+) -> Result<Value, DemoError> {
+    let register = world
         .registers
-        .first_mut()
-        .ok_or_else(|| DemoError::Script("no register".into()))?;
-    let Some(mut scanner) = reg1.scanner.take() else {
-        return Err(DemoError::Script("reg-1 has no scanner".into()));
+        .get_mut(index)
+        .ok_or_else(|| DemoError::Script(format!("register {} is not running", index + 1)))?;
+    let Some(mut scanner) = register.scanner.take() else {
+        return Err(DemoError::Script(format!(
+            "{} has no scanner",
+            register.name
+        )));
     };
-    let result = async {
-        // The POS opens the checkout under its own document number.
-        let _: Value = reg1
-            .ok(
-                "POST",
-                "/v1/session/start",
-                Some(&json!({"sale_id": "R1-0001"})),
-            )
+    let register = &*register;
+    let name = register.name.clone();
+    let scanned = async {
+        let _: Value = register
+            .ok("POST", "/v1/session/start", Some(&json!({"sale_id": sale_id})))
             .await?;
         scanner.scan(OVERDRAWN_MEMBER_CARD).await?;
         let session = wait_for("the member card in the checkout", || async {
-            let s: Value = reg1.ok("GET", "/v1/session", None).await?;
+            let s: Value = register.ok("GET", "/v1/session", None).await?;
             Ok(if s["checkout"]["member"]["id"] == OVERDRAWN_MEMBER {
                 Ok(s)
             } else {
@@ -263,33 +276,35 @@ async fn scan_a_sale(world: &mut World, n: &Narrator, pace: Pace) -> Result<Sale
         })
         .await?;
         n.say(&format!(
-            "reg-1 scanner: card {OVERDRAWN_MEMBER_CARD} -> member {} attached to the checkout.",
+            "{name} scanner: card {OVERDRAWN_MEMBER_CARD} -> member {} attached to checkout {sale_id}.",
             session["checkout"]["member"]["id"].as_str().unwrap_or("?")
         ));
         pace.step().await;
-        for (i, code) in [SHOE, COFFEE].into_iter().enumerate() {
+        let mut session = session;
+        for (i, code) in codes.iter().enumerate() {
             scanner.scan(code).await?;
-            let session = wait_for("a scanned product in the checkout", || async {
-                let s: Value = reg1.ok("GET", "/v1/session", None).await?;
+            session = wait_for("a scanned product in the checkout", || async {
+                let s: Value = register.ok("GET", "/v1/session", None).await?;
                 let lines = s["checkout"]["lines"].as_array().map_or(0, Vec::len);
                 Ok(if lines > i { Ok(s) } else { Err(s.to_string()) })
             })
             .await?;
             let line = &session["checkout"]["lines"][i];
             n.say(&format!(
-                "reg-1 scanner: EAN {code} -> {} at {} EUR; checkout total {} EUR.",
+                "{name} scanner: EAN {code} -> {} at {} EUR; checkout total {} EUR.",
                 line["name"].as_str().unwrap_or("?"),
                 line["unit_price"].as_str().unwrap_or("?"),
                 session["amount"].as_str().unwrap_or("?")
             ));
             pace.step().await;
         }
-        reg1.ok::<SaleAnswer>("POST", "/v1/session/commit", Some(&json!({})))
-            .await
+        Ok(session)
     }
     .await;
-    reg1.scanner = Some(scanner);
-    result
+    if let Some(register) = world.registers.get_mut(index) {
+        register.scanner = Some(scanner);
+    }
+    scanned
 }
 
 // --- 3. outage -----------------------------------------------------------------
@@ -387,19 +402,54 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
     ));
     pace.step().await;
 
+    // reg-1's POS sends the whole sale; on reg-2 the cashier scans the
+    // card and the shoe, and the POS commits the checkout with the
+    // redemption.
     let mut redeemed = Vec::new();
-    for (register, sale_id) in [(reg1, "R1-0004"), (reg2, "R2-0003")] {
-        let seen = member(register, OVERDRAWN_MEMBER).await?;
-        let available = seen.programs.get(PROGRAM).map_or(0, |b| b.available);
+    for (index, sale_id) in [(0, "R1-0004"), (1, "R2-0003")] {
         // One shoe: the share limit allows far more than the balance, and
         // the sale's own earn stays small next to the redemption.
         let basket = [(SHOE, "1")];
-        let points = redemption_points(&redeem, available, basket_amount(&basket)?)?;
-        let answer = sell(
-            register,
-            &sale(sale_id, Some(OVERDRAWN_MEMBER), &basket, Some(points)),
-        )
-        .await?;
+        let checkout = if index == 1 {
+            Some(scan_checkout(world, index, sale_id, &[SHOE], n, pace).await?)
+        } else {
+            None
+        };
+        let register = register(world, index)?;
+        let seen = member(register, OVERDRAWN_MEMBER).await?;
+        let available = seen.programs.get(PROGRAM).map_or(0, |b| b.available);
+        let answer: SaleAnswer = match checkout {
+            Some(checkout) => {
+                let amount = checkout["amount"]
+                    .as_str()
+                    .and_then(|a| a.parse::<Decimal>().ok())
+                    .ok_or_else(|| {
+                        DemoError::Script(format!("checkout without an amount: {checkout}"))
+                    })?;
+                let points = redemption_points(&redeem, available, amount)?;
+                register
+                    .ok(
+                        "POST",
+                        "/v1/session/commit",
+                        Some(&json!({"redeem": [{"program": PROGRAM, "points": points}]})),
+                    )
+                    .await?
+            }
+            None => {
+                let points = redemption_points(&redeem, available, basket_amount(&basket)?)?;
+                sell(
+                    register,
+                    &sale(sale_id, Some(OVERDRAWN_MEMBER), &basket, Some(points)),
+                )
+                .await?
+            }
+        };
+        let points: i64 = answer
+            .redeemed
+            .iter()
+            .filter(|r| r.program == PROGRAM)
+            .map(|r| r.points)
+            .sum();
         n.say(&format!(
             "{} sale {} offline: {OVERDRAWN_MEMBER} pays {points} of the {available} points this register sees ({} EUR, within its allowance); {}.",
             register.name,
