@@ -310,3 +310,73 @@ fn imported_balance(member: &str) -> Result<i64, DemoError> {
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("sink lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn told(outcome: &Outcome) -> String {
+        let sink = Captured::default();
+        outcome.tell(&Narrator::new(Box::new(sink.clone())));
+        let bytes = sink.0.lock().expect("sink lock").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn one_failed_check_fails_the_demo_and_is_named() {
+        let mut outcome = Outcome::default();
+        outcome.push(Check::new("no dead letters", true, "0 dead letters".into()));
+        outcome.push(Check::new(
+            "central recorded the overdraft",
+            false,
+            "0 overdraft conflict(s)".into(),
+        ));
+        assert!(!outcome.all_held());
+        let text = told(&outcome);
+        assert!(
+            text.contains("[ok    ] no dead letters: 0 dead letters"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[FAILED] central recorded the overdraft"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FAILED: central recorded the overdraft\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_checks_is_not_success() {
+        let outcome = Outcome::default();
+        assert!(!outcome.all_held());
+        assert!(told(&outcome).contains("FAILED"));
+    }
+
+    #[test]
+    fn all_checks_held() {
+        let mut outcome = Outcome::default();
+        outcome.push(Check::new("a", true, String::new()));
+        outcome.push(Check::new("b", true, String::new()));
+        assert!(outcome.all_held());
+        assert!(told(&outcome).contains("All 2 checks held."));
+    }
+}
