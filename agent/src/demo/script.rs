@@ -1,5 +1,6 @@
 //! The scripted store day: set-up, an online morning (one sale scanned on
-//! reg-1's pty scanner), an outage (reg-2's redemption scanned on its own) during which both registers keep
+//! reg-1's pty scanner), an outage (reg-2's redemption scanned on its own)
+//! during which both registers keep
 //! trading and both let the same member redeem more than the balance, the
 //! recovery, and the summary.
 //!
@@ -98,7 +99,7 @@ async fn set_up(
     for (name, scanner) in [("reg-1", true), ("reg-2", true)] {
         let register = world.start_register(name, scanner).await?;
         let device = match &register.scanner {
-            Some(s) => format!(", scanner {:?} on a pseudo-terminal", s.device),
+            Some(s) => format!(", scanner {:?} on a pseudo-terminal", s.lock().await.device),
             None => String::new(),
         };
         n.say(&format!(
@@ -133,7 +134,7 @@ async fn set_up(
         let Some(scanner) = &register.scanner else {
             continue;
         };
-        let device = scanner.device.clone();
+        let device = scanner.lock().await.device.clone();
         wait_for("the scanner to be open", || async {
             let h = register.daemon.health().await;
             let state = h
@@ -242,69 +243,64 @@ async fn morning(world: &mut World, n: &Narrator, pace: Pace) -> Result<(), Demo
 /// scanner into a checkout the POS opened as `sale_id`; returns the
 /// checkout (`GET /v1/session`) for the POS to commit.
 async fn scan_checkout(
-    world: &mut World,
+    world: &World,
     index: usize,
     sale_id: &str,
     codes: &[&str],
     n: &Narrator,
     pace: Pace,
 ) -> Result<Value, DemoError> {
-    let register = world
-        .registers
-        .get_mut(index)
-        .ok_or_else(|| DemoError::Script(format!("register {} is not running", index + 1)))?;
-    let Some(mut scanner) = register.scanner.take() else {
+    let register = register(world, index)?;
+    let Some(scanner) = &register.scanner else {
         return Err(DemoError::Script(format!(
             "{} has no scanner",
             register.name
         )));
     };
-    let register = &*register;
+    let mut scanner = scanner.lock().await;
     let name = register.name.clone();
-    let scanned = async {
-        let _: Value = register
-            .ok("POST", "/v1/session/start", Some(&json!({"sale_id": sale_id})))
-            .await?;
-        scanner.scan(OVERDRAWN_MEMBER_CARD).await?;
-        let session = wait_for("the member card in the checkout", || async {
+
+    let _: Value = register
+        .ok(
+            "POST",
+            "/v1/session/start",
+            Some(&json!({"sale_id": sale_id})),
+        )
+        .await?;
+    scanner.scan(OVERDRAWN_MEMBER_CARD).await?;
+    let session = wait_for("the member card in the checkout", || async {
+        let s: Value = register.ok("GET", "/v1/session", None).await?;
+        Ok(if s["checkout"]["member"]["id"] == OVERDRAWN_MEMBER {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        })
+    })
+    .await?;
+    n.say(&format!(
+        "{name} scanner: card {OVERDRAWN_MEMBER_CARD} -> member {} attached to checkout {sale_id}.",
+        session["checkout"]["member"]["id"].as_str().unwrap_or("?")
+    ));
+    pace.step().await;
+    let mut session = session;
+    for (i, code) in codes.iter().enumerate() {
+        scanner.scan(code).await?;
+        session = wait_for("a scanned product in the checkout", || async {
             let s: Value = register.ok("GET", "/v1/session", None).await?;
-            Ok(if s["checkout"]["member"]["id"] == OVERDRAWN_MEMBER {
-                Ok(s)
-            } else {
-                Err(s.to_string())
-            })
+            let lines = s["checkout"]["lines"].as_array().map_or(0, Vec::len);
+            Ok(if lines > i { Ok(s) } else { Err(s.to_string()) })
         })
         .await?;
+        let line = &session["checkout"]["lines"][i];
         n.say(&format!(
-            "{name} scanner: card {OVERDRAWN_MEMBER_CARD} -> member {} attached to checkout {sale_id}.",
-            session["checkout"]["member"]["id"].as_str().unwrap_or("?")
+            "{name} scanner: EAN {code} -> {} at {} EUR; checkout total {} EUR.",
+            line["name"].as_str().unwrap_or("?"),
+            line["unit_price"].as_str().unwrap_or("?"),
+            session["amount"].as_str().unwrap_or("?")
         ));
         pace.step().await;
-        let mut session = session;
-        for (i, code) in codes.iter().enumerate() {
-            scanner.scan(code).await?;
-            session = wait_for("a scanned product in the checkout", || async {
-                let s: Value = register.ok("GET", "/v1/session", None).await?;
-                let lines = s["checkout"]["lines"].as_array().map_or(0, Vec::len);
-                Ok(if lines > i { Ok(s) } else { Err(s.to_string()) })
-            })
-            .await?;
-            let line = &session["checkout"]["lines"][i];
-            n.say(&format!(
-                "{name} scanner: EAN {code} -> {} at {} EUR; checkout total {} EUR.",
-                line["name"].as_str().unwrap_or("?"),
-                line["unit_price"].as_str().unwrap_or("?"),
-                session["amount"].as_str().unwrap_or("?")
-            ));
-            pace.step().await;
-        }
-        Ok(session)
     }
-    .await;
-    if let Some(register) = world.registers.get_mut(index) {
-        register.scanner = Some(scanner);
-    }
-    scanned
+    Ok(session)
 }
 
 // --- 3. outage -----------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! The pieces of the demo and their lifecycle: an embedded central, the
 //! cuttable [`Link`] in front of it, and registers (in-process agents),
-//! one of them with a scanner on a pseudo-terminal.
+//! each with a scanner on a pseudo-terminal.
 //!
 //! Every piece is optional so that [`World::shutdown`] can stop whatever
 //! was started when the set-up is interrupted half-way.
@@ -45,7 +45,7 @@ pub struct World {
 }
 
 /// One register: an agent, its API socket, its database and, for the
-/// first one, the scanner end of its pseudo-terminal.
+/// the scanner end of its pseudo-terminal.
 pub struct Register {
     pub id: String,
     /// Short name for the story (`reg-1`).
@@ -53,7 +53,10 @@ pub struct Register {
     pub daemon: Daemon,
     pub socket: PathBuf,
     pub db: PathBuf,
-    pub scanner: Option<Scanner>,
+    /// Locked while a checkout is scanned, so the script can scan through
+    /// a shared `&Register` and the scanner stays owned here (unplugged
+    /// only after the agent stopped, even when the demo is interrupted).
+    pub scanner: Option<tokio::sync::Mutex<Scanner>>,
 }
 
 /// A simulated serial scanner: the master end of a pty whose slave end
@@ -156,7 +159,7 @@ impl World {
                 scanner.device,
                 path.display().to_string()
             );
-            (Some(scanner), toml)
+            (Some(tokio::sync::Mutex::new(scanner)), toml)
         } else {
             (None, String::new())
         };
