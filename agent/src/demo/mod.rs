@@ -1,7 +1,7 @@
 //! `pos-agent demo`: the whole system on one machine with no set-up (agent
 //! spec §1) — an embedded central, two registers of one store (agents in
 //! this process, each with its own store and API socket), a simulated
-//! scanner on a pseudo-terminal, and a scripted store day with a network
+//! scanner on a pseudo-terminal for each, and a scripted store day with a network
 //! outage and its recovery, told line by line, ending in a summary whose
 //! every check is computed from what the registers and central hold.
 //!
