@@ -283,6 +283,12 @@ impl Daemon {
         api::routes::health_snapshot(&self.state).await
     }
 
+    /// Whether the store writer and the device loops are alive: what the
+    /// systemd watchdog is told (reads no database).
+    pub fn alive(&self) -> bool {
+        self.state.health.alive(self.state.store.writer_health())
+    }
+
     /// A token that stops the agent when cancelled (signal handlers, a
     /// failing task). [`Daemon::shutdown`] still has to be awaited.
     pub fn shutdown_token(&self) -> CancellationToken {

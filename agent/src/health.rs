@@ -229,6 +229,23 @@ impl HealthState {
         }
     }
 
+    /// Whether the agent's own loops are alive: the store writer made
+    /// progress (or idles) and every device loop went round recently. What
+    /// the systemd watchdog is told (agent spec §5); it reads no database,
+    /// so a slow disk delays no keep-alive that the writer's heartbeat
+    /// does not already account for.
+    pub fn alive(&self, writer: WriterHealth) -> bool {
+        writer.is_alive(Duration::from_millis(WRITER_STALL_MS)) && self.device_loops_alive()
+    }
+
+    fn device_loops_alive(&self) -> bool {
+        self.device_loops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .all(|(name, status)| DeviceHealth::of(name, status).loop_alive)
+    }
+
     /// Combines the shared state with the store's figures and the writer's
     /// heartbeat age into one snapshot.
     pub fn snapshot(&self, stats: Result<StoreStats, String>, writer: WriterHealth) -> Health {
@@ -307,6 +324,22 @@ mod tests {
         assert!(!stalled.store.writer_alive);
         let stopped = h.snapshot(Ok(StoreStats::default()), writer(false, 0, 0));
         assert_eq!(stopped.status, "degraded");
+    }
+
+    #[test]
+    fn the_watchdog_is_fed_only_while_the_writer_is_alive() {
+        let h = HealthState::new("t".into(), SyncMode::Off);
+        h.watch_device("front".into(), Arc::new(DeviceStatus::new()));
+        assert!(h.alive(writer(true, 1, 5)), "busy and making progress");
+        assert!(
+            h.alive(writer(true, 0, WRITER_STALL_MS * 100)),
+            "idle on an empty queue"
+        );
+        assert!(
+            !h.alive(writer(true, 1, WRITER_STALL_MS + 1)),
+            "work queued, no progress: stalled"
+        );
+        assert!(!h.alive(writer(false, 0, 0)), "stopped");
     }
 
     #[test]

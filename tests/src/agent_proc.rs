@@ -160,10 +160,17 @@ impl AgentDir {
     /// Starts `pos-agent run --config <config>` and waits until
     /// `GET /v1/health` answers on the socket.
     pub async fn start(&self) -> Result<AgentProc> {
+        self.start_with_env(&[]).await
+    }
+
+    /// [`AgentDir::start`] with extra environment variables (e.g. the ones
+    /// systemd sets: `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+    pub async fn start_with_env(&self, env: &[(&str, &std::ffi::OsStr)]) -> Result<AgentProc> {
         let child = Command::new(agent_bin())
             .arg("run")
             .arg("--config")
             .arg(&self.config)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -43,6 +43,14 @@ async fn serve(config: Config) -> Result<(), Failure> {
     notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(message = "pos-agent running.", config = %config.source.display());
     let mut status_tick = tokio::time::interval(Duration::from_secs(STATUS_INTERVAL_SECS));
+    let watchdog = watchdog_interval(
+        std::env::var("WATCHDOG_USEC").ok().as_deref(),
+        std::env::var("WATCHDOG_PID").ok().as_deref(),
+        std::process::id(),
+    );
+    // Without a watchdog the tick still runs, rarely, and does nothing.
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3_600)));
+    let mut withheld = false;
     loop {
         tokio::select! {
             _ = terminate.recv() => {
@@ -57,6 +65,21 @@ async fn serve(config: Config) -> Result<(), Failure> {
                 tracing::warn!(message = "The agent stopped itself.");
                 break;
             }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                if daemon.alive() {
+                    if withheld {
+                        tracing::info!(message = "Store writer and device loops alive again: feeding the watchdog.");
+                        withheld = false;
+                    }
+                    notify(&[sd_notify::NotifyState::Watchdog]);
+                } else if !withheld {
+                    // systemd restarts us when the keep-alives stop: that is
+                    // the point, a stuck writer or device loop is not a
+                    // state to limp on in.
+                    tracing::error!(message = "Store writer or a device loop is stuck: withholding WATCHDOG=1.");
+                    withheld = true;
+                }
+            }
             _ = status_tick.tick() => {
                 let line = daemon.health().await.status_line();
                 notify(&[sd_notify::NotifyState::Status(&line)]);
@@ -67,10 +90,60 @@ async fn serve(config: Config) -> Result<(), Failure> {
     daemon.shutdown().await.map_err(|e| other(anyhow!("{e}")))
 }
 
+/// How often to send `WATCHDOG=1`: half the interval systemd set in
+/// `WATCHDOG_USEC` (`WatchdogSec=`), as sd_watchdog_enabled(3) advises,
+/// at least [`WATCHDOG_TICK_MIN_MS`]. `None` when no watchdog is asked for,
+/// or when `WATCHDOG_PID` names another process (the variables were
+/// inherited). Hand-written instead of `sd_notify::watchdog_enabled`, which
+/// also requires `WATCHDOG_PID`, although systemd documents it as optional.
+fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<Duration> {
+    let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
+    if let Some(pid) = pid
+        && pid.trim().parse::<u32>().ok() != Some(own_pid)
+    {
+        return None;
+    }
+    Some(Duration::from_micros(usec / 2).max(Duration::from_millis(WATCHDOG_TICK_MIN_MS)))
+}
+
+/// Shortest keep-alive interval, whatever `WatchdogSec=` says.
+const WATCHDOG_TICK_MIN_MS: u64 = 50;
+
 /// Tells systemd (when it listens) about our state; failure to notify is
 /// logged, never fatal: outside systemd there is nobody to tell.
 fn notify(state: &[sd_notify::NotifyState<'_>]) {
     if let Err(error) = sd_notify::notify(false, state) {
         tracing::debug!(message = "sd_notify failed.", %error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_interval_is_half_of_watchdog_usec() {
+        assert_eq!(
+            watchdog_interval(Some("20000000"), None, 7),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            watchdog_interval(Some("20000000"), Some("7"), 7),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            watchdog_interval(Some("10"), Some("7"), 7),
+            Some(Duration::from_millis(WATCHDOG_TICK_MIN_MS)),
+            "bounded below"
+        );
+    }
+
+    #[test]
+    fn no_watchdog_when_unset_invalid_or_for_another_process() {
+        assert_eq!(watchdog_interval(None, None, 7), None);
+        assert_eq!(watchdog_interval(Some("0"), None, 7), None);
+        assert_eq!(watchdog_interval(Some("soon"), None, 7), None);
+        assert_eq!(watchdog_interval(Some("20000000"), Some("8"), 7), None);
+        assert_eq!(watchdog_interval(Some("20000000"), Some("x"), 7), None);
     }
 }

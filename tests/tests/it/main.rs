@@ -8,3 +8,4 @@ mod demo;
 mod proxy;
 mod scanners;
 mod sync_e2e;
+mod systemd_notify;
