@@ -7,7 +7,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use pos_tests::agent_proc::AgentDir;
+use pos_tests::agent_proc::{AgentDir, AgentProc};
 
 /// `WatchdogSec=` as systemd passes it: keep-alives every 150 ms.
 const WATCHDOG_USEC: &str = "300000";
@@ -29,26 +29,34 @@ fn collect(socket: &UnixDatagram, mut done: impl FnMut(&[String]) -> bool) -> Ve
     lines
 }
 
-fn count(lines: &[String], line: &str) -> usize {
-    lines.iter().filter(|l| *l == line).count()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ready_watchdog_and_stopping_reach_systemd() {
+/// An agent directory, a bound datagram socket standing in for systemd's
+/// notify socket, and the agent started with `NOTIFY_SOCKET` pointing at
+/// it, `WATCHDOG_USEC` set, and `extra` variables.
+async fn agent_under_systemd(
+    extra: &[(&str, &std::ffi::OsStr)],
+) -> (AgentDir, UnixDatagram, AgentProc) {
     let dir = AgentDir::new().expect("agent dir");
     let notify_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("read timeout");
+    let mut env = vec![
+        ("NOTIFY_SOCKET", notify_path.as_os_str()),
+        ("WATCHDOG_USEC", WATCHDOG_USEC.as_ref()),
+    ];
+    env.extend_from_slice(extra);
+    let agent = dir.start_with_env(&env).await.expect("agent starts");
+    (dir, socket, agent)
+}
 
-    let mut agent = dir
-        .start_with_env(&[
-            ("NOTIFY_SOCKET", notify_path.as_os_str()),
-            ("WATCHDOG_USEC", WATCHDOG_USEC.as_ref()),
-        ])
-        .await
-        .expect("agent starts");
+fn count(lines: &[String], line: &str) -> usize {
+    lines.iter().filter(|l| *l == line).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_watchdog_and_stopping_reach_systemd() {
+    let (_dir, socket, mut agent) = agent_under_systemd(&[]).await;
     let lines = collect(&socket, |l| count(l, "WATCHDOG=1") >= KEEPALIVES_WANTED);
     assert_eq!(count(&lines, "READY=1"), 1, "one READY=1: {lines:?}");
     let ready_at = lines.iter().position(|l| l == "READY=1");
@@ -70,21 +78,8 @@ async fn ready_watchdog_and_stopping_reach_systemd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_keepalives_when_the_watchdog_is_meant_for_another_process() {
-    let dir = AgentDir::new().expect("agent dir");
-    let notify_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("read timeout");
     // WATCHDOG_PID 1: inherited variables, not ours (sd_watchdog_enabled(3)).
-    let mut agent = dir
-        .start_with_env(&[
-            ("NOTIFY_SOCKET", notify_path.as_os_str()),
-            ("WATCHDOG_USEC", WATCHDOG_USEC.as_ref()),
-            ("WATCHDOG_PID", "1".as_ref()),
-        ])
-        .await
-        .expect("agent starts");
+    let (_dir, socket, mut agent) = agent_under_systemd(&[("WATCHDOG_PID", "1".as_ref())]).await;
     // READY=1 arrives; then a second of silence where keep-alives would
     // have come every 150 ms.
     let started = Instant::now();
