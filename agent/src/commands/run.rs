@@ -48,7 +48,8 @@ async fn serve(config: Config) -> Result<(), Failure> {
         std::env::var("WATCHDOG_PID").ok().as_deref(),
         std::process::id(),
     );
-    // Without a watchdog the tick still runs, rarely, and does nothing.
+    // Without a watchdog the branch below is disabled; the interval is a
+    // placeholder that is never polled.
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3_600)));
     let mut withheld = false;
     loop {
@@ -81,7 +82,12 @@ async fn serve(config: Config) -> Result<(), Failure> {
                 }
             }
             _ = status_tick.tick() => {
-                let line = daemon.health().await.status_line();
+                // Bounded: a store read stuck on a stalled disk must not hold
+                // up this loop, and with it the watchdog's keep-alives.
+                let line = match tokio::time::timeout(Duration::from_millis(STATUS_READ_TIMEOUT_MS), daemon.health()).await {
+                    Ok(health) => health.status_line(),
+                    Err(_) => format!("degraded: the store did not answer within {STATUS_READ_TIMEOUT_MS} ms"),
+                };
                 notify(&[sd_notify::NotifyState::Status(&line)]);
             }
         }
@@ -105,6 +111,9 @@ fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Opt
     }
     Some(Duration::from_micros(usec / 2).max(Duration::from_millis(WATCHDOG_TICK_MIN_MS)))
 }
+
+/// Longest the `STATUS=` line waits for the store's figures.
+const STATUS_READ_TIMEOUT_MS: u64 = 2_000;
 
 /// Shortest keep-alive interval, whatever `WatchdogSec=` says.
 const WATCHDOG_TICK_MIN_MS: u64 = 50;
