@@ -32,6 +32,7 @@ use pos_agent::sync_worker::holds::OwnHolds;
 use pos_agent::sync_worker::upload;
 use pos_central::Storage;
 use pos_central::server::{AppState, router, serve};
+use pos_central::snapshot::CheckedSnapshot;
 use pos_points::{Bundle, Format};
 use pos_sync::protocol::BundleFormat;
 use pos_sync::{ClientConfig, Digest32, EntryKind, LedgerEntry, SyncClient, Token};
@@ -247,8 +248,7 @@ fn main() {
     storage
         .publish_bundle(bundle, jiff::Timestamp::now())
         .expect("publish");
-    let snapshot = pos_central::snapshot::MembersSnapshot::parse(&members_json().to_string())
-        .expect("members snapshot");
+    let snapshot = MembersSnapshot::parse(&members_json().to_string()).expect("members snapshot");
     storage.import_members(&snapshot).expect("members");
     let state = Arc::new(AppState {
         storage,

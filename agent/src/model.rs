@@ -14,45 +14,7 @@ use std::collections::BTreeMap;
 
 use pos_points::Quote;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serialize};
-
-/// Reads a decimal the way the points spec writes them: a JSON string of an
-/// optional `-`, digits, optionally `.` and digits. A JSON number, an
-/// exponent, `+`, `_` or spaces are refused (`Decimal::from_str` would take
-/// some of them), so the API means exactly what `pos-agent quote` means.
-/// Bounded like the points engine's decimals; normalised, so `"1.0"` and
-/// `"1"` are the same content for idempotency.
-fn strict_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-    use serde::de::Error;
-    let text = String::deserialize(d)?;
-    let digits = text.strip_prefix('-').unwrap_or(&text);
-    let (whole, fraction) = match digits.split_once('.') {
-        Some((whole, fraction)) => (whole, Some(fraction)),
-        None => (digits, None),
-    };
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f)) {
-        return Err(D::Error::custom(format!(
-            "not a decimal string like \"12.34\": {text:?}"
-        )));
-    }
-    let out_of_range = || {
-        D::Error::custom(format!(
-            "decimal out of range: {text:?} (at most {} decimal places and absolute value <= {})",
-            pos_points::limits::DECIMAL_SCALE_MAX,
-            pos_points::limits::DECIMAL_ABS_MAX
-        ))
-    };
-    let value = Decimal::from_str_exact(&text)
-        .map_err(|_| out_of_range())?
-        .normalize();
-    if value.scale() > pos_points::limits::DECIMAL_SCALE_MAX
-        || value.abs() > Decimal::from(pos_points::limits::DECIMAL_ABS_MAX)
-    {
-        return Err(out_of_range());
-    }
-    Ok(value)
-}
+use serde::{Deserialize, Serialize};
 
 /// How the POS names the member on a basket: `{"id": "M-1001"}` or
 /// `{"card": "9990000010013"}`, exactly one of the two.
@@ -80,13 +42,13 @@ pub struct BasketLine {
     #[serde(default)]
     pub category: Option<String>,
     /// > 0; weighted items have decimals.
-    #[serde(deserialize_with = "strict_decimal")]
+    #[serde(deserialize_with = "pos_points::deserialize_decimal")]
     pub qty: Decimal,
     /// >= 0.
-    #[serde(deserialize_with = "strict_decimal")]
+    #[serde(deserialize_with = "pos_points::deserialize_decimal")]
     pub unit_price: Decimal,
     /// On the whole line, >= 0; default 0.
-    #[serde(default, deserialize_with = "strict_decimal")]
+    #[serde(default, deserialize_with = "pos_points::deserialize_decimal")]
     pub discount: Decimal,
 }
 
@@ -230,7 +192,7 @@ pub struct SaleAnswer {
 #[serde(deny_unknown_fields)]
 pub struct ReturnLine {
     pub line: u32,
-    #[serde(deserialize_with = "strict_decimal")]
+    #[serde(deserialize_with = "pos_points::deserialize_decimal")]
     pub qty: Decimal,
 }
 
@@ -336,60 +298,9 @@ pub struct MemberBalances {
     pub programs: BTreeMap<String, ProgramBalance>,
 }
 
-/// Per-program data of a member in a snapshot or download.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemberProgramData {
-    #[serde(default)]
-    pub tier: Option<String>,
-    #[serde(default)]
-    pub available: i64,
-    #[serde(default)]
-    pub pending: i64,
-}
-
-/// One member of a snapshot (agent spec §2) or of a member download.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemberData {
-    pub id: String,
-    #[serde(default)]
-    pub cards: Vec<String>,
-    /// `YYYY-MM-DD`.
-    #[serde(default)]
-    pub birthday: Option<String>,
-    #[serde(default)]
-    pub blocked: bool,
-    /// The programs the member is enrolled in.
-    #[serde(default)]
-    pub programs: BTreeMap<String, MemberProgramData>,
-}
-
-/// `pos-agent import --members FILE`: `{"members": [...]}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MembersSnapshot {
-    pub members: Vec<MemberData>,
-}
-
-/// One catalog product (agent spec §2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Product {
-    pub sku: String,
-    pub name: String,
-    #[serde(default)]
-    pub category: Option<String>,
-    #[serde(deserialize_with = "strict_decimal")]
-    pub price: Decimal,
-}
-
-/// `pos-agent import --catalog FILE`: `{"products": [...]}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CatalogSnapshot {
-    pub products: Vec<Product>,
-}
+pub use pos_sync::snapshot::{
+    CatalogSnapshot, MemberData, MemberProgramData, MembersSnapshot, Product,
+};
 
 /// What `import` loaded.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

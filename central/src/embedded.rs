@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::error::CentralError;
 use crate::files::{CentralDir, new_token, token_hash};
 use crate::server::{self, AppState};
-use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
+use crate::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
 use crate::storage::Storage;
 
 /// A central serving on a local address until [`RunningCentral::stop`].

@@ -48,7 +48,7 @@ use tower::ServiceExt;
 
 use crate::error::CentralError;
 use crate::files::token_hash;
-use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
+use crate::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
 use crate::storage::{LISTING_ROWS_MAX, LedgerFilter, Storage};
 
 /// Largest member or catalog snapshot accepted: 64 MiB.

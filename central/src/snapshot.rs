@@ -2,9 +2,8 @@
 //! admin API receives them. Parsed strictly (unknown fields refused) and
 //! validated with errors that name the record and field.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::error::CentralError;
@@ -16,57 +15,18 @@ pub const RECORDS_MAX: usize = 1_000_000;
 /// Most cards per member.
 pub const CARDS_PER_MEMBER_MAX: usize = 64;
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MembersSnapshot {
-    pub members: Vec<MemberRecord>,
-}
+pub use pos_sync::snapshot::{
+    CatalogSnapshot, MemberData, MemberProgramData, MembersSnapshot, Product,
+};
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemberRecord {
-    pub id: String,
-    #[serde(default)]
-    pub cards: Vec<String>,
-    /// `YYYY-MM-DD`.
-    #[serde(default)]
-    pub birthday: Option<String>,
-    #[serde(default)]
-    pub blocked: bool,
-    #[serde(default)]
-    pub programs: BTreeMap<String, MemberProgramRecord>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemberProgramRecord {
-    #[serde(default)]
-    pub tier: Option<String>,
-    /// At central this is the member's opening balance in the program (the
-    /// balance carried over from the system the snapshot comes from); points
-    /// applied from ledgers are added to it. Re-importing replaces it.
-    #[serde(default)]
-    pub available: i64,
-    /// Accepted for symmetry with the agent's format; central has no pending
-    /// period in v1, so it must be 0.
-    #[serde(default)]
-    pub pending: i64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CatalogSnapshot {
-    pub products: Vec<ProductRecord>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProductRecord {
-    pub sku: String,
-    pub name: String,
-    #[serde(default)]
-    pub category: Option<String>,
-    pub price: Decimal,
+/// Central's reading of a snapshot: the shared format (`pos_sync::snapshot`,
+/// one definition for register and central), then central's own checks,
+/// every problem at once with the record and field it concerns.
+pub trait CheckedSnapshot: Sized {
+    /// Parses strictly (the path of a shape error is named) and validates.
+    fn parse(text: &str) -> Result<Self, CentralError>;
+    /// Every problem at once, one per line.
+    fn validate(&self) -> Result<(), CentralError>;
 }
 
 fn check_text(path: &str, text: &str) -> Result<(), String> {
@@ -93,15 +53,14 @@ fn parse_json<'a, T: Deserialize<'a>>(what: &str, text: &'a str) -> Result<T, Ce
         .map_err(|e| CentralError::Invalid(format!("{what}: {}: {}", e.path(), e.inner())))
 }
 
-impl MembersSnapshot {
-    pub fn parse(text: &str) -> Result<MembersSnapshot, CentralError> {
+impl CheckedSnapshot for MembersSnapshot {
+    fn parse(text: &str) -> Result<MembersSnapshot, CentralError> {
         let snapshot: MembersSnapshot = parse_json("members snapshot", text)?;
         snapshot.validate()?;
         Ok(snapshot)
     }
 
-    /// Every problem at once, one per line.
-    pub fn validate(&self) -> Result<(), CentralError> {
+    fn validate(&self) -> Result<(), CentralError> {
         let mut errors = Vec::new();
         if self.members.len() > RECORDS_MAX {
             errors.push(format!(
@@ -173,14 +132,14 @@ impl MembersSnapshot {
     }
 }
 
-impl CatalogSnapshot {
-    pub fn parse(text: &str) -> Result<CatalogSnapshot, CentralError> {
+impl CheckedSnapshot for CatalogSnapshot {
+    fn parse(text: &str) -> Result<CatalogSnapshot, CentralError> {
         let snapshot: CatalogSnapshot = parse_json("catalog snapshot", text)?;
         snapshot.validate()?;
         Ok(snapshot)
     }
 
-    pub fn validate(&self) -> Result<(), CentralError> {
+    fn validate(&self) -> Result<(), CentralError> {
         let mut errors = Vec::new();
         if self.products.len() > RECORDS_MAX {
             errors.push(format!(

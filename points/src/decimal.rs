@@ -124,6 +124,14 @@ pub fn parse(text: &str) -> Result<Decimal, String> {
     Ok(value)
 }
 
+/// serde `deserialize_with` for decimals outside a bundle (API bodies,
+/// snapshots): a JSON string read exactly as [`parse`] reads bundles, so
+/// every input of the system means the same thing by `"12.34"`.
+pub fn deserialize_strict<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    let text = String::deserialize(d)?;
+    parse(&text).map_err(|e| <D::Error as serde::de::Error>::custom(format!("decimal {e}")))
+}
+
 /// `a × b`, exactly, or `None`.
 pub fn mul(a: Decimal, b: Decimal) -> Option<Decimal> {
     if let Some(product) = exact_mul(a, b) {

@@ -78,7 +78,7 @@ pub use bundle::{
     Bundle, Day, Format, Group, GroupMode, Hours, Limits, Match, Program, Redeem, Rule, RuleKind,
     Tier, When,
 };
-pub use decimal::Rounding;
+pub use decimal::{Rounding, deserialize_strict as deserialize_decimal, parse as parse_decimal};
 pub use error::{Error, ErrorKind, Problem};
 pub use quote::{Limit, ProgramQuote, Quote, RuleQuote, quote};
 

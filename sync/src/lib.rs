@@ -48,6 +48,7 @@ pub mod protocol;
 pub mod rechain;
 pub mod retry;
 pub mod signing;
+pub mod snapshot;
 pub mod wire;
 
 pub use client::{ClientConfig, SyncClient, Token};

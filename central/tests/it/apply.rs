@@ -4,7 +4,7 @@
 
 use ed25519_dalek::SigningKey;
 use pos_central::rules;
-use pos_central::snapshot::{CatalogSnapshot, MembersSnapshot};
+use pos_central::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
 use pos_central::storage::{LedgerFilter, NewBundle, Storage};
 use pos_central::{CentralError, SqliteStorage};
 use pos_sync::protocol::{
