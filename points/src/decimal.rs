@@ -129,7 +129,7 @@ pub fn parse(text: &str) -> Result<Decimal, String> {
 /// every input of the system means the same thing by `"12.34"`.
 pub fn deserialize_strict<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
     let text = String::deserialize(d)?;
-    parse(&text).map_err(|e| <D::Error as serde::de::Error>::custom(format!("decimal {e}")))
+    parse(&text).map_err(|e| <D::Error as serde::de::Error>::custom(format!("the value {e}")))
 }
 
 /// `a × b`, exactly, or `None`.
