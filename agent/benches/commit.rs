@@ -159,6 +159,30 @@ fn store_commit(c: &mut Criterion) {
             rt.block_on(store.commit_sale(sale(id))).expect("commit")
         })
     });
+    // Throughput through the store: several callers at once, as the API's
+    // connections and the session would be.
+    group.bench_function(format!("store_{CLIENTS}_callers"), |b| {
+        b.iter_custom(|iters| {
+            let started = std::time::Instant::now();
+            rt.block_on(async {
+                let callers: Vec<_> = shares(iters)
+                    .map(|share| {
+                        let (store, next) = (store.clone(), &next);
+                        let first = next.fetch_add(share, Ordering::Relaxed);
+                        tokio::spawn(async move {
+                            for id in first..first + share {
+                                store.commit_sale(sale(id)).await.expect("commit");
+                            }
+                        })
+                    })
+                    .collect();
+                for caller in callers {
+                    caller.await.expect("caller");
+                }
+            });
+            started.elapsed()
+        })
+    });
     group.finish();
     rt.block_on(store.close()).expect("close");
 }
@@ -251,9 +275,47 @@ fn api_unix_socket(c: &mut Criterion) {
             assert_eq!(status, 200);
         })
     });
+    // Throughput: several clients at once, each committing sales one after
+    // another on its own connection. The writer then always has the next
+    // sale queued, so what is measured is the rate the agent sustains, not
+    // one client's round-trip latency.
+    group.bench_function(format!("api_unix_socket_{CLIENTS}_clients"), |b| {
+        b.iter_custom(|iters| {
+            let started = std::time::Instant::now();
+            std::thread::scope(|scope| {
+                for share in shares(iters) {
+                    let (socket, next) = (&socket, &next);
+                    scope.spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("client runtime");
+                        for _ in 0..share {
+                            let id = next.fetch_add(1, Ordering::Relaxed);
+                            let body = serde_json::to_vec(&sale(id)).expect("json");
+                            let (status, answer) = rt
+                                .block_on(client::request(socket, "POST", "/v1/sales", Some(body)))
+                                .expect("request");
+                            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+                        }
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
     group.finish();
     drop(sender);
     rt.block_on(daemon.shutdown()).expect("shutdown");
+}
+
+/// Clients committing at once in the throughput rows: enough that one is
+/// always waiting while the writer commits another's sale.
+const CLIENTS: u64 = 4;
+
+/// `iters` sales split between the [`CLIENTS`].
+fn shares(iters: u64) -> impl Iterator<Item = u64> {
+    (0..CLIENTS).map(move |i| iters / CLIENTS + u64::from(i < iters % CLIENTS))
 }
 
 criterion_group!(benches, bare_rusqlite, store_commit, api_unix_socket);
