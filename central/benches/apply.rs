@@ -22,9 +22,9 @@ use pos_central::server::{self, AppState};
 use pos_central::storage::{NewBundle, Storage};
 use pos_sync::protocol::{BatchOutcome, BundleFormat, ReceivedBatch, UploadBatch};
 use pos_sync::signing::sign_bundle;
-use pos_sync::{ClientConfig, Digest32, EntryKind, LedgerEntry, SyncClient, Token, wire};
+use pos_sync::testing::Chain;
+use pos_sync::{ClientConfig, Digest32, LedgerEntry, SyncClient, Token, wire};
 use rand::SeedableRng;
-use uuid::Uuid;
 
 const TERMINAL: &str = "store-1-reg-1";
 const BATCH_ENTRIES: usize = 1_000;
@@ -34,31 +34,17 @@ const MEMBERS: u64 = 5_000;
 
 /// A register's chain, `count` entries from `first_seq` after `prev`.
 fn chain(first_seq: u64, prev: Digest32, count: usize) -> Vec<LedgerEntry> {
-    let mut prev = prev;
-    (0..count as u64)
-        .map(|i| {
-            let seq = first_seq + i;
-            let mut e = LedgerEntry {
-                entry_id: Uuid::now_v7(),
-                terminal_id: TERMINAL.into(),
-                seq,
-                prev_hash: Digest32::ZERO,
-                hash: Digest32::ZERO,
-                kind: EntryKind::Earn,
-                program: "main".into(),
-                member: format!("M-{}", seq * 7919 % MEMBERS),
-                points: (seq % 97) as i64 + 1,
-                sale_id: Some(format!("S-{seq:08}")),
-                return_id: None,
-                rules_version: 1,
-                occurred_at: jiff::Timestamp::now().to_string(),
-                detail:
+    let mut chain = Chain::new(TERMINAL);
+    chain.resume_after(first_seq - 1, prev);
+    (0..count)
+        .map(|_| {
+            chain.entry_with(|e| {
+                e.member = format!("M-{}", e.seq * 7919 % MEMBERS);
+                e.points = (e.seq % 97) as i64 + 1;
+                e.detail =
                     r#"{"base":54,"tier_bonus":27,"rules":[{"id":"double-shoes","points":54}]}"#
-                        .into(),
-            };
-            e.chain_after(prev);
-            prev = e.hash;
-            e
+                        .into();
+            })
         })
         .collect()
 }

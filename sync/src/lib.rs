@@ -49,6 +49,8 @@ pub mod rechain;
 pub mod retry;
 pub mod signing;
 pub mod snapshot;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wire;
 
 pub use client::{ClientConfig, SyncClient, Token};

@@ -12,10 +12,10 @@ use pos_sync::protocol::{
     UploadAnswer, UploadBatch,
 };
 use pos_sync::signing::{sign_bundle, verify_bundle};
+use pos_sync::testing::Chain;
 use pos_sync::{Digest32, EntryKind, LedgerEntry, wire};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use uuid::Uuid;
 
 const TERMINAL: &str = "store-1-reg-1";
 const NOW: &str = "2026-11-28T12:00:00Z";
@@ -45,45 +45,8 @@ fn central() -> SqliteStorage {
 }
 
 /// The register side: appends entries to a chain like the agent does.
-struct Register {
-    seq: u64,
-    last: Digest32,
-}
-
-impl Register {
-    fn new() -> Register {
-        Register {
-            seq: 0,
-            last: Digest32::ZERO,
-        }
-    }
-
-    fn entry(&mut self, kind: EntryKind, member: &str, points: i64) -> LedgerEntry {
-        self.seq += 1;
-        let mut e = LedgerEntry {
-            entry_id: Uuid::now_v7(),
-            terminal_id: TERMINAL.into(),
-            seq: self.seq,
-            prev_hash: Digest32::ZERO,
-            hash: Digest32::ZERO,
-            kind,
-            program: "main".into(),
-            member: member.into(),
-            points,
-            sale_id: Some(format!("S-{}", self.seq)),
-            return_id: None,
-            rules_version: 1,
-            occurred_at: "2026-11-28T11:05:00+01:00".into(),
-            detail: "{}".into(),
-        };
-        e.chain_after(self.last);
-        self.last = e.hash;
-        e
-    }
-
-    fn earn(&mut self, member: &str, points: i64) -> LedgerEntry {
-        self.entry(EntryKind::Earn, member, points)
-    }
+fn register() -> Chain {
+    Chain::new(TERMINAL).occurred_at("2026-11-28T11:05:00+01:00")
 }
 
 /// Goes through the real wire encoding, as the HTTP layer does.
@@ -127,7 +90,7 @@ fn conflict_kinds(s: &SqliteStorage) -> Vec<String> {
 #[test]
 fn a_batch_is_applied_and_answers_balances_of_touched_members() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     let entries = vec![r.earn("M-1", 100), r.earn("M-2", 40), r.earn("M-1", 5)];
     let answer = upload(&s, &entries);
     assert_eq!(results(&answer), vec![EntryResult::Applied; 3]);
@@ -153,7 +116,7 @@ fn a_batch_is_applied_and_answers_balances_of_touched_members() {
 #[test]
 fn a_resent_batch_is_duplicate_and_counted_once() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     let entries = vec![r.earn("M-1", 100), r.earn("M-1", 50)];
     upload(&s, &entries);
     // The answer was lost: the register sends the same batch plus one more.
@@ -176,15 +139,14 @@ fn a_resent_batch_is_duplicate_and_counted_once() {
 #[test]
 fn an_entry_id_already_applied_under_another_seq_is_duplicate_and_consumes_the_seq() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     let first = r.earn("M-1", 100);
     upload(&s, std::slice::from_ref(&first));
     // Same entry id re-numbered to seq 2 (a register that re-chained it).
     let mut moved = first.clone();
     moved.seq = 2;
     moved.chain_after(first.hash);
-    r.seq = 2;
-    r.last = moved.hash;
+    r.resume_after(2, moved.hash);
     let next = r.earn("M-1", 7);
     let answer = upload(&s, &[moved, next]);
     assert_eq!(
@@ -198,7 +160,7 @@ fn an_entry_id_already_applied_under_another_seq_is_duplicate_and_consumes_the_s
 #[test]
 fn a_batch_past_the_next_seq_is_a_gap() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     let entries = [r.earn("M-1", 1), r.earn("M-1", 2), r.earn("M-1", 3)];
     upload(&s, &entries[..1]);
     let answer = upload(&s, &entries[2..]);
@@ -210,14 +172,12 @@ fn a_batch_past_the_next_seq_is_a_gap() {
 #[test]
 fn a_held_seq_with_another_hash_is_seq_reused_and_nothing_is_applied() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     let entries = vec![r.earn("M-1", 10), r.earn("M-1", 20)];
     upload(&s, &entries);
     // The register was restored from a backup taken after seq 1.
-    let mut restored = Register::new();
-    restored.earn("M-1", 10);
-    restored.seq = 1;
-    restored.last = entries[0].hash;
+    let mut restored = register();
+    restored.resume_after(1, entries[0].hash);
     let new_two = restored.earn("M-9", 500);
     let new_three = restored.earn("M-9", 1);
     let answer = upload(
@@ -253,7 +213,7 @@ fn a_held_seq_with_another_hash_is_seq_reused_and_nothing_is_applied() {
 #[test]
 fn a_redemption_over_the_balance_is_an_overdraft_applied_anyway() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     let entries = vec![r.earn("M-1", 300), r.entry(EntryKind::Redeem, "M-1", -500)];
     let answer = upload(&s, &entries);
     assert_eq!(
@@ -280,18 +240,19 @@ fn a_redemption_over_the_balance_is_an_overdraft_applied_anyway() {
 #[test]
 fn rejected_entries_consume_their_seq_and_later_entries_still_apply() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     let ok1 = r.earn("M-1", 10);
-    let mut unknown = r.earn("M-1", 1_000);
-    unknown.program = "ghost".into();
-    unknown.chain_after(ok1.hash);
-    r.last = unknown.hash;
+    let unknown = r.entry_with(|e| {
+        e.member = "M-1".into();
+        e.points = 1_000;
+        e.program = "ghost".into();
+    });
     let mut altered = r.earn("M-1", 20);
     altered.points = 2_000_000; // changed after hashing
     let ok4 = r.earn("M-1", 30);
     let mut broken = r.earn("M-1", 40);
     broken.chain_after(Digest32([9; 32])); // a chain that does not link
-    r.last = broken.hash;
+    r.resume_after(broken.seq, broken.hash);
     let ok6 = r.earn("M-1", 50);
     let answer = upload(&s, &[ok1, unknown, altered, ok4, broken, ok6]);
     let got = results(&answer);
@@ -326,12 +287,13 @@ fn rejected_entries_consume_their_seq_and_later_entries_still_apply() {
 #[test]
 fn a_malformed_entry_is_rejected_alone() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     let ok = r.earn("M-1", 10);
-    let mut bad = r.earn("M-1", 10);
-    bad.occurred_at = "last tuesday".into();
-    bad.chain_after(ok.hash);
-    r.last = bad.hash;
+    let bad = r.entry_with(|e| {
+        e.member = "M-1".into();
+        e.points = 10;
+        e.occurred_at = "last tuesday".into();
+    });
     let after = r.earn("M-1", 5);
     let got = results(&upload(&s, &[ok, bad, after]));
     assert!(matches!(&got[1], EntryResult::Rejected { reason } if reason.contains("occurred_at")));
@@ -342,14 +304,17 @@ fn a_malformed_entry_is_rejected_alone() {
 #[test]
 fn clock_skew_over_a_day_is_recorded_but_applied() {
     let s = central();
-    let mut r = Register::new();
-    let mut skewed = r.earn("M-1", 10);
-    skewed.occurred_at = "2026-11-26T11:59:00Z".into(); // 48 h before receipt
-    skewed.chain_after(Digest32::ZERO);
-    r.last = skewed.hash;
-    let mut fine = r.earn("M-1", 10);
-    fine.occurred_at = "2026-11-27T12:00:01Z".into(); // just under 24 h
-    fine.chain_after(skewed.hash);
+    let mut r = register();
+    let skewed = r.entry_with(|e| {
+        e.member = "M-1".into();
+        e.points = 10;
+        e.occurred_at = "2026-11-26T11:59:00Z".into(); // 48 h before receipt
+    });
+    let fine = r.entry_with(|e| {
+        e.member = "M-1".into();
+        e.points = 10;
+        e.occurred_at = "2026-11-27T12:00:01Z".into(); // just under 24 h
+    });
     let got = results(&upload(&s, &[skewed, fine]));
     assert_eq!(got, vec![EntryResult::Applied; 2]);
     assert_eq!(conflict_kinds(&s), vec!["clock_skew"]);
@@ -365,7 +330,7 @@ fn card_tokens_known_at_central_credit_the_cards_member() {
     )
     .unwrap();
     s.import_members(&snapshot).unwrap();
-    let mut r = Register::new();
+    let mut r = register();
     let answer = upload(&s, &[r.earn("9990000010013", 25)]);
     assert_eq!(answer.balances[0].member, "M-1001");
     assert_eq!(balance(&s, "M-1001"), (1525, 1525));
@@ -383,7 +348,7 @@ fn card_tokens_known_at_central_credit_the_cards_member() {
 #[test]
 fn holds_reduce_available_and_the_redeem_entry_settles_them() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     upload(&s, &[r.earn("M-1", 1_000)]);
     let hold = |points, sale: &str| HoldRequest {
         terminal_id: TERMINAL.into(),
@@ -475,7 +440,7 @@ fn member_and_catalog_changes_page_by_cursor() {
     assert_eq!(empty.next_cursor, rest.next_cursor);
 
     // A ledger upload changes M-3's balance: it shows up after the cursor.
-    let mut r = Register::new();
+    let mut r = register();
     upload(&s, &[r.earn("C-3", 70)]);
     let changed = s.member_changes(rest.next_cursor, 10).unwrap();
     assert_eq!(changed.changes.len(), 1);
@@ -550,7 +515,7 @@ fn a_card_moved_by_a_later_snapshot_credits_its_new_member() {
     assert_eq!(ids, vec!["A", "B"]);
     let a = changed.changes.iter().find(|c| c.id == "A").unwrap();
     assert!(a.cards.is_empty());
-    let mut r = Register::new();
+    let mut r = register();
     let answer = upload(&s, &[r.earn("C-1", 5)]);
     assert_eq!(answer.balances[0].member, "B");
 }
@@ -558,7 +523,7 @@ fn a_card_moved_by_a_later_snapshot_credits_its_new_member() {
 #[test]
 fn points_earned_under_an_unknown_card_move_to_the_member_it_is_linked_to() {
     let s = central();
-    let mut r = Register::new();
+    let mut r = register();
     upload(&s, &[r.earn("999-NEW", 40), r.earn("M-7", 5)]);
     assert_eq!(balance(&s, "999-NEW"), (40, 40));
     let cursor = s.member_changes(0, 100).unwrap().next_cursor;

@@ -6,11 +6,11 @@ use pos_central::SqliteStorage;
 use pos_central::storage::{LedgerFilter, NewBundle, Storage};
 use pos_sync::protocol::{BatchOutcome, BundleFormat, EntryResult, UploadBatch};
 use pos_sync::signing::sign_bundle;
-use pos_sync::{Digest32, EntryKind, LedgerEntry, wire};
+use pos_sync::testing::Chain;
+use pos_sync::{EntryKind, LedgerEntry, wire};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rand::SeedableRng;
-use uuid::Uuid;
 
 const TERMINAL: &str = "reg-1";
 
@@ -30,30 +30,17 @@ fn central() -> SqliteStorage {
 }
 
 fn chain(points: &[i64]) -> Vec<LedgerEntry> {
-    let mut prev = Digest32::ZERO;
+    let mut chain = Chain::new(TERMINAL);
     points
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let mut e = LedgerEntry {
-                entry_id: Uuid::now_v7(),
-                terminal_id: TERMINAL.into(),
-                seq: i as u64 + 1,
-                prev_hash: Digest32::ZERO,
-                hash: Digest32::ZERO,
-                kind: EntryKind::Adjust,
-                program: "main".into(),
-                member: format!("M-{}", i % 3),
-                points: *p,
-                sale_id: None,
-                return_id: None,
-                rules_version: 1,
-                occurred_at: jiff::Timestamp::now().to_string(),
-                detail: "{}".into(),
-            };
-            e.chain_after(prev);
-            prev = e.hash;
-            e
+            chain.entry_with(|e| {
+                e.kind = EntryKind::Adjust;
+                e.member = format!("M-{}", i % 3);
+                e.points = *p;
+                e.sale_id = None;
+            })
         })
         .collect()
 }

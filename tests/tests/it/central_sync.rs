@@ -3,14 +3,13 @@
 //! fault-injecting proxy, signed rules, changes by cursor and holds.
 
 use std::path::Path;
-use std::process::Command;
 
 use pos_sync::protocol::{
     BatchOutcome, EntryResult, HoldAnswer, HoldRelease, HoldRequest, UploadAnswer, UploadBatch,
 };
 use pos_sync::signing::{parse_public_key, verify_bundle};
-use pos_sync::uuid::Uuid;
-use pos_sync::{ClientConfig, Digest32, EntryKind, LedgerEntry, SyncClient, SyncError, Token};
+use pos_sync::testing::Chain;
+use pos_sync::{ClientConfig, EntryKind, LedgerEntry, SyncClient, SyncError, Token};
 use pos_tests::central_proc::Central;
 use pos_tests::proxy::{Mode, Proxy};
 
@@ -48,52 +47,6 @@ fn client_for(central: &Central, url: &str, token: &str) -> SyncClient {
     SyncClient::new(&config).unwrap()
 }
 
-struct Register {
-    seq: u64,
-    last: Digest32,
-}
-
-impl Register {
-    fn new() -> Register {
-        Register {
-            seq: 0,
-            last: Digest32::ZERO,
-        }
-    }
-
-    fn entry(&mut self, kind: EntryKind, member: &str, points: i64) -> LedgerEntry {
-        self.seq += 1;
-        let mut e = LedgerEntry {
-            entry_id: Uuid::now_v7(),
-            terminal_id: TERMINAL.into(),
-            seq: self.seq,
-            prev_hash: Digest32::ZERO,
-            hash: Digest32::ZERO,
-            kind,
-            program: "main".into(),
-            member: member.into(),
-            points,
-            sale_id: Some(format!("S-{}", self.seq)),
-            return_id: None,
-            rules_version: 1,
-            occurred_at: jiff_now(),
-            detail: "{}".into(),
-        };
-        e.chain_after(self.last);
-        self.last = e.hash;
-        e
-    }
-}
-
-/// Now, RFC 3339, without pulling a time crate into the tests: `date`.
-fn jiff_now() -> String {
-    let out = Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn batch(entries: &[LedgerEntry]) -> UploadBatch {
     UploadBatch {
         terminal_id: TERMINAL.into(),
@@ -113,7 +66,7 @@ fn results(answer: &UploadAnswer) -> Vec<EntryResult> {
 async fn an_upload_over_tls_is_applied_and_the_admin_api_shows_it() {
     let (central, token, _files) = central();
     let client = client_for(&central, &central.url, &token);
-    let mut r = Register::new();
+    let mut r = Chain::new(TERMINAL);
     let entries = [
         r.entry(EntryKind::Earn, "M-1", 120),
         r.entry(EntryKind::Earn, "M-2", 30),
@@ -145,7 +98,7 @@ async fn an_upload_over_tls_is_applied_and_the_admin_api_shows_it() {
 async fn wrong_tokens_are_refused_as_auth_failures() {
     let (central, token, files) = central();
     let wrong = client_for(&central, &central.url, "not-the-token");
-    let mut r = Register::new();
+    let mut r = Chain::new(TERMINAL);
     let err = wrong
         .upload(&batch(&[r.entry(EntryKind::Earn, "M-1", 1)]))
         .await
@@ -176,7 +129,7 @@ async fn a_terminal_cannot_upload_for_another() {
     let (central, _token, _files) = central();
     let other_token = central.add_terminal("store-1-reg-2").unwrap();
     let client = client_for(&central, &central.url, &other_token);
-    let mut r = Register::new();
+    let mut r = Chain::new(TERMINAL);
     let err = client
         .upload(&batch(&[r.entry(EntryKind::Earn, "M-1", 1)]))
         .await
@@ -203,7 +156,7 @@ async fn a_lost_answer_is_resent_and_applied_exactly_once() {
         Token::new(&token).unwrap(),
     ))
     .unwrap();
-    let mut r = Register::new();
+    let mut r = Chain::new(TERMINAL);
     let entries = [
         r.entry(EntryKind::Earn, "M-1", 100),
         r.entry(EntryKind::Earn, "M-1", 23),
