@@ -37,10 +37,20 @@ const CLOCK_SKEW_SECS_MAX: i64 = 24 * 3_600;
 pub const HOLD_TTL_SECS: i64 = 2 * 3_600;
 /// Most points one hold may reserve.
 const HOLD_POINTS_MAX: i64 = 1_000_000_000;
+/// A hold's row is kept this long after its expiry, whether it lapsed,
+/// settled or was released: a record for whoever looks into a disputed
+/// redemption. After that it only grows the table, and it is deleted. An
+/// expired hold reserves nothing, so deleting it changes no balance.
+pub const HOLD_KEPT_SECS: i64 = 7 * 24 * 3_600;
+/// Most old hold rows deleted per hold placed: the purge rides on each
+/// placement, so its cost per placement stays bounded however long central
+/// went without one.
+const HOLD_PURGE_ROWS_MAX: i64 = 100;
 
 /// The schema, one migration per entry; `PRAGMA user_version` records how
 /// many have run. Never edit a released migration: append one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO meta (key, value) VALUES ('rev', 0);
 CREATE TABLE terminals (
@@ -136,7 +146,12 @@ CREATE TABLE conflicts (
     detail TEXT NOT NULL,
     at TEXT NOT NULL
 );
-"#];
+"#,
+    // 2: holds are purged by expiry (HOLD_KEPT_SECS).
+    r#"
+CREATE INDEX holds_expiry ON holds (expires_at);
+"#,
+];
 
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
@@ -1243,6 +1258,11 @@ impl Storage for SqliteStorage {
         if request.points > available {
             return Ok(HoldAnswer::Insufficient { available });
         }
+        tx.prepare_cached(
+            "DELETE FROM holds WHERE rowid IN
+               (SELECT rowid FROM holds WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)",
+        )?
+        .execute(params![now_secs - HOLD_KEPT_SECS, HOLD_PURGE_ROWS_MAX])?;
         tx.execute(
             "INSERT INTO holds (terminal_id, sale_id, program, member, points, state, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)

@@ -5,6 +5,7 @@
 use ed25519_dalek::SigningKey;
 use pos_central::rules;
 use pos_central::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
+use pos_central::sqlite::{HOLD_KEPT_SECS, HOLD_TTL_SECS};
 use pos_central::storage::{LedgerFilter, NewBundle, Storage};
 use pos_central::{CentralError, SqliteStorage};
 use pos_sync::protocol::{
@@ -30,7 +31,11 @@ fn key() -> SigningKey {
 
 /// A central with one terminal and program "main" published.
 fn central() -> SqliteStorage {
-    let s = SqliteStorage::open_in_memory().unwrap();
+    provisioned(SqliteStorage::open_in_memory().unwrap())
+}
+
+/// `s` with one terminal and program "main" published.
+fn provisioned(s: SqliteStorage) -> SqliteStorage {
     s.add_terminal(TERMINAL, [1; 32]).unwrap();
     let signed = sign_bundle(&key(), 1, BundleFormat::Json, b"{\"version\": 1}".to_vec());
     s.publish_bundle(
@@ -71,7 +76,11 @@ fn results(answer: &UploadAnswer) -> Vec<EntryResult> {
 }
 
 fn balance(s: &SqliteStorage, member: &str) -> (i64, i64) {
-    let (_, programs) = s.member_balances(member, now()).unwrap().unwrap();
+    balance_at(s, member, now())
+}
+
+fn balance_at(s: &SqliteStorage, member: &str, at: jiff::Timestamp) -> (i64, i64) {
+    let (_, programs) = s.member_balances(member, at).unwrap().unwrap();
     let main = programs.iter().find(|p| p.program == "main").unwrap();
     (main.balance, main.available)
 }
@@ -390,6 +399,66 @@ fn holds_reduce_available_and_the_redeem_entry_settles_them() {
     assert!(s.release_hold(&release).unwrap());
     assert!(!s.release_hold(&release).unwrap());
     assert_eq!(balance(&s, "M-1"), (400, 400));
+}
+
+#[test]
+fn hold_rows_are_purged_a_week_after_they_expire_and_no_balance_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("central.db");
+    let s = provisioned(SqliteStorage::open(&path).unwrap());
+    upload(&s, &[register().earn("M-1", 1_000)]);
+    let hold = |points, sale: &str, at: jiff::Timestamp| {
+        let request = HoldRequest {
+            terminal_id: TERMINAL.into(),
+            member: "M-1".into(),
+            program: "main".into(),
+            sale_id: sale.into(),
+            points,
+        };
+        assert!(matches!(
+            s.place_hold(&request, at).unwrap(),
+            HoldAnswer::Granted { .. }
+        ));
+    };
+    let rows = || -> Vec<String> {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let mut stmt = db
+            .prepare("SELECT sale_id FROM holds ORDER BY sale_id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let later = |secs: i64| {
+        now()
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap()
+    };
+    let expired_long_ago = HOLD_TTL_SECS + HOLD_KEPT_SECS;
+
+    hold(300, "S-2", now()); // lapses unsettled
+    hold(200, "S-3", now());
+    assert!(
+        s.release_hold(&HoldRelease {
+            terminal_id: TERMINAL.into(),
+            sale_id: "S-3".into(),
+            program: "main".into(),
+        })
+        .unwrap()
+    );
+    assert_eq!(balance(&s, "M-1"), (1_000, 700));
+
+    // Just short of a week after they expired: both rows are kept.
+    hold(100, "S-4", later(expired_long_ago - 1));
+    assert_eq!(rows(), ["S-2", "S-3", "S-4"]);
+    // Past it: the next placement deletes them; the open holds stay.
+    hold(100, "S-5", later(expired_long_ago + 1));
+    assert_eq!(rows(), ["S-4", "S-5"]);
+    assert_eq!(
+        balance_at(&s, "M-1", later(expired_long_ago + 1)),
+        (1_000, 800)
+    );
 }
 
 #[test]
