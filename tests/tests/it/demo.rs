@@ -3,7 +3,8 @@
 //! outage and recovery) and its summary holds: exit 0, central's ledger
 //! equal to the registers', the overdraft recorded. With `--dir` the state
 //! stays behind, and `pos-agent db verify` agrees with the demo's own
-//! chain check; a directory with content is refused (exit 2).
+//! chain check; a directory with content is refused (exit 2). Ctrl-C stops
+//! everything cleanly and leaves no temporary directory.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -157,5 +158,76 @@ fn a_directory_with_content_is_refused() -> Result<()> {
     );
     // Nothing was added next to the earlier run's file.
     ensure!(std::fs::read_dir(dir.path())?.count() == 1);
+    Ok(())
+}
+
+/// Ctrl-C in the middle of the day: the demo says so, stops the registers,
+/// the link and central, removes its temporary directory and exits 1 (the
+/// day was not played, so its checks do not hold).
+#[test]
+fn ctrl_c_stops_everything_cleanly() -> Result<()> {
+    use std::io::BufRead;
+    use std::time::Instant;
+    let tmp = tempfile::tempdir()?;
+    let mut child = Command::new(bins::path("pos-agent"))
+        .args(["demo"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn pos-agent demo")?;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+    let stdout = child.stdout.take().context("stdout")?;
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut told = Vec::new();
+    let started = Instant::now();
+    // The second act: central and both registers are up and trading.
+    while !told.iter().any(|l: &String| l.contains("2. Morning")) {
+        let left = DEMO_DEADLINE.saturating_sub(started.elapsed());
+        match lines.recv_timeout(left) {
+            Ok(line) => told.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                bail!("the demo never reached its morning:\n{}", told.join("\n"));
+            }
+        }
+    }
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > DEMO_DEADLINE {
+            let _ = child.kill();
+            bail!("the demo did not stop after Ctrl-C:\n{}", told.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The reader ends with the demo's stdout.
+    told.extend(lines.iter());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().context("stderr")?, &mut stderr)?;
+    let told = told.join("\n");
+    ensure!(
+        status.code() == Some(1),
+        "exit {status:?}\n{told}\n{stderr}"
+    );
+    ensure!(told.contains("Interrupted: stopping"), "{told}");
+    ensure!(told.contains("Everything stopped cleanly."), "{told}");
+    ensure!(!stderr.contains("panicked"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())?.collect();
+    ensure!(
+        left.is_empty(),
+        "the demo left {left:?} in its temporary directory"
+    );
     Ok(())
 }
