@@ -13,6 +13,7 @@ pub mod guard;
 pub mod rules;
 pub mod server;
 pub mod snapshot;
+pub mod snapshot_csv;
 pub mod sqlite;
 pub mod storage;
 

@@ -15,7 +15,7 @@
 //! | `POST /v1/sync/holds` | terminal | `HoldRequest` → `HoldAnswer` |
 //! | `POST /v1/sync/holds/release` | terminal | `HoldRelease` → 204 |
 //! | `POST /v1/admin/rules` | admin | bundle JSON (or TOML with a `toml` content type) → 201 `{"version", "programs"}`; 409 if not newer |
-//! | `POST /v1/admin/members`, `/v1/admin/catalog` | admin | snapshot JSON (agent spec §2) → `{"imported": n}` |
+//! | `POST /v1/admin/members`, `/v1/admin/catalog` | admin | snapshot JSON (agent spec §2), or CSV as `text/csv` (`snapshot_csv`) → `{"imported": n}` |
 //! | `GET /v1/admin/members/{id or card}` | admin | `{"member", "programs": {P: {"balance", "available", "pending"}}}` |
 //! | `GET /v1/admin/ledger?terminal=&member=&limit=` | admin | `{"entries": [...]}` in (terminal, seq) order |
 //! | `GET /v1/admin/terminals` | admin | `{"terminals": [{"terminal_id", "last_seq", "last_hash", "last_contact"}]}` |
@@ -49,6 +49,7 @@ use tower::ServiceExt;
 use crate::error::CentralError;
 use crate::files::token_hash;
 use crate::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
+use crate::snapshot_csv;
 use crate::storage::{LISTING_ROWS_MAX, LedgerFilter, Storage};
 
 /// Largest member or catalog snapshot accepted: 64 MiB.
@@ -422,7 +423,7 @@ async fn import_snapshot(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    import: fn(&dyn Storage, &str) -> Result<usize, CentralError>,
+    import: Import,
 ) -> ApiResult<Response> {
     admin(state, headers)?;
     let body = body.map_err(body_error)?;
@@ -436,10 +437,12 @@ async fn import_members(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    import_snapshot(&state, &headers, body, |s, text| {
-        s.import_members(&MembersSnapshot::parse(text)?)
-    })
-    .await
+    let import: Import = if is_csv(&headers) {
+        |s, text| s.import_members(&snapshot_csv::members(text)?)
+    } else {
+        |s, text| s.import_members(&MembersSnapshot::parse(text)?)
+    };
+    import_snapshot(&state, &headers, body, import).await
 }
 
 async fn import_catalog(
@@ -447,10 +450,23 @@ async fn import_catalog(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    import_snapshot(&state, &headers, body, |s, text| {
-        s.import_catalog(&CatalogSnapshot::parse(text)?)
-    })
-    .await
+    let import: Import = if is_csv(&headers) {
+        |s, text| s.import_catalog(&snapshot_csv::catalog(text)?)
+    } else {
+        |s, text| s.import_catalog(&CatalogSnapshot::parse(text)?)
+    };
+    import_snapshot(&state, &headers, body, import).await
+}
+
+/// Reads a snapshot's text into storage; the number of records imported.
+type Import = fn(&dyn Storage, &str) -> Result<usize, CentralError>;
+
+/// `text/csv` bodies are CSV (`snapshot_csv`); anything else JSON.
+fn is_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/csv"))
 }
 
 async fn admin_member(

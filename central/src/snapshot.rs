@@ -19,14 +19,64 @@ pub use pos_sync::snapshot::{
     CatalogSnapshot, MemberData, MemberProgramData, MembersSnapshot, Product,
 };
 
+/// Most problems listed in one refusal; the rest are counted. A broken
+/// million-row file must not turn into a million-line answer.
+pub const PROBLEMS_LISTED_MAX: usize = 100;
+
 /// Central's reading of a snapshot: the shared format (`pos_sync::snapshot`,
 /// one definition for register and central), then central's own checks,
 /// every problem at once with the record and field it concerns.
 pub trait CheckedSnapshot: Sized {
-    /// Parses strictly (the path of a shape error is named) and validates.
+    /// Parses JSON strictly (the path of a shape error is named) and
+    /// validates.
     fn parse(text: &str) -> Result<Self, CentralError>;
-    /// Every problem at once, one per line.
-    fn validate(&self) -> Result<(), CentralError>;
+    /// Every problem at once, one per line, records named as in JSON
+    /// (`members[3].birthday`).
+    fn validate(&self) -> Result<(), CentralError> {
+        self.validate_in(&Locate::indexed(Self::ARRAY))
+    }
+    /// The same, records named by `locate` (a CSV file names lines).
+    fn validate_in(&self, locate: &Locate<'_>) -> Result<(), CentralError>;
+    /// The JSON array the records are in.
+    const ARRAY: &'static str;
+}
+
+/// How a problem names the record it is in: `members[3].birthday` for a
+/// JSON snapshot, `line 5, birthday` for a CSV one.
+pub struct Locate<'a> {
+    record: Box<dyn Fn(usize) -> String + 'a>,
+    separator: &'static str,
+}
+
+impl<'a> Locate<'a> {
+    /// Records named by their index in the JSON array `array`.
+    pub fn indexed(array: &'static str) -> Locate<'static> {
+        Locate {
+            record: Box::new(move |i| format!("{array}[{i}]")),
+            separator: ".",
+        }
+    }
+
+    /// Record `i` named by `lines[i]`, the line of the file it starts on.
+    pub fn lines(lines: &'a [u64]) -> Locate<'a> {
+        Locate {
+            record: Box::new(move |i| match lines.get(i) {
+                Some(line) => format!("line {line}"),
+                None => format!("record {}", i + 1),
+            }),
+            separator: ", ",
+        }
+    }
+
+    /// Record `i`.
+    pub fn record(&self, i: usize) -> String {
+        (self.record)(i)
+    }
+
+    /// `field` of record `i`.
+    pub fn field(&self, i: usize, field: &str) -> String {
+        format!("{}{}{field}", self.record(i), self.separator)
+    }
 }
 
 fn check_text(path: &str, text: &str) -> Result<(), String> {
@@ -38,12 +88,18 @@ fn check_text(path: &str, text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn finish(errors: Vec<String>) -> Result<(), CentralError> {
+/// `Ok` without problems, else all of them (at most
+/// [`PROBLEMS_LISTED_MAX`] listed) as one `Invalid`.
+pub(crate) fn finish(mut errors: Vec<String>) -> Result<(), CentralError> {
     if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(CentralError::Invalid(errors.join("\n")))
+        return Ok(());
     }
+    if errors.len() > PROBLEMS_LISTED_MAX {
+        let more = errors.len() - PROBLEMS_LISTED_MAX;
+        errors.truncate(PROBLEMS_LISTED_MAX);
+        errors.push(format!("... and {more} more problems"));
+    }
+    Err(CentralError::Invalid(errors.join("\n")))
 }
 
 /// Reads a JSON body, naming the path of the first problem.
@@ -54,13 +110,15 @@ fn parse_json<'a, T: Deserialize<'a>>(what: &str, text: &'a str) -> Result<T, Ce
 }
 
 impl CheckedSnapshot for MembersSnapshot {
+    const ARRAY: &'static str = "members";
+
     fn parse(text: &str) -> Result<MembersSnapshot, CentralError> {
         let snapshot: MembersSnapshot = parse_json("members snapshot", text)?;
         snapshot.validate()?;
         Ok(snapshot)
     }
 
-    fn validate(&self) -> Result<(), CentralError> {
+    fn validate_in(&self, locate: &Locate<'_>) -> Result<(), CentralError> {
         let mut errors = Vec::new();
         if self.members.len() > RECORDS_MAX {
             errors.push(format!(
@@ -71,47 +129,54 @@ impl CheckedSnapshot for MembersSnapshot {
         let mut ids: HashMap<&str, usize> = HashMap::new();
         let mut cards: HashMap<&str, usize> = HashMap::new();
         for (i, m) in self.members.iter().enumerate() {
-            let at = format!("members[{i}]");
+            let id_at = locate.field(i, "id");
             if crate::guard::is_payment_card(&m.id) {
-                errors.push(format!("{at}.id: {}", crate::guard::PAYMENT_CARD_REASON));
-            } else if let Err(e) = check_text(&format!("{at}.id"), &m.id) {
+                errors.push(format!("{id_at}: {}", crate::guard::PAYMENT_CARD_REASON));
+            } else if let Err(e) = check_text(&id_at, &m.id) {
                 errors.push(e);
             }
             if let Some(first) = ids.insert(&m.id, i) {
-                errors.push(format!("{at}.id: {:?} repeats members[{first}]", m.id));
+                errors.push(format!(
+                    "{id_at}: {:?} repeats {}",
+                    m.id,
+                    locate.record(first)
+                ));
             }
             if m.cards.len() > CARDS_PER_MEMBER_MAX {
                 errors.push(format!(
-                    "{at}.cards: {} cards is over the limit of {CARDS_PER_MEMBER_MAX}",
+                    "{}: {} cards is over the limit of {CARDS_PER_MEMBER_MAX}",
+                    locate.field(i, "cards"),
                     m.cards.len()
                 ));
             }
             for (c, card) in m.cards.iter().enumerate() {
+                let card_at = locate.field(i, &format!("cards[{c}]"));
                 if crate::guard::is_payment_card(card) {
                     // Checked first, and never echoed: the number must not
                     // reach a log or an answer either.
-                    errors.push(format!(
-                        "{at}.cards[{c}]: {}",
-                        crate::guard::PAYMENT_CARD_REASON
-                    ));
+                    errors.push(format!("{card_at}: {}", crate::guard::PAYMENT_CARD_REASON));
                     continue;
                 }
-                if let Err(e) = check_text(&format!("{at}.cards[{c}]"), card) {
+                if let Err(e) = check_text(&card_at, card) {
                     errors.push(e);
                 }
                 if let Some(first) = cards.insert(card, i) {
                     errors.push(format!(
-                        "{at}.cards[{c}]: card {card:?} is already members[{first}]'s"
+                        "{card_at}: card {card:?} is already {}'s",
+                        locate.record(first)
                     ));
                 }
             }
             if let Some(b) = &m.birthday
                 && b.parse::<jiff::civil::Date>().is_err()
             {
-                errors.push(format!("{at}.birthday: {b:?} is not a date YYYY-MM-DD"));
+                errors.push(format!(
+                    "{}: {b:?} is not a date YYYY-MM-DD",
+                    locate.field(i, "birthday")
+                ));
             }
             for (program, p) in &m.programs {
-                let at = format!("{at}.programs.{program}");
+                let at = locate.field(i, &format!("programs.{program}"));
                 if let Err(e) = check_text(&at, program) {
                     errors.push(e);
                 }
@@ -133,13 +198,15 @@ impl CheckedSnapshot for MembersSnapshot {
 }
 
 impl CheckedSnapshot for CatalogSnapshot {
+    const ARRAY: &'static str = "products";
+
     fn parse(text: &str) -> Result<CatalogSnapshot, CentralError> {
         let snapshot: CatalogSnapshot = parse_json("catalog snapshot", text)?;
         snapshot.validate()?;
         Ok(snapshot)
     }
 
-    fn validate(&self) -> Result<(), CentralError> {
+    fn validate_in(&self, locate: &Locate<'_>) -> Result<(), CentralError> {
         let mut errors = Vec::new();
         if self.products.len() > RECORDS_MAX {
             errors.push(format!(
@@ -149,22 +216,30 @@ impl CheckedSnapshot for CatalogSnapshot {
         }
         let mut skus: HashMap<&str, usize> = HashMap::new();
         for (i, p) in self.products.iter().enumerate() {
-            let at = format!("products[{i}]");
             for (field, text) in [("sku", &p.sku), ("name", &p.name)] {
-                if let Err(e) = check_text(&format!("{at}.{field}"), text) {
+                if let Err(e) = check_text(&locate.field(i, field), text) {
                     errors.push(e);
                 }
             }
             if let Some(c) = &p.category
-                && let Err(e) = check_text(&format!("{at}.category"), c)
+                && let Err(e) = check_text(&locate.field(i, "category"), c)
             {
                 errors.push(e);
             }
             if let Some(first) = skus.insert(&p.sku, i) {
-                errors.push(format!("{at}.sku: {:?} repeats products[{first}]", p.sku));
+                errors.push(format!(
+                    "{}: {:?} repeats {}",
+                    locate.field(i, "sku"),
+                    p.sku,
+                    locate.record(first)
+                ));
             }
             if p.price.is_sign_negative() {
-                errors.push(format!("{at}.price: must be >= 0, got \"{}\"", p.price));
+                errors.push(format!(
+                    "{}: must be >= 0, got \"{}\"",
+                    locate.field(i, "price"),
+                    p.price
+                ));
             }
         }
         finish(errors)

@@ -166,13 +166,23 @@ pub fn publish_rules(file: &Path, target: &Target) -> anyhow::Result<()> {
     )
 }
 
-pub fn post_json_file(path: &str, file: &Path, target: &Target) -> anyhow::Result<()> {
+/// Posts a snapshot file: `text/csv` when its name ends in `.csv`, JSON
+/// otherwise.
+pub fn post_snapshot_file(path: &str, file: &Path, target: &Target) -> anyhow::Result<()> {
     let text = read_text(file)?;
+    let is_csv = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let content_type = if is_csv {
+        "text/csv"
+    } else {
+        "application/json"
+    };
     request(
         target,
         reqwest::Method::POST,
         path,
-        Some((text, "application/json")),
+        Some((text, content_type)),
     )
 }
 

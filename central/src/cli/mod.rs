@@ -62,13 +62,15 @@ enum Command {
         #[command(flatten)]
         target: admin::Target,
     },
-    /// Import a members snapshot (JSON) through the admin API.
+    /// Import a members snapshot through the admin API: JSON (agent spec
+    /// §2), or CSV when FILE ends in `.csv` (columns in the README).
     ImportMembers {
         file: PathBuf,
         #[command(flatten)]
         target: admin::Target,
     },
-    /// Import a catalog snapshot (JSON) through the admin API.
+    /// Import a catalog snapshot through the admin API: JSON, or CSV when
+    /// FILE ends in `.csv`.
     ImportCatalog {
         file: PathBuf,
         #[command(flatten)]
@@ -140,10 +142,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::PublishRules { file, target } => admin::publish_rules(&file, &target),
         Command::ImportMembers { file, target } => {
-            admin::post_json_file("/v1/admin/members", &file, &target)
+            admin::post_snapshot_file("/v1/admin/members", &file, &target)
         }
         Command::ImportCatalog { file, target } => {
-            admin::post_json_file("/v1/admin/catalog", &file, &target)
+            admin::post_snapshot_file("/v1/admin/catalog", &file, &target)
         }
         Command::AdminGet { path, target } => admin::get(&path, &target),
     }

@@ -373,3 +373,52 @@ async fn a_configured_server_name_is_what_the_certificate_is_checked_against() {
         "{err}"
     );
 }
+
+/// The CSV snapshots in examples/ import through the real CLI (`.csv`
+/// files go as `text/csv`) and give the members and products their JSON
+/// twins give; a broken CSV is refused (exit 2) naming its line, and
+/// imports nothing.
+#[tokio::test]
+async fn csv_snapshots_import_like_their_json_twins() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let import_both = |members: &str, catalog: &str| {
+        let (central, token, files) = central();
+        let imported = central.import_members(examples.join(members)).unwrap();
+        assert_eq!(imported["imported"], 3, "{members}: {imported}");
+        let imported = central.import_catalog(examples.join(catalog)).unwrap();
+        assert_eq!(imported["imported"], 7, "{catalog}: {imported}");
+        (central, token, files)
+    };
+    let (json_central, json_token, _json_files) = import_both("members.json", "catalog.json");
+    let (csv_central, csv_token, csv_files) = import_both("members.csv", "catalog.csv");
+    let json_client = client_for(&json_central, &json_central.url, &json_token);
+    let csv_client = client_for(&csv_central, &csv_central.url, &csv_token);
+    let from_json = json_client.member_changes(0, 100).await.unwrap().changes;
+    let from_csv = csv_client.member_changes(0, 100).await.unwrap().changes;
+    assert_eq!(from_csv, from_json);
+    assert_eq!(from_csv.len(), 3);
+    assert_eq!(
+        csv_central.balance("M-1002", "fuel").unwrap()["available"],
+        40
+    );
+    let from_json = json_client.catalog_changes(0, 100).await.unwrap().changes;
+    let from_csv = csv_client.catalog_changes(0, 100).await.unwrap().changes;
+    assert_eq!(from_csv, from_json);
+
+    let broken = write(
+        csv_files.path(),
+        "broken.csv",
+        "id,program,available\nM-2001,main,10\nM-2002,main,ten\n",
+    );
+    let out = csv_central
+        .cli(&["import-members", broken.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 3, available: must be a whole number"),
+        "{stderr}"
+    );
+    let members = csv_client.member_changes(0, 100).await.unwrap().changes;
+    assert!(members.iter().all(|m| m.id != "M-2001"), "{members:?}");
+}

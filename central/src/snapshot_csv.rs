@@ -1,0 +1,453 @@
+//! Member and catalog snapshots as CSV: the second import format of sync
+//! spec §5 ("the agent spec's `import` formats, or CSV"). The spec names no
+//! columns, so these are ours (README, "Central"); they carry exactly what
+//! the JSON snapshot carries, and the same checks apply to both.
+//!
+//! - One header line names the columns, in any order. An unknown or repeated
+//!   column is refused; so is a missing required one.
+//! - Members: `id` (required), `cards` (card tokens separated by spaces),
+//!   `birthday` (`YYYY-MM-DD`), `blocked` (`true`/`false`, empty is false),
+//!   `program`, `tier`, `available`, `pending` (integers, empty is 0). One
+//!   row per member and program; a member in several programs has several
+//!   rows, which must agree on cards, birthday and blocked. A row with an
+//!   empty `program` adds a member enrolled in nothing (or nothing more).
+//! - Products: `sku`, `name`, `price` (required; the price a decimal string
+//!   like `59.99`), `category`.
+//!
+//! Fields are trimmed (spreadsheet exports pad them), quoted with `"` when
+//! they hold commas. Every problem names its line, and all are listed at once.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use crate::error::CentralError;
+use crate::snapshot::{
+    CatalogSnapshot, CheckedSnapshot, Locate, MemberData, MemberProgramData, MembersSnapshot,
+    Product, finish,
+};
+
+/// Columns of a members CSV; `id` is required.
+pub const MEMBER_COLUMNS: [&str; 8] = [
+    "id",
+    "cards",
+    "birthday",
+    "blocked",
+    "program",
+    "tier",
+    "available",
+    "pending",
+];
+/// Columns of a catalog CSV; all but `category` are required.
+pub const PRODUCT_COLUMNS: [&str; 4] = ["sku", "name", "category", "price"];
+
+/// A members snapshot from CSV, validated as a JSON one is.
+pub fn members(text: &str) -> Result<MembersSnapshot, CentralError> {
+    read_members(text).map_err(|e| in_file("members", e))
+}
+
+/// A catalog snapshot from CSV, validated as a JSON one is.
+pub fn catalog(text: &str) -> Result<CatalogSnapshot, CentralError> {
+    read_catalog(text).map_err(|e| in_file("catalog", e))
+}
+
+/// Says which kind of file a refusal is about.
+fn in_file(what: &str, error: CentralError) -> CentralError {
+    match error {
+        CentralError::Invalid(message) => CentralError::Invalid(format!("{what} CSV: {message}")),
+        other => other,
+    }
+}
+
+fn read_members(text: &str) -> Result<MembersSnapshot, CentralError> {
+    let mut rows = Rows::read(text, &MEMBER_COLUMNS, &["id"])?;
+    let mut members: Vec<MemberData> = Vec::new();
+    let mut first_lines: Vec<u64> = Vec::new();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut programs: HashMap<(usize, String), u64> = HashMap::new();
+    let mut errors = Vec::new();
+    while let Some(row) = rows.next_row(&mut errors) {
+        let line = row.line;
+        let id = row.get("id").to_string();
+        if id.is_empty() {
+            errors.push(format!("line {line}, id: empty"));
+            continue;
+        }
+        let member = MemberData {
+            id: id.clone(),
+            cards: row
+                .get("cards")
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+            birthday: Some(row.get("birthday"))
+                .filter(|b| !b.is_empty())
+                .map(String::from),
+            blocked: match row.get("blocked") {
+                "" | "false" => false,
+                "true" => true,
+                other => {
+                    errors.push(format!(
+                        "line {line}, blocked: must be true or false, got {other:?}"
+                    ));
+                    false
+                }
+            },
+            programs: Default::default(),
+        };
+        let index = match by_id.entry(id.clone()) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(members.len());
+                members.push(member);
+                first_lines.push(line);
+                members.len() - 1
+            }
+            Entry::Occupied(occupied) => {
+                let index = *occupied.get();
+                let first = &members[index];
+                let differs = if first.cards != member.cards {
+                    Some("cards")
+                } else if first.birthday != member.birthday {
+                    Some("birthday")
+                } else if first.blocked != member.blocked {
+                    Some("blocked")
+                } else {
+                    None
+                };
+                if let Some(field) = differs {
+                    errors.push(format!(
+                        "line {line}, {field}: differs from line {} for member {id:?}; \
+                         every row of a member must agree on cards, birthday and blocked",
+                        first_lines[index]
+                    ));
+                }
+                index
+            }
+        };
+        let program = row.get("program");
+        if program.is_empty() {
+            for column in ["tier", "available", "pending"] {
+                if !row.get(column).is_empty() {
+                    errors.push(format!("line {line}, {column}: given without a program"));
+                }
+            }
+            continue;
+        }
+        if let Some(first) = programs.insert((index, program.to_string()), line) {
+            errors.push(format!(
+                "line {line}, program: {program:?} again for member {id:?} (first on line {first})"
+            ));
+            continue;
+        }
+        let data = MemberProgramData {
+            tier: Some(row.get("tier"))
+                .filter(|t| !t.is_empty())
+                .map(String::from),
+            available: row.integer("available", &mut errors),
+            pending: row.integer("pending", &mut errors),
+        };
+        members[index].programs.insert(program.to_string(), data);
+    }
+    finish(errors)?;
+    let snapshot = MembersSnapshot { members };
+    snapshot.validate_in(&Locate::lines(&first_lines))?;
+    Ok(snapshot)
+}
+
+fn read_catalog(text: &str) -> Result<CatalogSnapshot, CentralError> {
+    let mut rows = Rows::read(text, &PRODUCT_COLUMNS, &["sku", "name", "price"])?;
+    let mut products = Vec::new();
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    while let Some(row) = rows.next_row(&mut errors) {
+        let price = match pos_points::parse_decimal(row.get("price")) {
+            Ok(price) => price,
+            Err(e) => {
+                errors.push(format!("line {}, price: {e}", row.line));
+                continue;
+            }
+        };
+        products.push(Product {
+            sku: row.get("sku").to_string(),
+            name: row.get("name").to_string(),
+            category: Some(row.get("category"))
+                .filter(|c| !c.is_empty())
+                .map(String::from),
+            price,
+        });
+        lines.push(row.line);
+    }
+    finish(errors)?;
+    let snapshot = CatalogSnapshot { products };
+    snapshot.validate_in(&Locate::lines(&lines))?;
+    Ok(snapshot)
+}
+
+/// The rows of a CSV text under its checked header.
+struct Rows<'a> {
+    reader: csv::Reader<&'a [u8]>,
+    /// Position of each known column in a row; `None` when not in the file.
+    columns: HashMap<&'static str, Option<usize>>,
+    record: csv::StringRecord,
+}
+
+/// One row: its fields by column name, and the line it starts on.
+struct Row<'r> {
+    line: u64,
+    record: &'r csv::StringRecord,
+    columns: &'r HashMap<&'static str, Option<usize>>,
+}
+
+impl<'a> Rows<'a> {
+    /// Reads and checks the header: every column known and named once,
+    /// every `required` one present.
+    fn read(
+        text: &'a str,
+        known: &[&'static str],
+        required: &[&str],
+    ) -> Result<Rows<'a>, CentralError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(false)
+            .from_reader(text.as_bytes());
+        let header = reader
+            .headers()
+            .map_err(|e| CentralError::Invalid(csv_problem(&e)))?
+            .clone();
+        let mut columns: HashMap<&'static str, Option<usize>> =
+            known.iter().map(|c| (*c, None)).collect();
+        let mut errors = Vec::new();
+        for (at, name) in header.iter().enumerate() {
+            match known.iter().find(|k| **k == name) {
+                None => errors.push(format!(
+                    "line 1: unknown column {name:?}; the columns are {}",
+                    known.join(", ")
+                )),
+                Some(known) => {
+                    if columns.insert(known, Some(at)).flatten().is_some() {
+                        errors.push(format!("line 1: column {name:?} named twice"));
+                    }
+                }
+            }
+        }
+        for name in required {
+            if columns.get(name).copied().flatten().is_none() {
+                errors.push(format!("line 1: no column {name:?}, which is required"));
+            }
+        }
+        finish(errors)?;
+        Ok(Rows {
+            reader,
+            columns,
+            record: csv::StringRecord::new(),
+        })
+    }
+
+    /// The next row, or `None` at the end or at a row the reader cannot
+    /// read (its problem is added to `errors`; the rest of the file is
+    /// not trusted after it).
+    fn next_row(&mut self, errors: &mut Vec<String>) -> Option<Row<'_>> {
+        match self.reader.read_record(&mut self.record) {
+            Ok(true) => Some(Row {
+                line: self.record.position().map_or(0, csv::Position::line),
+                record: &self.record,
+                columns: &self.columns,
+            }),
+            Ok(false) => None,
+            Err(e) => {
+                errors.push(csv_problem(&e));
+                None
+            }
+        }
+    }
+}
+
+impl Row<'_> {
+    /// The field of `column`, empty when the file has no such column.
+    fn get(&self, column: &str) -> &str {
+        self.columns
+            .get(column)
+            .copied()
+            .flatten()
+            .and_then(|at| self.record.get(at))
+            .unwrap_or("")
+    }
+
+    /// The field of `column` as an integer; empty is 0.
+    fn integer(&self, column: &str, errors: &mut Vec<String>) -> i64 {
+        let text = self.get(column);
+        if text.is_empty() {
+            return 0;
+        }
+        text.parse().unwrap_or_else(|_| {
+            errors.push(format!(
+                "line {}, {column}: must be a whole number, got {text:?}",
+                self.line
+            ));
+            0
+        })
+    }
+}
+
+/// A reader error as "line N: what".
+fn csv_problem(error: &csv::Error) -> String {
+    let line = error.position().map_or(0, csv::Position::line);
+    match error.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("line {line}: {len} fields, but the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => format!("line {line}: not UTF-8 text"),
+        _ => format!("line {line}: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEMBERS: &str = "\
+id,cards,birthday,blocked,program,tier,available,pending
+M-1001,9990000010013,1990-11-03,false,main,gold,1500,0
+M-1001,9990000010013,1990-11-03,false,coffee,,20,
+M-1002, 9990000010020 9990000010037 ,,true,,,,
+";
+
+    fn refusal(result: Result<impl std::fmt::Debug, CentralError>) -> String {
+        match result {
+            Err(CentralError::Invalid(message)) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_members_csv_means_what_the_json_snapshot_means() {
+        let from_csv = members(MEMBERS).unwrap();
+        let from_json = MembersSnapshot::parse(
+            r#"{"members": [
+              {"id": "M-1001", "cards": ["9990000010013"], "birthday": "1990-11-03",
+               "programs": {"main": {"tier": "gold", "available": 1500, "pending": 0},
+                            "coffee": {"available": 20}}},
+              {"id": "M-1002", "cards": ["9990000010020", "9990000010037"], "blocked": true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(from_csv, from_json);
+    }
+
+    #[test]
+    fn columns_come_in_any_order_and_only_id_is_required() {
+        let m = members("program,id,available\nmain,M-1,7\n,M-2,\n").unwrap();
+        assert_eq!(m.members.len(), 2);
+        assert_eq!(m.members[0].programs["main"].available, 7);
+        assert!(m.members[1].programs.is_empty());
+    }
+
+    #[test]
+    fn a_catalog_csv_means_what_the_json_snapshot_means() {
+        let from_csv = catalog(
+            "sku,name,category,price\n4006381333931,Trail shoe,shoes,59.99\n\
+             4006381333948,\"Socks, wool\",,4.99\n",
+        )
+        .unwrap();
+        let from_json = CatalogSnapshot::parse(
+            r#"{"products": [
+              {"sku": "4006381333931", "name": "Trail shoe", "category": "shoes", "price": "59.99"},
+              {"sku": "4006381333948", "name": "Socks, wool", "price": "4.99"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(from_csv, from_json);
+    }
+
+    #[test]
+    fn a_bad_header_is_refused_naming_every_column_problem() {
+        let message = refusal(members("id,id,colour\n"));
+        assert!(message.contains("unknown column \"colour\""), "{message}");
+        assert!(message.contains("column \"id\" named twice"), "{message}");
+        let message = refusal(catalog("sku,name\n"));
+        assert!(message.contains("no column \"price\""), "{message}");
+    }
+
+    #[test]
+    fn every_row_problem_is_named_by_its_line() {
+        let message = refusal(members(
+            "id,cards,blocked,program,available\n\
+             M-1,111,false,main,12x\n\
+             M-1,222,false,coffee,1\n\
+             M-1,111,false,main,1\n\
+             M-2,,maybe,,\n\
+             ,,,,\n",
+        ));
+        for expected in [
+            "line 2, available: must be a whole number, got \"12x\"",
+            "line 3, cards: differs from line 2 for member \"M-1\"",
+            "line 4, program: \"main\" again for member \"M-1\" (first on line 2)",
+            "line 5, blocked: must be true or false, got \"maybe\"",
+            "line 6, id: empty",
+        ] {
+            assert!(
+                message.contains(expected),
+                "{expected:?} not in:\n{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_checks_name_the_members_first_line() {
+        let message = refusal(members(
+            "id,birthday,program,pending\nM-1,1990-01-01,main,0\nM-2,11/03,main,5\nM-1,,coffee,\n",
+        ));
+        // The birthday differs on line 4 (empty), and line 3's member has a
+        // bad birthday and a pending balance.
+        assert!(
+            message.contains("line 4, birthday: differs from line 2"),
+            "{message}"
+        );
+        let message = refusal(members("id,birthday,program,pending\nM-2,11/03,main,5\n"));
+        assert!(
+            message.contains("line 2, birthday: \"11/03\" is not a date"),
+            "{message}"
+        );
+        assert!(
+            message.contains("line 2, programs.main.pending: must be 0"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_row_with_a_missing_field_is_refused() {
+        let message = refusal(catalog("sku,name,price\n1,Shoe\n"));
+        assert!(
+            message.contains("line 2: 2 fields, but the header has 3"),
+            "{message}"
+        );
+        let message = refusal(catalog("sku,name,price\n1,Shoe,12.3.4\n"));
+        assert!(
+            message.contains("line 2, price: is not a decimal string"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn payment_card_numbers_are_refused_without_being_echoed() {
+        const PAN: &str = "4111111111111111";
+        let message = refusal(members(&format!("id,cards\nM-1,{PAN}\n")));
+        assert!(message.contains("line 2, cards[0]"), "{message}");
+        assert!(!message.contains(PAN), "{message}");
+    }
+
+    #[test]
+    fn problems_beyond_the_listed_maximum_are_counted() {
+        let mut text = String::from("id,available,program\n");
+        for i in 0..150 {
+            text.push_str(&format!("M-{i},x,main\n"));
+        }
+        let message = refusal(members(&text));
+        assert!(
+            message.starts_with("members CSV: line 2, available"),
+            "{message}"
+        );
+        assert_eq!(
+            message.lines().count(),
+            crate::snapshot::PROBLEMS_LISTED_MAX + 1
+        );
+        assert!(message.ends_with("... and 50 more problems"), "{message}");
+    }
+}
