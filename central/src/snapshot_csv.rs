@@ -341,6 +341,12 @@ M-1002, 9990000010020 9990000010037 ,,true,,,,
     }
 
     #[test]
+    fn a_spreadsheet_export_with_bom_and_crlf_reads_the_same() {
+        let exported = format!("\u{feff}{}", MEMBERS.replace('\n', "\r\n"));
+        assert_eq!(members(&exported).unwrap(), members(MEMBERS).unwrap());
+    }
+
+    #[test]
     fn a_catalog_csv_means_what_the_json_snapshot_means() {
         let from_csv = catalog(
             "sku,name,category,price\n4006381333931,Trail shoe,shoes,59.99\n\
