@@ -72,6 +72,14 @@ fn read_members(text: &str) -> Result<MembersSnapshot, CentralError> {
             errors.push(format!("line {line}, id: empty"));
             continue;
         }
+        // Checked before any message can quote the id, and never echoed.
+        if crate::guard::is_payment_card(&id) {
+            errors.push(format!(
+                "line {line}, id: {}",
+                crate::guard::PAYMENT_CARD_REASON
+            ));
+            continue;
+        }
         let member = MemberData {
             id: id.clone(),
             cards: row
@@ -436,6 +444,13 @@ M-1002, 9990000010020 9990000010037 ,,true,,,,
         const PAN: &str = "4111111111111111";
         let message = refusal(members(&format!("id,cards\nM-1,{PAN}\n")));
         assert!(message.contains("line 2, cards[0]"), "{message}");
+        assert!(!message.contains(PAN), "{message}");
+        // As a member id, on rows that would otherwise be quoted in errors.
+        let message = refusal(members(&format!(
+            "id,cards,program\n{PAN},1,main\n{PAN},2,main\n"
+        )));
+        assert!(message.contains("line 2, id: "), "{message}");
+        assert!(message.contains("line 3, id: "), "{message}");
         assert!(!message.contains(PAN), "{message}");
     }
 
