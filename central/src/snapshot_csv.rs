@@ -408,8 +408,8 @@ M-1002, 9990000010020 9990000010037 ,,true,,,,
         let message = refusal(members(
             "id,birthday,program,pending\nM-1,1990-01-01,main,0\nM-2,11/03,main,5\nM-1,,coffee,\n",
         ));
-        // The birthday differs on line 4 (empty), and line 3's member has a
-        // bad birthday and a pending balance.
+        // Rows that do not read (line 4's birthday differs from line 2's)
+        // are reported first; the content is checked once every row reads.
         assert!(
             message.contains("line 4, birthday: differs from line 2"),
             "{message}"
