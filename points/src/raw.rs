@@ -47,6 +47,35 @@ impl<'de> Deserialize<'de> for DecText {
     }
 }
 
+/// A `when.from`/`when.to` date-time: a string, or in TOML also a native
+/// local date-time (`from = 2026-11-01T00:00:00`, unquoted), which TOML
+/// users write naturally. Either way it is kept as text and read by the
+/// same rule (spec §1: `YYYY-MM-DDTHH:MM:SS`), so both forms mean the same.
+#[derive(Debug)]
+pub(crate) struct DateTimeText(String);
+
+impl<'de> Deserialize<'de> for DateTimeText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DateTimeText, D::Error> {
+        struct DateTimeVisitor;
+        impl<'de> Visitor<'de> for DateTimeVisitor {
+            type Value = DateTimeText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a local date-time, e.g. \"2026-11-01T00:00:00\"")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<DateTimeText, E> {
+                Ok(DateTimeText(value.to_owned()))
+            }
+            // toml hands its native date-times to serde as a one-entry map.
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<DateTimeText, A::Error> {
+                let value =
+                    toml::value::Datetime::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(DateTimeText(value.to_string()))
+            }
+        }
+        deserializer.deserialize_any(DateTimeVisitor)
+    }
+}
+
 /// Converts one decimal, recording a problem (and returning a harmless
 /// placeholder, 1, which satisfies every range) when it does not parse.
 fn dec(text: &DecText, problems: &mut Problems, path: &str, context: &str, field: &str) -> Decimal {
@@ -125,8 +154,8 @@ struct RawMatch {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWhen {
-    from: Option<String>,
-    to: Option<String>,
+    from: Option<DateTimeText>,
+    to: Option<DateTimeText>,
     days: Option<Vec<String>>,
     hours: Option<RawHours>,
 }
@@ -346,8 +375,8 @@ fn convert_rule(raw: RawRule, path: &str, program: &str, problems: &mut Problems
 }
 
 fn convert_when(raw: RawWhen, path: &str, context: &str, problems: &mut Problems) -> When {
-    let mut datetime = |text: Option<String>, field: &str| {
-        let text = text?;
+    let mut datetime = |text: Option<DateTimeText>, field: &str| {
+        let text = text?.0;
         let parsed = localtime::parse_local_datetime(&text);
         if parsed.is_none() {
             problems.push(

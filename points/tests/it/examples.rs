@@ -26,6 +26,43 @@ fn toml_bundle_is_the_json_bundle() {
     assert_eq!(toml, bundle());
 }
 
+/// TOML's own (unquoted) local date-times in `when.from`/`to` mean what
+/// the quoted strings mean; a TOML date-time that is not local is refused
+/// like its string twin, naming the field.
+#[test]
+fn toml_native_date_times_read_as_their_strings() {
+    let quoted = example("rules.toml");
+    let native = quoted
+        .replace("\"2026-11-01T00:00:00\"", "2026-11-01T00:00:00")
+        .replace("\"2026-12-01T00:00:00\"", "2026-12-01T00:00:00");
+    assert_ne!(
+        native, quoted,
+        "the example has quoted date-times to unquote"
+    );
+    let parsed = Bundle::parse(&native, Format::Toml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed, bundle());
+
+    // Another field's shape error is reported alone: reading on past it
+    // keeps the native date-times readable.
+    let error = Bundle::parse(
+        &native.replacen("base_rate = \"1\"", "base_rate = 1", 1),
+        Format::Toml,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("programs[0].base_rate"), "{error}");
+    assert!(!error.contains("when"), "{error}");
+
+    let offset = quoted.replace("\"2026-11-01T00:00:00\"", "2026-11-01T00:00:00+01:00");
+    let error = Bundle::parse(&offset, Format::Toml)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("when.from must be a local date-time YYYY-MM-DDTHH:MM:SS, got \"2026-11-01T00:00:00+01:00\""),
+        "{error}"
+    );
+}
+
 #[test]
 fn member_basket() {
     let basket =
