@@ -9,3 +9,4 @@ mod proxy;
 mod scanners;
 mod sync_e2e;
 mod systemd_notify;
+mod systemd_unit;

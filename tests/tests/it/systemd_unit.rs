@@ -1,0 +1,133 @@
+//! The shipped systemd files (agent spec §5) say what the agent needs: a
+//! notify service with a watchdog, its directories and token credential,
+//! closed device policy with the scanners allowed (never PrivateDevices),
+//! a static user from the sysusers file, the config's credential name, and
+//! an exposure of at most 2.5 by `systemd-analyze security --offline=true`
+//! (checked where systemd-analyze is installed).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+use pos_tests::bins;
+
+/// The spec's bound on the unit's exposure level.
+const EXPOSURE_MAX: &str = "2.5";
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+fn read(path: &str) -> Result<String> {
+    std::fs::read_to_string(repo(path)).with_context(|| format!("read {path}"))
+}
+
+/// Every `KEY=value` of the unit (comments and sections left out).
+fn settings(unit: &str) -> Vec<(String, String)> {
+    unit.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn values<'a>(all: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+    all.iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn the_unit_asks_for_what_the_agent_needs() -> Result<()> {
+    let all = settings(&read("systemd/pos-agent.service")?);
+    let one = |key: &str| -> Result<&str> {
+        let found = values(&all, key);
+        ensure!(found.len() == 1, "{key}: {found:?}");
+        Ok(found[0])
+    };
+    ensure!(one("Type")? == "notify");
+    ensure!(one("WatchdogSec")? != "0");
+    ensure!(one("StateDirectory")? == "pos-agent");
+    ensure!(one("RuntimeDirectory")? == "pos-agent");
+    ensure!(one("ConfigurationDirectory")? == "pos-agent");
+    ensure!(one("DevicePolicy")? == "closed");
+    ensure!(
+        values(&all, "PrivateDevices").is_empty(),
+        "PrivateDevices hides the scanners"
+    );
+    let allowed = values(&all, "DeviceAllow");
+    for device in ["char-ttyUSB rw", "char-ttyACM rw", "char-input rw"] {
+        ensure!(
+            allowed.contains(&device),
+            "DeviceAllow={device} missing: {allowed:?}"
+        );
+    }
+    ensure!(
+        one("RestartPreventExitStatus")? == "2",
+        "bad input must not restart-loop"
+    );
+
+    // The credential the example config names is the one the unit loads.
+    let credential = one("LoadCredential")?
+        .split_once(':')
+        .context("LoadCredential=NAME:PATH")?
+        .0;
+    let config = read("examples/agent.toml")?;
+    ensure!(
+        config.contains(&format!("credential = \"{credential}\"")),
+        "examples/agent.toml does not name credential {credential:?}"
+    );
+
+    // The user is the sysusers file's.
+    let user = one("User")?;
+    let sysusers = read("systemd/pos-agent.sysusers")?;
+    ensure!(
+        sysusers
+            .lines()
+            .any(|l| l.starts_with(&format!("u {user} "))),
+        "no `u {user}` in pos-agent.sysusers"
+    );
+
+    // ExecStart is a command line the binary accepts.
+    let exec = one("ExecStart")?;
+    let mut words = exec.split_whitespace();
+    ensure!(words.next() == Some("/usr/bin/pos-agent"), "{exec}");
+    let args: Vec<&str> = words.collect();
+    ensure!(
+        args.first() == Some(&"run") && args.contains(&"--config"),
+        "{exec}"
+    );
+    let help = Command::new(bins::path("pos-agent"))
+        .args(["run", "--help"])
+        .output()?;
+    ensure!(help.status.success(), "{help:?}");
+    ensure!(String::from_utf8_lossy(&help.stdout).contains("--config"));
+    Ok(())
+}
+
+#[test]
+fn the_unit_is_hardened_to_the_specified_exposure() -> Result<()> {
+    let unit = repo("systemd/pos-agent.service");
+    let analyzed = Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(format!("--threshold={}", EXPOSURE_MAX.replace('.', "")))
+        .arg(&unit)
+        .output();
+    let Ok(out) = analyzed else {
+        eprintln!("systemd-analyze is not installed: the exposure level is not checked here");
+        return Ok(());
+    };
+    let report = String::from_utf8_lossy(&out.stdout);
+    let overall = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .with_context(|| format!("no overall level in:\n{report}"))?;
+    ensure!(
+        out.status.success(),
+        "above {EXPOSURE_MAX}: {overall}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
