@@ -273,7 +273,7 @@ pub struct CentralBalance {
     pub pending: i64,
 }
 
-/// What [`settle_upload`] changed.
+/// What [`Store::settle_upload`](crate::store::Store::settle_upload) changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SettleSummary {
     pub synced: u64,
@@ -401,7 +401,7 @@ pub(crate) fn dead_letters(conn: &Connection, limit: u32) -> StoreResult<Vec<Dea
 
 impl crate::store::Store {
     /// Records central's answer to an upload batch in one transaction
-    /// (see [`settle_upload`]).
+    /// (the function `settle_upload` of this module, run on the writer).
     pub async fn settle_upload(
         &self,
         verdicts: Vec<EntryVerdict>,
