@@ -1239,21 +1239,26 @@ impl Storage for SqliteStorage {
         }
         // A retried request for the same sale replaces its own hold rather
         // than stacking a second one.
-        let own: i64 = tx
+        let existing: Option<(String, i64, i64)> = tx
             .query_row(
-                "SELECT points FROM holds WHERE terminal_id = ?1 AND sale_id = ?2 AND program = ?3
-                   AND state = 'open' AND expires_at > ?4",
-                params![
-                    request.terminal_id,
-                    request.sale_id,
-                    request.program,
-                    now_secs
-                ],
-                |r| r.get(0),
+                "SELECT state, points, expires_at FROM holds
+                 WHERE terminal_id = ?1 AND sale_id = ?2 AND program = ?3",
+                params![request.terminal_id, request.sale_id, request.program],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()?
-            .unwrap_or(0);
+            .optional()?;
         let account = load_account(&tx, &member, &request.program, now_secs)?;
+        let own = match existing {
+            // The sale's redeem entry already arrived and spent the points:
+            // a late retry of its hold must not reserve them a second time.
+            Some((state, _, _)) if state == "settled" => {
+                return Ok(HoldAnswer::Granted {
+                    available: account.available(),
+                });
+            }
+            Some((state, points, expires_at)) if state == "open" && expires_at > now_secs => points,
+            _ => 0,
+        };
         let available = account.available().saturating_add(own);
         if request.points > available {
             return Ok(HoldAnswer::Insufficient { available });

@@ -387,6 +387,12 @@ fn holds_reduce_available_and_the_redeem_entry_settles_them() {
     let answer = upload(&s, &[redeem]);
     assert_eq!(results(&answer), vec![EntryResult::Applied]);
     assert_eq!(balance(&s, "M-1"), (400, 400));
+    // A late retry of the settled sale's hold reserves nothing again.
+    assert_eq!(
+        s.place_hold(&hold(600, "S-2"), now()).unwrap(),
+        HoldAnswer::Granted { available: 400 }
+    );
+    assert_eq!(balance(&s, "M-1"), (400, 400));
 
     // A released hold gives the points back.
     s.place_hold(&hold(300, "S-7"), now()).unwrap();
