@@ -274,26 +274,18 @@ impl ChainVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Chain;
 
+    /// Entry `seq`, chained after `prev`.
     fn entry(seq: u64, prev: Digest32) -> LedgerEntry {
-        let mut e = LedgerEntry {
-            entry_id: Uuid::now_v7(),
-            terminal_id: "store-1-reg-1".into(),
-            seq,
-            prev_hash: Digest32::ZERO,
-            hash: Digest32::ZERO,
-            kind: EntryKind::Earn,
-            program: "main".into(),
-            member: "M-1".into(),
-            points: 42,
-            sale_id: Some("S-1".into()),
-            return_id: None,
-            rules_version: 3,
-            occurred_at: "2026-11-28T11:05:00+01:00".into(),
-            detail: "{}".into(),
-        };
-        e.chain_after(prev);
-        e
+        let mut chain = Chain::new("store-1-reg-1").occurred_at("2026-11-28T11:05:00+01:00");
+        chain.resume_after(seq - 1, prev);
+        chain.entry_with(|e| {
+            e.member = "M-1".into();
+            e.points = 42;
+            e.sale_id = Some("S-1".into());
+            e.rules_version = 3;
+        })
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub mod rechain;
 pub mod retry;
 pub mod signing;
 pub mod snapshot;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wire;
 

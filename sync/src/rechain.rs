@@ -31,28 +31,18 @@ pub fn renumber_after(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::{ChainVerifier, EntryKind};
-    use uuid::Uuid;
+    use crate::entry::ChainVerifier;
+    use crate::testing::Chain;
 
+    /// Entry `seq`, chained after `prev`.
     fn entry(seq: u64, prev: Digest32, points: i64) -> LedgerEntry {
-        let mut e = LedgerEntry {
-            entry_id: Uuid::now_v7(),
-            terminal_id: "t".into(),
-            seq,
-            prev_hash: Digest32::ZERO,
-            hash: Digest32::ZERO,
-            kind: EntryKind::Earn,
-            program: "main".into(),
-            member: "M-1".into(),
-            points,
-            sale_id: None,
-            return_id: None,
-            rules_version: 1,
-            occurred_at: "2026-11-28T11:05:00+01:00".into(),
-            detail: "{}".into(),
-        };
-        e.chain_after(prev);
-        e
+        let mut chain = Chain::new("t").occurred_at("2026-11-28T11:05:00+01:00");
+        chain.resume_after(seq - 1, prev);
+        chain.entry_with(|e| {
+            e.member = "M-1".into();
+            e.points = points;
+            e.sale_id = None;
+        })
     }
 
     #[test]

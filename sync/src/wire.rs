@@ -329,30 +329,16 @@ fn entry_from_wire(w: WireEntry, batch_terminal: &str) -> Result<LedgerEntry, St
 mod tests {
     use super::*;
     use crate::protocol::{BatchOutcome, EntryResult, MemberBalance, ProgramBalance, UploadAnswer};
+    use crate::testing::Chain;
 
     fn chain(n: u64) -> Vec<LedgerEntry> {
-        let mut prev = Digest32::ZERO;
-        (1..=n)
-            .map(|seq| {
-                let mut e = LedgerEntry {
-                    entry_id: Uuid::now_v7(),
-                    terminal_id: "t-1".into(),
-                    seq,
-                    prev_hash: Digest32::ZERO,
-                    hash: Digest32::ZERO,
-                    kind: EntryKind::Earn,
-                    program: "main".into(),
-                    member: "M-1".into(),
-                    points: 10,
-                    sale_id: Some(format!("S-{seq}")),
-                    return_id: None,
-                    rules_version: 1,
-                    occurred_at: "2026-11-28T11:05:00+01:00".into(),
-                    detail: "{}".into(),
-                };
-                e.chain_after(prev);
-                prev = e.hash;
-                e
+        let mut chain = Chain::new("t-1").occurred_at("2026-11-28T11:05:00+01:00");
+        (0..n)
+            .map(|_| {
+                chain.entry_with(|e| {
+                    e.member = "M-1".into();
+                    e.points = 10;
+                })
             })
             .collect()
     }

@@ -236,26 +236,19 @@ mod tests {
     use super::*;
     use pos_sync::Digest32;
     use pos_sync::protocol::DETAIL_BYTES_MAX;
+    use pos_sync::testing::Chain;
 
+    /// Entry `seq` with a detail of `detail_bytes` (not chained to its
+    /// neighbours: batching reads seqs and sizes only).
     fn entry(seq: u64, detail_bytes: usize) -> LedgerEntry {
-        let mut e = LedgerEntry {
-            entry_id: pos_sync::uuid::Uuid::now_v7(),
-            terminal_id: "t".into(),
-            seq,
-            prev_hash: Digest32::ZERO,
-            hash: Digest32::ZERO,
-            kind: EntryKind::Earn,
-            program: "main".into(),
-            member: "M-1".into(),
-            points: 1,
-            sale_id: None,
-            return_id: None,
-            rules_version: 1,
-            occurred_at: "2026-11-28T11:05:00+01:00".into(),
-            detail: "x".repeat(detail_bytes),
-        };
-        e.chain_after(Digest32::ZERO);
-        e
+        let mut chain = Chain::new("t").occurred_at("2026-11-28T11:05:00+01:00");
+        chain.resume_after(seq - 1, Digest32::ZERO);
+        chain.entry_with(|e| {
+            e.member = "M-1".into();
+            e.points = 1;
+            e.sale_id = None;
+            e.detail = "x".repeat(detail_bytes);
+        })
     }
 
     #[test]
