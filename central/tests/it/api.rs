@@ -11,11 +11,11 @@ use pos_central::files::token_hash;
 use pos_central::server::{AppState, router};
 use pos_central::storage::Storage;
 use pos_sync::protocol::{BATCH_BYTES_MAX, UploadAnswer, UploadBatch};
+use pos_sync::testing::Chain;
 use pos_sync::{Digest32, EntryKind, LedgerEntry, wire};
 use rand::SeedableRng;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use uuid::Uuid;
 
 const ADMIN: &str = "admin-token";
 const TERMINAL: &str = "reg-1";
@@ -80,34 +80,16 @@ async fn json_call(
 }
 
 fn entries(terminal: &str, points: &[i64]) -> Vec<LedgerEntry> {
-    let mut prev = Digest32::ZERO;
+    let mut chain = Chain::new(terminal);
     points
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let mut e = LedgerEntry {
-                entry_id: Uuid::now_v7(),
-                terminal_id: terminal.into(),
-                seq: i as u64 + 1,
-                prev_hash: Digest32::ZERO,
-                hash: Digest32::ZERO,
-                kind: if *p < 0 {
-                    EntryKind::Redeem
-                } else {
-                    EntryKind::Earn
-                },
-                program: "main".into(),
-                member: "M-1".into(),
-                points: *p,
-                sale_id: Some(format!("S-{i}")),
-                return_id: None,
-                rules_version: 1,
-                occurred_at: jiff::Timestamp::now().to_string(),
-                detail: "{}".into(),
+        .map(|p| {
+            let kind = if *p < 0 {
+                EntryKind::Redeem
+            } else {
+                EntryKind::Earn
             };
-            e.chain_after(prev);
-            prev = e.hash;
-            e
+            chain.entry(kind, "M-1", *p)
         })
         .collect()
 }
