@@ -3,7 +3,8 @@
 //! closed device policy with the scanners allowed (never PrivateDevices),
 //! a static user from the sysusers file, the config's credential name, and
 //! an exposure of at most 2.5 by `systemd-analyze security --offline=true`
-//! (checked where systemd-analyze is installed).
+//! (checked where systemd-analyze is installed); and the Debian package's
+//! metadata ships all of it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -129,5 +130,73 @@ fn the_unit_is_hardened_to_the_specified_exposure() -> Result<()> {
         "above {EXPOSURE_MAX}: {overall}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    Ok(())
+}
+
+/// `cargo deb -p pos-agent --strip` packages what the unit needs: the
+/// binary where ExecStart looks for it, the unit and sysusers file from
+/// systemd/, the udev rules, the example configs as documentation, and
+/// maintainer scripts that let cargo-deb add its fragments. The unit is
+/// neither enabled nor started on install (the register needs its config
+/// first). Built and installed by hand (`dpkg -i`, then `--purge`) on this
+/// machine; here only the metadata is checked, since cargo-deb is not part
+/// of the toolchain.
+#[test]
+fn the_debian_package_ships_the_unit_and_its_files() -> Result<()> {
+    let manifest: toml::Table = read("agent/Cargo.toml")?.parse()?;
+    let deb = manifest["package"]["metadata"]["deb"]
+        .as_table()
+        .context("[package.metadata.deb]")?;
+    let agent = repo("agent");
+    let mut targets = Vec::new();
+    for asset in deb["assets"].as_array().context("assets")? {
+        let asset = asset
+            .as_array()
+            .context("an asset is [source, target, mode]")?;
+        let source = asset[0].as_str().context("source")?;
+        let target = asset[1].as_str().context("target")?;
+        if !source.starts_with("target/release/") {
+            ensure!(
+                agent.join(source).is_file(),
+                "asset {source} does not exist"
+            );
+        }
+        targets.push(target.to_string());
+    }
+    ensure!(targets.contains(&"usr/bin/".to_string()), "{targets:?}");
+    ensure!(
+        targets
+            .iter()
+            .any(|t| t.starts_with("usr/lib/udev/rules.d/")),
+        "{targets:?}"
+    );
+
+    let units = deb["systemd-units"].as_table().context("systemd-units")?;
+    let unit_dir = agent.join(units["unit-scripts"].as_str().context("unit-scripts")?);
+    for file in ["pos-agent.service", "pos-agent.sysusers"] {
+        ensure!(unit_dir.join(file).is_file(), "{file} not in {unit_dir:?}");
+    }
+    ensure!(
+        units["enable"].as_bool() == Some(false),
+        "enabled before it has a config"
+    );
+    ensure!(
+        units["start"].as_bool() == Some(false),
+        "started before it has a config"
+    );
+
+    let scripts = agent.join(
+        deb["maintainer-scripts"]
+            .as_str()
+            .context("maintainer-scripts")?,
+    );
+    for entry in std::fs::read_dir(&scripts)? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        ensure!(
+            text.contains("#DEBHELPER#"),
+            "{path:?} has no #DEBHELPER# token"
+        );
+    }
     Ok(())
 }
