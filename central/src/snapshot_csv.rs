@@ -355,6 +355,12 @@ M-1002, 9990000010020 9990000010037 ,,true,,,,
     }
 
     #[test]
+    fn blank_lines_are_not_rows() {
+        let m = members("id,program\n\nM-1,main\n\n\n").unwrap();
+        assert_eq!(m.members.len(), 1);
+    }
+
+    #[test]
     fn a_catalog_csv_means_what_the_json_snapshot_means() {
         let from_csv = catalog(
             "sku,name,category,price\n4006381333931,Trail shoe,shoes,59.99\n\
