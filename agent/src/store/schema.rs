@@ -345,8 +345,17 @@ fn inspect(path: &Path) -> StoreResult<Existing> {
         });
     }
     // quick_check reads every page: catches a damaged file before we write
-    // to it and make things worse. O(file size), once per start.
+    // to it and make things worse. O(file size), once per start: measured
+    // 0.6 s for 817 MB with the page cache warm, 16 s cold on a slow disk,
+    // so its time is logged for whoever wonders why a start was slow.
+    let started = std::time::Instant::now();
     let messages = quick_check(&conn).map_err(|e| corrupt(path, e))?;
+    tracing::info!(
+        message = "Store checked (quick_check).",
+        path = %path.display(),
+        bytes = len,
+        elapsed_ms = started.elapsed().as_millis()
+    );
     if messages.first().map(String::as_str) != Some("ok") {
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),
