@@ -65,11 +65,12 @@ impl<'de> Deserialize<'de> for DateTimeText {
             fn visit_str<E: de::Error>(self, value: &str) -> Result<DateTimeText, E> {
                 Ok(DateTimeText(value.to_owned()))
             }
-            // toml hands its native date-times to serde as a one-entry map.
+            // toml hands its native date-times to serde as a one-entry map;
+            // any other map (a JSON object) is the wrong type.
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<DateTimeText, A::Error> {
-                let value =
-                    toml::value::Datetime::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(DateTimeText(value.to_string()))
+                toml::value::Datetime::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|value| DateTimeText(value.to_string()))
+                    .map_err(|_| de::Error::invalid_type(de::Unexpected::Map, &self))
             }
         }
         deserializer.deserialize_any(DateTimeVisitor)

@@ -53,6 +53,15 @@ fn toml_native_date_times_read_as_their_strings() {
     assert!(error.contains("programs[0].base_rate"), "{error}");
     assert!(!error.contains("when"), "{error}");
 
+    // In JSON an object is simply the wrong type.
+    let json = r#"{"version": 1, "programs": [{"id": "main", "currency": "EUR", "base_rate": "1",
+        "rules": [{"id": "r", "kind": "multiplier", "value": "2", "when": {"from": {"x": 1}}}]}]}"#;
+    let error = Bundle::parse(json, Format::Json).unwrap_err().to_string();
+    assert!(
+        error.contains("invalid type: map, expected a local date-time"),
+        "{error}"
+    );
+
     let offset = quoted.replace("\"2026-11-01T00:00:00\"", "2026-11-01T00:00:00+01:00");
     let error = Bundle::parse(&offset, Format::Toml)
         .unwrap_err()
