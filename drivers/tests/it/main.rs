@@ -3,5 +3,6 @@
 //! Run one group with `cargo test -p pos-drivers --test it <module>::`.
 
 mod evdev_device;
+mod luhn;
 mod properties;
 mod serial_pty;

@@ -11,34 +11,14 @@ use pos_drivers::gtin::normalise_gtin14;
 use pos_drivers::{DecodeSettings, Decoded, Suffix, decode_barcode, decode_track};
 use proptest::prelude::*;
 
+use crate::luhn::luhn_complete;
+
 fn digits(s: &str) -> Vec<u8> {
     s.bytes().map(|b| b - b'0').collect()
 }
 
 fn with_check(body: &str) -> String {
     format!("{body}{}", gs1_check_digit(&digits(body)))
-}
-
-fn luhn_complete(body: &str) -> String {
-    (0..10)
-        .map(|d| format!("{body}{d}"))
-        .find(|candidate| {
-            let sum: u32 = candidate
-                .bytes()
-                .rev()
-                .enumerate()
-                .map(|(i, b)| {
-                    let d = u32::from(b - b'0');
-                    if i % 2 == 1 {
-                        if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
-                    } else {
-                        d
-                    }
-                })
-                .sum();
-            sum.is_multiple_of(10)
-        })
-        .unwrap()
 }
 
 fn settings() -> DecodeSettings {

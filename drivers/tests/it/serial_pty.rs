@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 use tokio_serial::{SerialPort, SerialStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::luhn::luhn_valid;
+
 const EVENT_WAIT: Duration = Duration::from_secs(15);
 
 /// A pty whose slave end the driver opens by path.
@@ -126,23 +128,6 @@ impl Harness {
 async fn write(pty: &mut Pty, bytes: &[u8]) {
     pty.master.write_all(bytes).await.unwrap();
     pty.master.flush().await.unwrap();
-}
-
-fn luhn_valid(digits: &str) -> bool {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 1 {
-                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
 }
 
 /// A synthetic Luhn-valid number in the Visa range, built at run time: never a real card.
