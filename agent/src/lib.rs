@@ -4,6 +4,7 @@ pub mod api;
 pub mod daemon;
 pub mod demo;
 pub mod devices;
+pub mod events;
 pub mod health;
 pub mod logging;
 pub mod metrics;
