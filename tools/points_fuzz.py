@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Differential fuzzer: `pos-agent quote` against tools/points_oracle.py (spec §1-§4).
 
-    cargo build -p pos-agent
+    cargo build -p pos-agent-cli
     python3 tools/points_fuzz.py --valid 5000 --invalid 1000 --seed 1
 
 Generates random bundles and baskets aimed at the edges of the spec (window
@@ -538,7 +538,7 @@ def main():
     a = ap.parse_args()
     BIN = a.bin
     if not os.path.exists(BIN):
-        sys.exit(f"{BIN} missing: run `cargo build -p pos-agent` first")
+        sys.exit(f"{BIN} missing: run `cargo build -p pos-agent-cli` first")
     out = a.out or tempfile.mkdtemp(prefix="points-fuzz-fail-")
     os.makedirs(out, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="points-fuzz-")

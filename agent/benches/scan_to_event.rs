@@ -8,6 +8,9 @@
 //! Run: `cargo bench -p pos-agent --bench scan_to_event` (scans from
 //! `SCAN_TO_EVENT_SCANS`, default 2000). Prints median, p99 and max.
 //!
+//! The binary is package `pos-agent-cli`'s, built (in this bench's profile)
+//! and found by `pos_tests::bins`.
+//!
 //! A plain `main` (no criterion): criterion reports means and confidence
 //! intervals, the goal is a percentile.
 
@@ -21,7 +24,6 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio_serial::{SerialPort, SerialStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pos-agent");
 const SCANS_DEFAULT: usize = 2000;
 /// Scans before measuring: warms the reader connections and statement caches.
 const WARM_UP_SCANS: usize = 50;
@@ -57,6 +59,7 @@ impl Drop for Agent {
 }
 
 async fn run(scans: usize) {
+    let bin = pos_tests::bins::path("pos-agent");
     let (mut master, slave) = SerialStream::pair().expect("a pty pair (needs /dev/ptmx)");
     let slave_path = PathBuf::from(slave.name().expect("the slave end has a name"));
     drop(slave);
@@ -86,7 +89,7 @@ async fn run(scans: usize) {
     )
     .expect("write catalog");
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/rules.json");
-    let import = Command::new(BIN)
+    let import = Command::new(&bin)
         .args(["import", "--rules", rules, "--catalog"])
         .arg(&catalog)
         .arg("--config")
@@ -99,7 +102,7 @@ async fn run(scans: usize) {
         String::from_utf8_lossy(&import.stderr)
     );
     let _agent = Agent(
-        Command::new(BIN)
+        Command::new(&bin)
             .args(["run", "--config"])
             .arg(&config)
             .stdin(Stdio::null())

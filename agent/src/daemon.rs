@@ -23,9 +23,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::events::EventBus;
 use crate::api::server::{self, ListenError, Listener, UnixSocket};
 use crate::api::{self, AppState};
+use crate::events::EventBus;
 use crate::health::{Health, HealthState, SyncMode};
 use crate::metrics::Metrics;
 use crate::session::Session;

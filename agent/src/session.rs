@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::api::events::{Event, EventBus};
+use crate::events::{Event, EventBus};
 use crate::model::{MemberRef, Redemption, SaleAnswer, SaleRequest};
 use crate::store::Committed;
 

@@ -6,11 +6,12 @@
 //! process with the same cargo, target directory and profile, so `cargo test
 //! --workspace` needs nothing set up beforehand and never runs a stale binary.
 //!
-//! Always the one command `cargo build -p pos-agent -p pos-central --bins`
+//! Always the one command `cargo build -p pos-agent-cli -p pos-central --bins`
 //! (from this crate's directory `--bin` alone would only see this crate's
 //! binaries): building one package at a time enables other dependency
 //! features than building both, and every test binary would then rebuild
-//! half the workspace for the other one.
+//! half the workspace for the other one. `pos-agent-cli` builds with its
+//! default features, so the binary has `pos-agent demo`.
 //!
 //! `$POS_AGENT_BIN` / `$POS_CENTRAL_BIN` override the lookup (e.g. to test an
 //! installed package).
@@ -32,6 +33,10 @@ fn bin_dir() -> PathBuf {
 /// The workspace binaries the end-to-end tests run.
 const BINARIES: [&str; 2] = ["pos-agent", "pos-central"];
 
+/// The packages of [`BINARIES`] (the `pos-agent` binary is `pos-agent-cli`'s:
+/// the `pos-agent` package is the library).
+const PACKAGES: [&str; 2] = ["pos-agent-cli", "pos-central"];
+
 fn build_all() {
     let profile_dir = bin_dir();
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
@@ -39,8 +44,8 @@ fn build_all() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "--bins"]);
-    for name in BINARIES {
-        cmd.args(["-p", name]);
+    for package in PACKAGES {
+        cmd.args(["-p", package]);
     }
     cmd.arg("--target-dir")
         .arg(&target_dir)
@@ -49,7 +54,7 @@ fn build_all() {
         cmd.arg("--release");
     }
     let status = cmd.status().expect("run cargo build for the binaries");
-    assert!(status.success(), "cargo build of {BINARIES:?} failed");
+    assert!(status.success(), "cargo build of {PACKAGES:?} failed");
 }
 
 /// Path of a workspace binary (`"pos-agent"` or `"pos-central"`), built

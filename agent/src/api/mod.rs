@@ -3,8 +3,10 @@
 //!
 //! Layout: [`routes`] holds the handlers, [`extract`] the extractors that
 //! turn bad input into JSON errors, [`error`] the one error shape,
-//! [`events`] the SSE event bus, [`server`] the listeners, connection limit
-//! and graceful shutdown. [`router`] wires them and adds the cross-cutting
+//! [`server`] the listeners, connection limit and graceful shutdown; the
+//! `GET /v1/events` route streams the agent's event bus
+//! ([`crate::events`]), which the session and the devices publish on
+//! without knowing the API. [`router`] wires them and adds the cross-cutting
 //! layers: body limit, per-request timeout, metrics and the "every error is
 //! JSON" safety net.
 //!
@@ -54,7 +56,6 @@
 pub mod card_guard;
 pub mod client;
 pub mod error;
-pub mod events;
 pub mod extract;
 pub mod routes;
 pub mod server;
@@ -72,8 +73,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::error::{ApiError, ErrorCode};
-use crate::api::events::EventBus;
 use crate::api::extract::BodyLimitBytes;
+use crate::events::EventBus;
 use crate::health::HealthState;
 use crate::metrics::Metrics;
 use crate::session::Session;

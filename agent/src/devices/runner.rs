@@ -9,10 +9,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::events::{Event, EventBus};
 use crate::devices::DevicesOptions;
 use crate::devices::notice::DeviceNotice;
 use crate::devices::scan::ScanTargets;
+use crate::events::{Event, EventBus};
 use crate::health::HealthState;
 
 /// Validates `options`, registers each device with `health`, and spawns one

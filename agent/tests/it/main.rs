@@ -11,7 +11,6 @@ mod api_inprocess;
 mod api_quote;
 mod api_sales;
 mod devices_inprocess;
-mod store_cli;
 mod store_full_disk;
 mod store_ledger;
 mod store_open;

@@ -5,6 +5,7 @@
 mod central_sync;
 mod crash;
 mod demo;
+mod layering;
 mod proxy;
 mod scanners;
 mod sync_e2e;

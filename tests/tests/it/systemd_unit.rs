@@ -133,8 +133,9 @@ fn the_unit_is_hardened_to_the_specified_exposure() -> Result<()> {
     Ok(())
 }
 
-/// `cargo deb -p pos-agent --strip` packages what the unit needs: the
-/// binary where ExecStart looks for it, the unit and sysusers file from
+/// `cargo deb -p pos-agent-cli --strip` packages what the unit needs, as
+/// the Debian package `pos-agent` built without the demo: the binary where
+/// ExecStart looks for it, the unit and sysusers file from
 /// systemd/, the udev rules, the example configs as documentation, and
 /// maintainer scripts that let cargo-deb add its fragments. The unit is
 /// neither enabled nor started on install (the register needs its config
@@ -143,11 +144,26 @@ fn the_unit_is_hardened_to_the_specified_exposure() -> Result<()> {
 /// of the toolchain.
 #[test]
 fn the_debian_package_ships_the_unit_and_its_files() -> Result<()> {
-    let manifest: toml::Table = read("agent/Cargo.toml")?.parse()?;
+    // The binary's package; asset paths are relative to its directory.
+    let manifest: toml::Table = read("agent-cli/Cargo.toml")?.parse()?;
     let deb = manifest["package"]["metadata"]["deb"]
         .as_table()
         .context("[package.metadata.deb]")?;
-    let agent = repo("agent");
+    let agent = repo("agent-cli");
+    ensure!(
+        deb.get("name").and_then(toml::Value::as_str) == Some("pos-agent"),
+        "the Debian package is named pos-agent: {:?}",
+        deb.get("name")
+    );
+    ensure!(
+        deb.get("default-features").and_then(toml::Value::as_bool) == Some(false),
+        "the Debian package is built without the default feature `demo`"
+    );
+    let features = deb.get("features").and_then(toml::Value::as_array);
+    ensure!(
+        !features.is_some_and(|f| f.iter().any(|f| f.as_str() == Some("demo"))),
+        "the Debian package is built without the feature `demo`: {features:?}"
+    );
     let mut targets = Vec::new();
     for asset in deb["assets"].as_array().context("assets")? {
         let asset = asset

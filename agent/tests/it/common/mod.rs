@@ -3,8 +3,9 @@
 //! binary, and an HTTP/1.1 client over its Unix socket.
 //!
 //! (A small copy of the idea of `tests/src/agent_proc.rs`, kept here so the
-//! agent package's tests can use `CARGO_BIN_EXE_pos-agent` and raw
-//! requests with any content type.)
+//! agent package's tests can send raw requests with any content type. The
+//! binary is another package's, `pos-agent-cli`: [`bin`] builds and finds
+//! it.)
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
@@ -19,7 +20,10 @@ use pos_agent::model::{CatalogSnapshot, MembersSnapshot};
 use pos_agent::store::{Store, StoreOptions};
 use serde_json::{Value, json};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_pos-agent");
+/// The `pos-agent` binary (package `pos-agent-cli`), built once per test process.
+pub fn bin() -> PathBuf {
+    pos_tests::bins::path("pos-agent")
+}
 /// Generous: debug builds on a loaded 2-core machine start slowly.
 pub const START_TIMEOUT_MS: u64 = 30_000;
 pub const STOP_TIMEOUT_MS: u64 = 20_000;
@@ -133,7 +137,7 @@ impl Register {
 
     /// Starts `pos-agent run` and waits until `/v1/health` answers 200.
     pub async fn start(&self) -> Agent {
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(&self.config)
             .stdin(Stdio::null())
@@ -166,7 +170,7 @@ impl Register {
 
     /// Runs `pos-agent ARGS` to completion.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
+        Command::new(bin())
             .args(args)
             .stdin(Stdio::null())
             .output()

@@ -12,20 +12,20 @@ use pos_sync::protocol::BundleFormat;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::demo::at_central::{
+use crate::at_central::{
     central_available, central_balance, central_entry_count, overdrafts_at_central,
 };
-use crate::demo::data::{
+use crate::data::{
     BANANAS, CAR_WASH, CATALOG_JSON, CHOCOLATE, COFFEE, MEMBERS_JSON, OTHER_MEMBER,
     OVERDRAWN_MEMBER, OVERDRAWN_MEMBER_CARD, PROGRAM, RULES_JSON, RedeemRules, SHOE, WATER,
     basket_amount, program_ids, redemption_points, sale,
 };
-use crate::demo::narrator::Narrator;
-use crate::demo::summary::{self, Outcome};
-use crate::demo::world::{Register, World, wait_for};
-use crate::demo::{DemoError, DemoOptions, Pace};
-use crate::model::{Freshness, MemberBalances, ReturnAnswer, SaleAnswer};
-use crate::sync_worker::SyncPhase;
+use crate::narrator::Narrator;
+use crate::summary::{self, Outcome};
+use crate::world::{Register, World, wait_for};
+use crate::{DemoError, DemoOptions, Pace};
+use pos_agent::model::{Freshness, MemberBalances, ReturnAnswer, SaleAnswer};
+use pos_agent::sync_worker::SyncPhase;
 
 /// What the outage left for the recovery and the summary to check.
 pub struct Overdraw {
@@ -89,7 +89,7 @@ async fn set_up(
     ));
     let upstream = central.addr;
     world.central = Some(central);
-    world.link = Some(crate::demo::link::Link::start(upstream).await?);
+    world.link = Some(crate::link::Link::start(upstream).await?);
     n.say(&format!(
         "Network link up: the registers reach central through {} (the demo can cut it).",
         world.link()?.addr()
@@ -393,7 +393,7 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
     let redeem = RedeemRules::of_program(PROGRAM)?;
     n.say(&format!(
         "Member data on both registers is now stale (older than {} s): each register may redeem at most {} points per member until it hears from central again.",
-        crate::demo::world::MEMBER_FRESH_SECS,
+        crate::world::MEMBER_FRESH_SECS,
         redeem.offline_allowance
     ));
     pace.step().await;
@@ -576,7 +576,7 @@ async fn unsynced_line(world: &World) -> String {
 }
 
 /// Waits until a register's outbox is empty and its worker idle.
-pub async fn synced(register: &Register) -> Result<crate::health::Health, DemoError> {
+pub async fn synced(register: &Register) -> Result<pos_agent::health::Health, DemoError> {
     wait_for(&format!("{} to sync", register.name), || async {
         let h = register.daemon.health().await;
         let idle = h

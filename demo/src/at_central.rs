@@ -7,9 +7,9 @@
 
 use pos_central::storage::{Conflict, LISTING_ROWS_MAX, LedgerFilter, StoredEntry};
 
-use crate::demo::DemoError;
-use crate::demo::data::{OVERDRAWN_MEMBER, PROGRAM};
-use crate::demo::world::World;
+use crate::DemoError;
+use crate::data::{OVERDRAWN_MEMBER, PROGRAM};
+use crate::world::World;
 
 pub fn central_entry_count(world: &World) -> Result<usize, DemoError> {
     let mut count = 0;

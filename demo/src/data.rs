@@ -7,13 +7,13 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::demo::DemoError;
+use crate::DemoError;
 
 /// The example data of the repository (examples/), so the demo shows the
 /// same rules, members and products the README documents.
-pub const RULES_JSON: &str = include_str!("../../../examples/rules.json");
-pub const MEMBERS_JSON: &str = include_str!("../../../examples/members.json");
-pub const CATALOG_JSON: &str = include_str!("../../../examples/catalog.json");
+pub const RULES_JSON: &str = include_str!("../../examples/rules.json");
+pub const MEMBERS_JSON: &str = include_str!("../../examples/members.json");
+pub const CATALOG_JSON: &str = include_str!("../../examples/catalog.json");
 
 /// The member both registers let overdraw (gold, 1,500 points in
 /// examples/members.json) and the card printed on their loyalty card.

@@ -1,9 +1,13 @@
 //! The agent's event bus: what `GET /v1/events` streams to the POS as
 //! Server-Sent Events.
 //!
+//! Its own module, below the API: the publishers (the checkout session,
+//! the device forwarder) and the one subscriber route (`api::routes`)
+//! import it, so neither the session nor the devices know the HTTP layer.
+//!
 //! A `tokio::sync::broadcast` channel with a bounded buffer: publishers
-//! (the checkout session now; scanners, card readers and device state
-//! later) never wait for a slow POS. A subscriber that falls more than
+//! (the checkout session; scanners, card readers and device state) never
+//! wait for a slow POS. A subscriber that falls more than
 //! [`EVENTS_BUFFER_MAX`] events behind loses the oldest ones and is told so
 //! with a `lagged` event, then continues with the newest.
 

@@ -14,9 +14,9 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio_serial::{SerialPort, SerialStream};
 
-use crate::daemon::{Daemon, DaemonOptions};
-use crate::demo::DemoError;
-use crate::demo::link::Link;
+use crate::DemoError;
+use crate::link::Link;
+use pos_agent::daemon::{Daemon, DaemonOptions};
 
 /// Poll period while waiting for a state (sync done, a scan landed).
 pub const POLL_MS: u64 = 50;
@@ -102,7 +102,7 @@ impl Scanner {
 
 impl World {
     /// Creates the demo directory (refusing one with content).
-    pub fn new(options: &crate::demo::DemoOptions) -> Result<World, DemoError> {
+    pub fn new(options: &crate::DemoOptions) -> Result<World, DemoError> {
         let dir = options.dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|e| DemoError::io(format!("creating {}", dir.display()), e))?;
@@ -267,7 +267,7 @@ impl Register {
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| api_error(format!("encoding the body: {e}")))?;
-        let (status, answer) = crate::api::client::request(&self.socket, method, path, bytes)
+        let (status, answer) = pos_agent::api::client::request(&self.socket, method, path, bytes)
             .await
             .map_err(|e| api_error(e.to_string()))?;
         let json = if answer.is_empty() {

@@ -8,15 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::demo::DemoError;
-use crate::demo::at_central::{
+use crate::DemoError;
+use crate::at_central::{
     central_available, central_balance, central_ledger, overdrafts_at_central,
 };
-use crate::demo::data::{MEMBERS_JSON, OVERDRAWN_MEMBER, PROGRAM};
-use crate::demo::narrator::Narrator;
-use crate::demo::script::Overdraw;
-use crate::demo::world::{Register, World};
-use crate::model::{EntryStatus, LedgerRow, MemberBalances};
+use crate::data::{MEMBERS_JSON, OVERDRAWN_MEMBER, PROGRAM};
+use crate::narrator::Narrator;
+use crate::script::Overdraw;
+use crate::world::{Register, World};
+use pos_agent::model::{EntryStatus, LedgerRow, MemberBalances};
 
 /// Entries per `GET /v1/ledger` page (the API's maximum).
 const LEDGER_PAGE_ENTRIES: u32 = 1_000;
@@ -143,7 +143,7 @@ pub async fn compute(
         all_synced &= synced == rows.len() && health.outbox_depth == 0;
         dead_total += health.dead_letters;
         let db = register.db.clone();
-        let report = tokio::task::spawn_blocking(move || crate::store::verify_file(&db))
+        let report = tokio::task::spawn_blocking(move || pos_agent::store::verify_file(&db))
             .await
             .map_err(|e| DemoError::Script(format!("verify task: {e}")))?;
         let chain = match report {

@@ -1,13 +1,13 @@
 //! `pos-agent demo [--dir PATH] [--quick]` (agent spec §1): the whole
 //! system on one machine, told on stdout. The scenario lives in the
-//! library (`pos_agent::demo`); this is the process around it: the state
+//! `pos-demo` crate; this is the process around it: the state
 //! directory, logging, the runtime, Ctrl-C and the exit code (0 only if
 //! every check of the summary held, 1 otherwise, naming the failed ones).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
-use pos_agent::demo::{DemoError, DemoOptions, Narrator};
+use pos_demo::{DemoError, DemoOptions, Narrator};
 
 use crate::commands::{Failure, bad_input, other};
 
@@ -50,7 +50,7 @@ pub fn run(dir: Option<&Path>, quick: bool) -> Result<(), Failure> {
         .context("cannot start the async runtime")
         .map_err(other)?;
     let narrator = Narrator::stdout();
-    let played = runtime.block_on(pos_agent::demo::run(&options, &narrator, interrupted()));
+    let played = runtime.block_on(pos_demo::run(&options, &narrator, interrupted()));
     drop(runtime);
     drop(temp);
     match played {

@@ -1,5 +1,5 @@
-//! `pos-agent demo`: the whole system on one machine with no set-up (agent
-//! spec §1) — an embedded central, two registers of one store (agents in
+//! `pos-demo`, the scenario of `pos-agent demo`: the whole system on one
+//! machine with no set-up (agent spec §1) — an embedded central, two registers of one store (agents in
 //! this process, each with its own store and API socket), a simulated
 //! scanner on a pseudo-terminal for each, and a scripted store day with a network
 //! outage and its recovery, told line by line, ending in a summary whose
@@ -14,6 +14,11 @@
 //! their Unix-socket API — so the demo exercises the real paths, not
 //! shortcuts into the store. Health and verification use the in-process
 //! handles, as `pos-agent status` and `db verify` would.
+//!
+//! Its own crate, on top of `pos-agent` and `pos-central`: the register's
+//! library never depends on central, and the `pos-agent` binary links this
+//! crate only with its `demo` feature (on by default, off in the Debian
+//! package).
 
 mod at_central;
 mod data;
@@ -103,7 +108,7 @@ pub enum DemoError {
     Daemon {
         terminal: String,
         #[source]
-        source: crate::daemon::DaemonError,
+        source: pos_agent::daemon::DaemonError,
     },
     #[error("register {terminal}: {method} {path}: {detail}")]
     Api {

@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::demo::DemoError;
+use crate::DemoError;
 
 /// Most connections forwarded at once: two registers need a handful; more
 /// wait in the kernel backlog.

@@ -1,7 +1,9 @@
 //! `pos-agent`: the register loyalty agent's command line (agent spec §1).
 //!
 //! Thin: every command lives in `commands/`, on top of the `pos_agent`
-//! library. Exit codes: 0 success, 2 bad input or usage, 1 anything else.
+//! library (and, for `demo`, of `pos_demo`: only with the default feature
+//! `demo`, which the Debian package leaves off). anyhow lives only here.
+//! Exit codes: 0 success, 2 bad input or usage, 1 anything else.
 
 mod commands;
 
@@ -28,6 +30,7 @@ enum Command {
     },
     /// The whole system on one machine: an embedded central, two registers,
     /// a pty scanner, a store day with a network outage, and a summary.
+    #[cfg(feature = "demo")]
     Demo {
         /// Keep the state in this directory (new or empty); default: a
         /// temporary directory removed at the end.
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
             commands::decode::run(kind, &data, config.as_deref())
         }
         Command::Run { config } => commands::run::run(&config),
+        #[cfg(feature = "demo")]
         Command::Demo { dir, quick } => commands::demo::run(dir.as_deref(), quick),
         Command::Status { config } => commands::status::run(&config),
     };

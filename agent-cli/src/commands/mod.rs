@@ -4,6 +4,7 @@
 pub mod check_config;
 pub mod db;
 pub mod decode;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod import;
 pub mod quote;
