@@ -3,8 +3,8 @@
 //!
 //! Layout: [`routes`] holds the handlers, [`extract`] the extractors that
 //! turn bad input into JSON errors, [`error`] the one error shape,
-//! [`events`] the SSE event bus, [`server`] the listeners, connection limit
-//! and graceful shutdown. [`router`] wires them and adds the cross-cutting
+//! [`events`] the SSE event bus, [`server`] the listeners and the limits
+//! `pos_http` serves them within. [`router`] wires them and adds the cross-cutting
 //! layers: body limit, per-request timeout, metrics and the "every error is
 //! JSON" safety net.
 //!
