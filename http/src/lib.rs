@@ -34,4 +34,4 @@ pub use admission::{Admission, AdmitAll};
 pub use handshake::Tls;
 pub use handshake::{Handshake, Plain};
 pub use limits::Limits;
-pub use serve::Server;
+pub use serve::{HttpService, Server};

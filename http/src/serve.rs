@@ -29,6 +29,32 @@ use crate::limits::Limits;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
+/// A tower service that hyper can serve on a connection task: an axum
+/// `Router`, or any service with the same shape.
+pub trait HttpService:
+    tower::Service<
+        Request<Incoming>,
+        Response = Response<Self::Body>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The answers' body.
+    type Body: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, B> HttpService for S
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
+{
+    type Body = B;
+}
+
 /// The serving loop with its limits, connection slots and admission hook.
 ///
 /// Cheap to clone; clones share the connection slots, so one `Server`
@@ -84,7 +110,7 @@ impl<A: Admission> Server<A> {
     /// accepting and lets in-flight requests finish within
     /// [`Limits::drain_timeout`]; connections still open after that are
     /// aborted. When this returns, no connection task is left running.
-    pub async fn serve<L, H, S, B>(
+    pub async fn serve<L, H, S>(
         self,
         mut listener: L,
         handshake: H,
@@ -93,12 +119,7 @@ impl<A: Admission> Server<A> {
     ) where
         L: Accept,
         H: Handshake<L::Io>,
-        S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S: HttpService,
     {
         let closing = CancellationToken::new();
         let mut connections = JoinSet::new();
@@ -215,15 +236,10 @@ struct Connection<H, S, T> {
 impl<H, S, T> Connection<H, S, T> {
     /// Handshake within its timeout, then HTTP until the client closes or
     /// the server does (the request in flight finishes first).
-    async fn run<I, B>(self, io: I)
+    async fn run<I>(self, io: I)
     where
         H: Handshake<I>,
-        S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S: HttpService,
     {
         let peer = self.peer;
         let handshake =
