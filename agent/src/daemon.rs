@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::server::{self, ListenError, Listener, UnixSocket};
+use crate::api::server::{self, ListenError, UnixSocket};
 use crate::api::{self, AppState};
 use crate::events::EventBus;
 use crate::health::{Health, HealthState, SyncMode};
@@ -182,26 +182,10 @@ impl Daemon {
         let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
 
         let shutdown = CancellationToken::new();
-        let events = EventBus::new();
-        let state = AppState {
-            store: store.clone(),
-            session: Arc::new(Session::new(
-                store.clone(),
-                events.clone(),
-                options.time_zone.clone(),
-            )),
-            events,
-            metrics: Arc::new(Metrics::new()),
-            health: Arc::new(HealthState::new(
-                store.terminal_id().to_string(),
-                options.sync,
-            )),
-            shutdown: shutdown.clone(),
-            event_streams: Arc::new(Semaphore::new(api::EVENT_STREAMS_MAX)),
-        };
+        let state = app_state(&options, &store, shutdown.clone());
         // Devices after the last fallible bind, so a failed start leaves no
         // device loop holding a serial port.
-        let device_tasks = crate::devices::start(
+        let mut tasks = crate::devices::start(
             &options.devices,
             crate::devices::ScanTargets {
                 store: store.clone(),
@@ -213,34 +197,9 @@ impl Daemon {
         )
         .map_err(DaemonError::Devices)?;
         let router = api::router(state.clone(), options.max_body_bytes);
-        let connections = Arc::new(Semaphore::new(server::CONNECTIONS_MAX));
-        let mut tasks = device_tasks;
-        let unix_listener = Listener::Unix(unix.listener);
-        tasks.push(spawn_until_cancelled(
-            server::serve(
-                unix_listener,
-                router.clone(),
-                connections.clone(),
-                shutdown.clone(),
-            ),
-            shutdown.clone(),
-        ));
-        if let Some(tcp) = tcp {
-            tasks.push(spawn_until_cancelled(
-                server::serve(Listener::Tcp(tcp), router, connections, shutdown.clone()),
-                shutdown.clone(),
-            ));
-        }
+        tasks.extend(spawn_api(router, unix.listener, tcp, &shutdown));
         if let Some(sync) = options.central.clone() {
-            let monitor = crate::sync_worker::SyncMonitor::new();
-            state.health.attach_sync(monitor.clone());
-            state.session.attach_sync(monitor.clone());
-            tasks.push(crate::sync_worker::spawn(
-                store.clone(),
-                sync,
-                monitor,
-                shutdown.clone(),
-            ));
+            tasks.push(spawn_sync(&state, sync, &shutdown));
         }
         tracing::info!(
             message = "API listening.",
@@ -319,6 +278,73 @@ impl Daemon {
         tracing::info!(message = "Agent stopped.");
         Ok(())
     }
+}
+
+/// What the handlers share: the store, a session and event bus of this
+/// agent's own, fresh metrics and health.
+fn app_state(options: &DaemonOptions, store: &Store, shutdown: CancellationToken) -> AppState {
+    let events = EventBus::new();
+    AppState {
+        store: store.clone(),
+        session: Arc::new(Session::new(
+            store.clone(),
+            events.clone(),
+            options.time_zone.clone(),
+        )),
+        events,
+        metrics: Arc::new(Metrics::new()),
+        health: Arc::new(HealthState::new(
+            store.terminal_id().to_string(),
+            options.sync,
+        )),
+        shutdown,
+        event_streams: Arc::new(Semaphore::new(api::EVENT_STREAMS_MAX)),
+    }
+}
+
+/// Serves the API on the Unix socket and, when configured, on TCP: one
+/// [`pos_http::Server`] cloned onto both, so [`server::CONNECTIONS_MAX`]
+/// bounds their connections together.
+fn spawn_api(
+    router: axum::Router,
+    unix: tokio::net::UnixListener,
+    tcp: Option<tokio::net::TcpListener>,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let server = pos_http::Server::new(server::LIMITS);
+    let mut tasks = vec![serve_on(&server, unix, &router, shutdown)];
+    if let Some(tcp) = tcp {
+        tasks.push(serve_on(&server, tcp, &router, shutdown));
+    }
+    tasks
+}
+
+/// One listener's serving task, until `shutdown`.
+fn serve_on<L: pos_http::Accept>(
+    server: &pos_http::Server,
+    listener: L,
+    router: &axum::Router,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    let serving = server.clone().serve(
+        listener,
+        pos_http::Plain,
+        router.clone(),
+        shutdown.clone().cancelled_owned(),
+    );
+    spawn_until_cancelled(serving, shutdown.clone())
+}
+
+/// Starts the sync worker and lets health and the session watch it.
+fn spawn_sync(
+    state: &AppState,
+    sync: crate::sync_worker::SyncOptions,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    let monitor = crate::sync_worker::SyncMonitor::new();
+    state.health.attach_sync(monitor.clone());
+    state.session.attach_sync(monitor.clone());
+    crate::sync_worker::spawn(state.store.clone(), sync, monitor, shutdown.clone())
 }
 
 /// Spawns a task; if it ends before shutdown was asked for (it should run

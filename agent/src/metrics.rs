@@ -123,116 +123,130 @@ impl Metrics {
     /// The whole registry in Prometheus text format 0.0.4.
     pub fn render(&self, store: Option<&StoreFigures>) -> String {
         let mut out = String::new();
-        if let Some(s) = store {
-            family(
-                &mut out,
-                "pos_agent_sales_total",
-                "counter",
-                "Sales committed in this register's store.",
-            );
-            let _ = writeln!(out, "pos_agent_sales_total {}", s.sales);
-            family(
-                &mut out,
-                "pos_agent_points_earned_total",
-                "counter",
-                "Points earned by committed sales (earn entries).",
-            );
-            let _ = writeln!(out, "pos_agent_points_earned_total {}", s.points_earned);
-            family(
-                &mut out,
-                "pos_agent_points_redeemed_total",
-                "counter",
-                "Points paid with on committed sales (redeem entries).",
-            );
-            let _ = writeln!(out, "pos_agent_points_redeemed_total {}", s.points_redeemed);
-            family(
-                &mut out,
-                "pos_agent_unsynced_entries",
-                "gauge",
-                "Ledger entries not yet accepted by central (outbox depth).",
-            );
-            let _ = writeln!(out, "pos_agent_unsynced_entries {}", s.unsynced_entries);
-            family(
-                &mut out,
-                "pos_agent_dead_letters",
-                "gauge",
-                "Ledger entries central rejected for good.",
-            );
-            let _ = writeln!(out, "pos_agent_dead_letters {}", s.dead_letters);
-            family(
-                &mut out,
-                "pos_agent_rules_version",
-                "gauge",
-                "Newest cached rules bundle version (0: none).",
-            );
-            let _ = writeln!(
-                out,
-                "pos_agent_rules_version {}",
-                s.rules_version.unwrap_or(0)
-            );
+        if let Some(figures) = store {
+            render_store(&mut out, figures);
         }
         let inner = self.lock();
-        family(
-            &mut out,
-            "pos_agent_http_requests_total",
-            "counter",
-            "API requests answered, by route, method and status.",
-        );
-        for ((route, method, status), n) in &inner.requests {
-            let _ = writeln!(
-                out,
-                "pos_agent_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
-                escape(route),
-                escape(method)
-            );
-        }
-        family(
-            &mut out,
-            "pos_agent_http_request_duration_seconds",
-            "histogram",
-            "API request latency until the answer's headers, by route.",
-        );
-        for (route, h) in &inner.latency {
-            let route = escape(route);
-            let mut cumulative = 0u64;
-            for (bound, n) in LATENCY_BUCKETS_US.iter().zip(h.buckets.iter()) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "pos_agent_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}\"}} {cumulative}",
-                    seconds(*bound)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "pos_agent_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "pos_agent_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                seconds(h.sum_us)
-            );
-            let _ = writeln!(
-                out,
-                "pos_agent_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
-        }
-        family(
-            &mut out,
-            "pos_agent_api_errors_total",
-            "counter",
-            "API error answers, by error code.",
-        );
-        for (code, n) in &inner.errors {
-            let _ = writeln!(
-                out,
-                "pos_agent_api_errors_total{{code=\"{}\"}} {n}",
-                escape(code)
-            );
-        }
+        render_requests(&mut out, &inner.requests);
+        render_latency(&mut out, &inner.latency);
+        render_errors(&mut out, &inner.errors);
         out
+    }
+}
+
+/// The store's figures: one sample per family, no labels.
+fn render_store(out: &mut String, s: &StoreFigures) {
+    let rules_version = s.rules_version.unwrap_or(0);
+    let families: [(&str, &str, &str, &dyn std::fmt::Display); 6] = [
+        (
+            "pos_agent_sales_total",
+            "counter",
+            "Sales committed in this register's store.",
+            &s.sales,
+        ),
+        (
+            "pos_agent_points_earned_total",
+            "counter",
+            "Points earned by committed sales (earn entries).",
+            &s.points_earned,
+        ),
+        (
+            "pos_agent_points_redeemed_total",
+            "counter",
+            "Points paid with on committed sales (redeem entries).",
+            &s.points_redeemed,
+        ),
+        (
+            "pos_agent_unsynced_entries",
+            "gauge",
+            "Ledger entries not yet accepted by central (outbox depth).",
+            &s.unsynced_entries,
+        ),
+        (
+            "pos_agent_dead_letters",
+            "gauge",
+            "Ledger entries central rejected for good.",
+            &s.dead_letters,
+        ),
+        (
+            "pos_agent_rules_version",
+            "gauge",
+            "Newest cached rules bundle version (0: none).",
+            &rules_version,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+fn render_requests(out: &mut String, requests: &BTreeMap<(String, String, u16), u64>) {
+    family(
+        out,
+        "pos_agent_http_requests_total",
+        "counter",
+        "API requests answered, by route, method and status.",
+    );
+    for ((route, method, status), n) in requests {
+        let _ = writeln!(
+            out,
+            "pos_agent_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+            escape(route),
+            escape(method)
+        );
+    }
+}
+
+fn render_latency(out: &mut String, latency: &BTreeMap<String, Histogram>) {
+    family(
+        out,
+        "pos_agent_http_request_duration_seconds",
+        "histogram",
+        "API request latency until the answer's headers, by route.",
+    );
+    for (route, h) in latency {
+        let route = escape(route);
+        let mut cumulative = 0u64;
+        for (bound, n) in LATENCY_BUCKETS_US.iter().zip(h.buckets.iter()) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "pos_agent_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}\"}} {cumulative}",
+                seconds(*bound)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "pos_agent_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(
+            out,
+            "pos_agent_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+            seconds(h.sum_us)
+        );
+        let _ = writeln!(
+            out,
+            "pos_agent_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+            h.count
+        );
+    }
+}
+
+fn render_errors(out: &mut String, errors: &BTreeMap<String, u64>) {
+    family(
+        out,
+        "pos_agent_api_errors_total",
+        "counter",
+        "API error answers, by error code.",
+    );
+    for (code, n) in errors {
+        let _ = writeln!(
+            out,
+            "pos_agent_api_errors_total{{code=\"{}\"}} {n}",
+            escape(code)
+        );
     }
 }
 

@@ -8,7 +8,8 @@
 //! let central = pos_central::embedded::start(dir, "127.0.0.1:0".parse().unwrap(), true).await?;
 //! let token = central.add_terminal("store-1-reg-1")?;
 //! // Point the register at central.url with ca_file = central.ca_path(),
-//! // rules_public_key = central.public_key_base64(), and `token`.
+//! // rules_public_key = central.public_key_base64(), and `token` (a
+//! // `SecretString`: written to the register's token file, never logged).
 //! central.stop().await;
 //! # Ok(()) }
 //! ```
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pos_sync::protocol::BundleFormat;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -59,7 +61,7 @@ pub async fn start(
     let state = Arc::new(AppState {
         storage,
         signing_key: dir.signing_key()?,
-        admin_token_hash: token_hash(&dir.admin_token()?),
+        admin_token_hash: token_hash(dir.admin_token()?.expose_secret()),
     });
     let tls_config = if tls {
         Some(dir.tls_server_config()?)
@@ -111,9 +113,11 @@ impl RunningCentral {
     }
 
     /// Registers a terminal; returns its token (only the hash is stored).
-    pub fn add_terminal(&self, id: &str) -> Result<String, CentralError> {
+    pub fn add_terminal(&self, id: &str) -> Result<SecretString, CentralError> {
         let token = new_token();
-        self.state.storage.add_terminal(id, token_hash(&token))?;
+        self.state
+            .storage
+            .add_terminal(id, token_hash(token.expose_secret()))?;
         Ok(token)
     }
 

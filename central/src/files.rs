@@ -21,7 +21,9 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rand::RngCore;
 use rand::rngs::OsRng;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::error::CentralError;
 use crate::sqlite::SqliteStorage;
@@ -34,11 +36,13 @@ const TOKEN_BYTES: usize = 32;
 /// The names the development certificate is valid for, besides any extra.
 pub const DEV_CERT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
-/// A fresh random bearer token.
-pub fn new_token() -> String {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+/// A fresh random bearer token (its random bytes are wiped once encoded).
+pub fn new_token() -> SecretString {
+    let mut bytes = Zeroizing::new([0u8; TOKEN_BYTES]);
+    OsRng.fill_bytes(bytes.as_mut_slice());
+    // hex::encode allocates exactly the 2 × TOKEN_BYTES it writes, so
+    // the conversion into a boxed str copies nothing.
+    SecretString::from(hex::encode(bytes.as_slice()))
 }
 
 /// What central stores of a token: its SHA-256 (a leaked database does not
@@ -68,7 +72,11 @@ fn read_small(path: &Path) -> Result<Vec<u8>, CentralError> {
     use std::io::Read;
     let file = std::fs::File::open(path)
         .map_err(|e| CentralError::io(format!("reading {}", path.display()), e))?;
-    let mut out = Vec::new();
+    // Sized from the file's length up front, so a token or key is read
+    // into one buffer and no grown-out copy of it is freed unwiped.
+    let size = file.metadata().map_or(0, |meta| meta.len());
+    let capacity = usize::try_from(size.min(SMALL_FILE_BYTES_MAX) + 1).unwrap_or(0);
+    let mut out = Vec::with_capacity(capacity);
     file.take(SMALL_FILE_BYTES_MAX + 1)
         .read_to_end(&mut out)
         .map_err(|e| CentralError::io(format!("reading {}", path.display()), e))?;
@@ -79,6 +87,32 @@ fn read_small(path: &Path) -> Result<Vec<u8>, CentralError> {
         )));
     }
     Ok(out)
+}
+
+/// Reads a token file (at most 64 KiB of text), trimmed; empty is an
+/// error. The read buffer is wiped, and so is the secret when dropped.
+pub fn read_token(path: &Path) -> Result<SecretString, CentralError> {
+    let bytes = Zeroizing::new(read_small(path)?);
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| CentralError::Invalid(format!("{} is not text", path.display())))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(CentralError::Invalid(format!(
+            "{} is empty",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(token))
+}
+
+/// A token as its file holds it: the text and a newline, in a buffer
+/// wiped on drop.
+fn token_file_text(token: &SecretString) -> Zeroizing<Vec<u8>> {
+    let token = token.expose_secret().as_bytes();
+    let mut text = Zeroizing::new(Vec::with_capacity(token.len() + 1));
+    text.extend_from_slice(token);
+    text.push(b'\n');
+    text
 }
 
 fn tls_err(e: impl std::fmt::Display) -> CentralError {
@@ -131,7 +165,7 @@ impl CentralDir {
         write_new(&self.signing_key_path(), pem.as_bytes(), true)?;
         write_new(
             &self.admin_token_path(),
-            format!("{}\n", new_token()).as_bytes(),
+            &token_file_text(&new_token()),
             true,
         )?;
 
@@ -191,18 +225,9 @@ impl CentralDir {
         })
     }
 
-    pub fn admin_token(&self) -> Result<String, CentralError> {
-        let path = self.admin_token_path();
-        let text = String::from_utf8(read_small(&path)?)
-            .map_err(|_| CentralError::Invalid(format!("{} is not text", path.display())))?;
-        let token = text.trim().to_string();
-        if token.is_empty() {
-            return Err(CentralError::Invalid(format!(
-                "{} is empty",
-                path.display()
-            )));
-        }
-        Ok(token)
+    /// The admin token from `admin.token`.
+    pub fn admin_token(&self) -> Result<SecretString, CentralError> {
+        read_token(&self.admin_token_path())
     }
 
     /// The rustls server configuration from `server.pem` / `server.key`.
@@ -234,5 +259,26 @@ impl CentralDir {
             .with_single_cert(certs, key)
             .map_err(tls_err)?;
         Ok(Arc::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_read_trimmed_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.token");
+        let token = new_token();
+        std::fs::write(&path, token_file_text(&token).as_slice()).unwrap();
+        let read = read_token(&path).unwrap();
+        assert_eq!(read.expose_secret(), token.expose_secret());
+        assert_eq!(read.expose_secret().len(), 2 * TOKEN_BYTES);
+        assert!(!format!("{read:?}").contains(token.expose_secret()));
+
+        std::fs::write(&path, " \n").unwrap();
+        let err = read_token(&path).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
     }
 }

@@ -2,19 +2,18 @@
 //! register proves who it is (a token read from a file or a systemd
 //! credential, never written in the config itself).
 
-use std::io::Read;
 use std::net::IpAddr;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
 use url::{Host, Url};
 
 use crate::env::Env;
 use crate::error::{Error, Problem};
 use crate::reader::{Ctx, Field, Table, quote};
-use crate::secret::Secret;
 use crate::values::path;
 
 pub(crate) const KEYS: &[&str] = &[
@@ -121,7 +120,7 @@ impl Central {
     /// Reads the bearer token from `token_file` or from the systemd
     /// credential, trimmed of surrounding whitespace. Errors name the config
     /// line that points at the token, never the token's content.
-    pub fn read_token(&self, env: &Env) -> Result<Secret, Error> {
+    pub fn read_token(&self, env: &Env) -> Result<SecretString, Error> {
         let file = match &self.token {
             TokenSource::File(file) => file.clone(),
             TokenSource::Credential(name) => match &env.credentials_directory {
@@ -135,13 +134,13 @@ impl Central {
                 }
             },
         };
-        let text = read_limited(&file).map_err(|message| {
+        let secret = crate::secret::read_trimmed(&file, TOKEN_BYTES_MAX).map_err(|message| {
             self.token_origin.problem(format!(
                 "cannot read token from {}: {message}",
                 file.display()
             ))
         })?;
-        let token = text.trim();
+        let token = secret.expose_secret();
         if token.is_empty() {
             return Err(self
                 .token_origin
@@ -155,24 +154,8 @@ impl Central {
                 file.display()
             )));
         }
-        Ok(Secret::new(token.to_string()))
+        Ok(secret)
     }
-}
-
-/// Reads at most [`TOKEN_BYTES_MAX`] bytes of UTF-8 text.
-fn read_limited(file: &Path) -> Result<String, String> {
-    let opened = std::fs::File::open(file).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    opened
-        .take(TOKEN_BYTES_MAX + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > TOKEN_BYTES_MAX {
-        return Err(format!(
-            "larger than {TOKEN_BYTES_MAX} bytes, so not a token file"
-        ));
-    }
-    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// Loopback hosts: `http://` to them never leaves the machine.

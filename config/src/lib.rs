@@ -47,7 +47,6 @@ pub use devices::{
 pub use env::Env;
 pub use error::{Error, PROBLEMS_MAX, Problem};
 pub use log::{Log, LogFormat, LogLevel};
-pub use secret::Secret;
 pub use storage::{DEFAULT_DB_FILE, Storage};
 pub use terminal::Terminal;
 pub use variable_measure::{EAN13_DIGITS, Measure, VariableMeasure};

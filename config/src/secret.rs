@@ -1,41 +1,31 @@
-//! The central token in memory: wiped on drop, never printed.
+//! Reading the central token into a [`SecretString`]: bounded, and every
+//! buffer that held its text wiped (the read buffer on drop, the secret
+//! itself when it is dropped).
 
-use std::fmt;
+use std::io::Read;
+use std::path::Path;
 
+use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-/// A secret read at run time (the central bearer token). `Debug` prints
-/// `Secret(<redacted>)`; there is no `Display`, so it cannot slip into a
-/// log line or an error by formatting.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    pub(crate) fn new(text: String) -> Secret {
-        Secret(Zeroizing::new(text))
+/// Reads at most `bytes_max` bytes of UTF-8 text from `file`, trimmed of
+/// surrounding whitespace. The error says what is wrong with the file,
+/// never what it holds.
+pub(crate) fn read_trimmed(file: &Path, bytes_max: u64) -> Result<SecretString, String> {
+    let opened = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let capacity = usize::try_from(bytes_max.saturating_add(1)).unwrap_or(usize::MAX);
+    // Allocated once at full size, so no copy of the text is left behind
+    // by a growing buffer.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
+    opened
+        .take(bytes_max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > bytes_max {
+        return Err(format!(
+            "larger than {bytes_max} bytes, so not a token file"
+        ));
     }
-
-    /// The secret text, for the one place that must send it
-    /// (the `Authorization` header).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_hides_the_text() {
-        let secret = Secret::new("tok-abc123".to_string());
-        assert!(!format!("{secret:?}").contains("abc123"));
-        assert_eq!(secret.expose(), "tok-abc123");
-    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string())?;
+    Ok(SecretString::from(text.trim()))
 }

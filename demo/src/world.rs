@@ -151,7 +151,7 @@ impl World {
             .map_err(|e| DemoError::io(format!("creating {}", home.display()), e))?;
         let token = central.add_terminal(&id)?;
         let token_path = home.join("token");
-        write_private(&token_path, &token)?;
+        write_private(&token_path, secrecy::ExposeSecret::expose_secret(&token))?;
         let (scanner, device_toml) = if with_scanner {
             let (scanner, path) = Scanner::new("front-scanner")?;
             let toml = format!(

@@ -9,7 +9,6 @@
 //! The client does one request per call and never retries on its own: the
 //! sync worker owns the loop and the [`crate::retry::Backoff`].
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +19,10 @@ use rustls::DigitallySignedStruct;
 use rustls::SignatureScheme;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
 
 use crate::error::SyncError;
 use crate::protocol::{
@@ -39,25 +40,56 @@ pub const ERROR_BODY_BYTES_MAX: usize = 4_096;
 /// Largest CA file read: 1 MiB.
 pub const CA_FILE_BYTES_MAX: u64 = 1_048_576;
 
-/// A bearer token; never shown by `Debug`.
-#[derive(Clone)]
-pub struct Token(String);
+/// A bearer token: trimmed, non-empty printable ASCII (it goes into an
+/// HTTP header), held in a [`SecretString`] so it is wiped from memory on
+/// drop and `Debug` shows `[REDACTED]`. [`Token::authorization`] is the one
+/// place its text is exposed.
+#[derive(Clone, Debug)]
+pub struct Token(SecretString);
 
 impl Token {
+    /// From text the caller holds (a test, a benchmark): the trimmed text
+    /// is copied into the secret.
     pub fn new(text: &str) -> Result<Token, SyncError> {
-        let text = text.trim();
+        Token::check(text.trim())?;
+        Ok(Token(SecretString::from(text.trim())))
+    }
+
+    /// From a secret already read (the config's token file): kept as it is
+    /// when it needs no trimming, so the text is not copied again.
+    pub fn from_secret(secret: SecretString) -> Result<Token, SyncError> {
+        let text = secret.expose_secret();
+        Token::check(text.trim())?;
+        if text.trim().len() == text.len() {
+            Ok(Token(secret))
+        } else {
+            Ok(Token(SecretString::from(text.trim())))
+        }
+    }
+
+    fn check(text: &str) -> Result<(), SyncError> {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(SyncError::Config(
                 "the central token must be non-empty printable ASCII".into(),
             ));
         }
-        Ok(Token(text.to_string()))
+        Ok(())
     }
-}
 
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
+    /// The `Authorization: Bearer` header value, marked sensitive (HTTP/2
+    /// never indexes it, `Debug` hides it). The text is assembled in a
+    /// buffer that is wiped on drop; the header value itself is the `http`
+    /// crate's and lives as long as the client that sends it.
+    pub fn authorization(&self) -> Result<HeaderValue, SyncError> {
+        const SCHEME: &str = "Bearer ";
+        let token = self.0.expose_secret();
+        let mut text = Zeroizing::new(String::with_capacity(SCHEME.len() + token.len()));
+        text.push_str(SCHEME);
+        text.push_str(token);
+        let mut value = HeaderValue::from_str(&text)
+            .map_err(|_| SyncError::Config("the central token is not a valid header".into()))?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 }
 
@@ -303,9 +335,7 @@ impl SyncClient {
             .user_agent(concat!("pos-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SyncError::Config(format!("HTTP client: {e}")))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token.0))
-            .map_err(|_| SyncError::Config("the central token is not a valid header".into()))?;
-        auth.set_sensitive(true);
+        let auth = config.token.authorization()?;
         Ok(SyncClient { http, base, auth })
     }
 
@@ -509,6 +539,18 @@ mod tests {
         assert!(!format!("{config:?}").contains("s3cret"));
         assert!(Token::new("  ").is_err());
         assert!(Token::new("a b").is_err());
+    }
+
+    #[test]
+    fn a_token_from_a_secret_is_trimmed_checked_and_sent_as_a_sensitive_header() {
+        let token = Token::from_secret(SecretString::from(" tok-9f\n")).unwrap();
+        assert!(!format!("{token:?}").contains("tok-9f"), "{token:?}");
+        let header = token.authorization().unwrap();
+        assert!(header.is_sensitive());
+        assert_eq!(header.to_str().unwrap(), "Bearer tok-9f");
+        assert!(!format!("{header:?}").contains("tok-9f"), "{header:?}");
+        assert!(Token::from_secret(SecretString::from("\n")).is_err());
+        assert!(Token::from_secret(SecretString::from("a\u{e9}")).is_err());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! Layout: [`routes`] holds the handlers, [`extract`] the extractors that
 //! turn bad input into JSON errors, [`error`] the one error shape,
-//! [`server`] the listeners, connection limit and graceful shutdown; the
-//! `GET /v1/events` route streams the agent's event bus
+//! [`server`] the listeners and the limits `pos_http` serves them within;
+//! the `GET /v1/events` route streams the agent's event bus
 //! ([`crate::events`]), which the session and the devices publish on
 //! without knowing the API. [`router`] wires them and adds the cross-cutting
 //! layers: body limit, per-request timeout, metrics and the "every error is

@@ -1,25 +1,14 @@
 //! Listening: the Unix socket (mode 0660, stale file replaced, a live agent
-//! never displaced), optional TCP, a bound on open connections, a bound on
-//! header read time, and graceful shutdown with a bounded drain.
-//!
-//! Hand-rolled on `hyper` + `hyper-util` instead of `axum::serve` because
-//! we need three things it does not give: a connection limit that holds
-//! back `accept` (backpressure into the kernel backlog instead of an
-//! unbounded task count), a header read timeout (a silent client must not
-//! hold a connection slot), and a drain bound at shutdown.
+//! never displaced), optional TCP, and the [`LIMITS`] both are served
+//! within: a bound on open connections, a bound on header read time, and a
+//! bounded drain at shutdown. The serving loop itself is `pos_http`'s, the
+//! same one central runs.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 /// Most connections served at once, over all listeners. A register has one
 /// POS and a few tools; the rest wait in the kernel backlog.
@@ -139,93 +128,12 @@ pub async fn bind_tcp(addr: std::net::SocketAddr) -> Result<TcpListener, ListenE
         })
 }
 
-/// Either kind of listener, for one accept loop.
-pub enum Listener {
-    Unix(UnixListener),
-    Tcp(TcpListener),
-}
-
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and lets in-flight requests finish within [`DRAIN_TIMEOUT_MS`].
-/// `connections` is shared between listeners so the bound is global.
-pub async fn serve(
-    listener: Listener,
-    router: Router,
-    connections: Arc<Semaphore>,
-    shutdown: CancellationToken,
-) {
-    let graceful = GracefulShutdown::new();
-    let mut connection_tasks = tokio::task::JoinSet::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break, // semaphore closed: shutting down
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = accept(&listener) => accepted,
-        };
-        let io = match accepted {
-            Ok(io) => io,
-            Err(error) => {
-                // EMFILE and friends: back off a little instead of spinning.
-                tracing::warn!(message = "Accept failed.", %error);
-                tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
-                continue;
-            }
-        };
-        let service = TowerToHyperService::new(router.clone());
-        let connection = match io {
-            Accepted::Unix(s) => graceful
-                .watch(builder.serve_connection(TokioIo::new(s), service))
-                .boxed(),
-            Accepted::Tcp(s) => graceful
-                .watch(builder.serve_connection(TokioIo::new(s), service))
-                .boxed(),
-        };
-        // Finished connections are reaped here so the set stays within
-        // CONNECTIONS_MAX entries.
-        while connection_tasks.try_join_next().is_some() {}
-        connection_tasks.spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(message = "Connection ended with an error.", %error);
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    match tokio::time::timeout(Duration::from_millis(DRAIN_TIMEOUT_MS), graceful.shutdown()).await {
-        Ok(()) => tracing::debug!(message = "API connections drained."),
-        Err(_) => {
-            tracing::warn!(
-                message = "API connections did not drain in time; dropping them.",
-                timeout_ms = DRAIN_TIMEOUT_MS
-            );
-            // Dropped, not left running: an in-process host (tests, demo)
-            // closes the store next, and a lingering connection must not
-            // outlive it.
-            connection_tasks.abort_all();
-        }
-    }
-}
-
-enum Accepted {
-    Unix(tokio::net::UnixStream),
-    Tcp(tokio::net::TcpStream),
-}
-
-async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
-    match listener {
-        Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
-        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
-    }
-}
-
-use futures_util::FutureExt as _;
+/// The bounds the API is served within, for [`pos_http::Server`]. Plain
+/// HTTP on both listeners, so the handshake bound is the header bound.
+pub const LIMITS: pos_http::Limits = pos_http::Limits {
+    connections_max: CONNECTIONS_MAX,
+    header_read_timeout: Duration::from_millis(HEADER_READ_TIMEOUT_MS),
+    handshake_timeout: Duration::from_millis(HEADER_READ_TIMEOUT_MS),
+    drain_timeout: Duration::from_millis(DRAIN_TIMEOUT_MS),
+    accept_retry: Duration::from_millis(ACCEPT_RETRY_MS),
+};

@@ -18,7 +18,7 @@ use std::time::Duration;
 use pos_sync::protocol::{HoldAnswer, HoldRelease, HoldRequest};
 use pos_sync::{SyncClient, SyncError};
 
-use crate::model::{Freshness, MemberRef, SaleRequest};
+use crate::model::{Freshness, MemberRef, Redemption, SaleRequest};
 use crate::store::{Store, StoreError};
 use crate::sync_worker::SyncMonitor;
 
@@ -128,6 +128,25 @@ impl PlacedHolds {
     }
 }
 
+/// Whom a sale's holds are asked for, once [`SyncMonitor::hold_target`]
+/// found that they should be.
+struct HoldTarget {
+    client: SyncClient,
+    /// The member as the sale names them (id or card), as central is asked.
+    member: String,
+    /// Central's id for the member, as this register's own holds count it.
+    member_id: String,
+}
+
+/// What central said to one redemption's hold.
+enum Held {
+    Granted(HoldRelease),
+    /// A definite no: the sale is refused with this code and message.
+    Refused(&'static str, String),
+    /// No answer (offline, timed out, an error): the offline rules decide.
+    Unanswered,
+}
+
 impl SyncMonitor {
     /// Asks central to hold the points of every redemption of `request`
     /// (see the module docs for when). `Err` only when central definitely
@@ -139,91 +158,116 @@ impl SyncMonitor {
         request: &SaleRequest,
     ) -> Result<PlacedHolds, StoreError> {
         let mut placed = PlacedHolds::default();
-        if request.redeem.is_empty() {
-            return Ok(placed);
-        }
-        let Some(client) = self.client() else {
+        let Some(target) = self.hold_target(store, request).await else {
             return Ok(placed);
         };
+        placed.client = Some(target.client.clone());
+        placed.monitor = Some(self.clone());
+        for (index, redemption) in request.redeem.iter().enumerate() {
+            match self.hold(&target, store, request, redemption).await {
+                Held::Granted(release) => placed.holds.push(release),
+                Held::Unanswered => return Ok(placed),
+                Held::Refused(code, message) => {
+                    self.own_holds()
+                        .remove(&request.sale_id, &redemption.program);
+                    placed.release();
+                    return Err(StoreError::Refused {
+                        index,
+                        program: redemption.program.clone(),
+                        points: redemption.points,
+                        code,
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(placed)
+    }
+
+    /// Whether `request` gets holds at all: it redeems, central is
+    /// configured, it names a member whose data is fresh, and it is new.
+    async fn hold_target(&self, store: &Store, request: &SaleRequest) -> Option<HoldTarget> {
+        if request.redeem.is_empty() {
+            return None;
+        }
+        let client = self.client()?;
         let member = match &request.member {
             Some(MemberRef::Id(id)) => id.clone(),
             Some(MemberRef::Card(card)) => card.clone(),
-            None => return Ok(placed),
+            None => return None,
         };
         // A replayed sale was authorised (or not) the first time.
         if store.sale(&request.sale_id).await.is_ok() {
-            return Ok(placed);
+            return None;
         }
         // Central's id for the member (a known card resolves to it).
         let member_id = match store.member(&member).await {
             Ok(m) if m.freshness == Freshness::Fresh => m.member,
-            _ => return Ok(placed),
+            _ => return None,
         };
-        placed.client = Some(client.clone());
-        placed.monitor = Some(self.clone());
-        for (index, r) in request.redeem.iter().enumerate() {
-            let hold = HoldRequest {
-                terminal_id: store.terminal_id().to_string(),
-                member: member.clone(),
-                program: r.program.clone(),
-                sale_id: request.sale_id.clone(),
-                points: r.points,
-            };
-            // Tracked before asking, so a member download that sees the
-            // hold at central can never miss it here.
-            self.own_holds().add(OwnHold {
-                member: member_id.clone(),
-                program: r.program.clone(),
-                sale_id: request.sale_id.clone(),
-                points: r.points,
-            });
-            let answer = tokio::time::timeout(
-                Duration::from_millis(HOLD_TIMEOUT_MS),
-                client.place_hold(&hold),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(SyncError::Network(format!(
-                    "no answer within {HOLD_TIMEOUT_MS} ms"
-                )))
-            });
-            let refusal = match answer {
-                Ok(HoldAnswer::Granted { .. }) => {
-                    placed.holds.push(HoldRelease {
-                        terminal_id: hold.terminal_id,
-                        sale_id: hold.sale_id,
-                        program: hold.program,
-                    });
-                    continue;
-                }
-                Ok(HoldAnswer::Insufficient { available }) => (
-                    "insufficient_points",
-                    format!("central holds only {available} available points for this member"),
-                ),
-                Ok(HoldAnswer::Blocked) => (
-                    "member_blocked",
-                    "central says the member is blocked".to_string(),
-                ),
-                Err(error) => {
-                    // Offline or confused: the offline rules decide. The
-                    // hold may exist at central all the same (a lost
-                    // answer), so it stays tracked until the entry syncs.
-                    tracing::info!(message = "No hold from central; the redemption goes on under the offline rules.", %error, sale_id = %request.sale_id);
-                    return Ok(placed);
-                }
-            };
-            let (code, message) = refusal;
-            self.own_holds().remove(&request.sale_id, &r.program);
-            placed.release();
-            return Err(StoreError::Refused {
-                index,
-                program: r.program.clone(),
-                points: r.points,
-                code,
-                message,
-            });
+        Some(HoldTarget {
+            client,
+            member,
+            member_id,
+        })
+    }
+
+    /// Asks central to hold one redemption's points, within
+    /// [`HOLD_TIMEOUT_MS`].
+    async fn hold(
+        &self,
+        target: &HoldTarget,
+        store: &Store,
+        request: &SaleRequest,
+        redemption: &Redemption,
+    ) -> Held {
+        let hold = HoldRequest {
+            terminal_id: store.terminal_id().to_string(),
+            member: target.member.clone(),
+            program: redemption.program.clone(),
+            sale_id: request.sale_id.clone(),
+            points: redemption.points,
+        };
+        // Tracked before asking, so a member download that sees the hold
+        // at central can never miss it here.
+        self.own_holds().add(OwnHold {
+            member: target.member_id.clone(),
+            program: redemption.program.clone(),
+            sale_id: request.sale_id.clone(),
+            points: redemption.points,
+        });
+        let answer = tokio::time::timeout(
+            Duration::from_millis(HOLD_TIMEOUT_MS),
+            target.client.place_hold(&hold),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(SyncError::Network(format!(
+                "no answer within {HOLD_TIMEOUT_MS} ms"
+            )))
+        });
+        match answer {
+            Ok(HoldAnswer::Granted { .. }) => Held::Granted(HoldRelease {
+                terminal_id: hold.terminal_id,
+                sale_id: hold.sale_id,
+                program: hold.program,
+            }),
+            Ok(HoldAnswer::Insufficient { available }) => Held::Refused(
+                "insufficient_points",
+                format!("central holds only {available} available points for this member"),
+            ),
+            Ok(HoldAnswer::Blocked) => Held::Refused(
+                "member_blocked",
+                "central says the member is blocked".to_string(),
+            ),
+            Err(error) => {
+                // Offline or confused: the offline rules decide. The hold
+                // may exist at central all the same (a lost answer), so it
+                // stays tracked until the entry syncs.
+                tracing::info!(message = "No hold from central; the redemption goes on under the offline rules.", %error, sale_id = %request.sale_id);
+                Held::Unanswered
+            }
         }
-        Ok(placed)
     }
 }
 

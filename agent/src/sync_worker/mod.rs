@@ -295,7 +295,7 @@ impl Worker {
         let secret = central
             .read_token(&self.options.env)
             .map_err(|e| SyncWorkerError::Token(e.to_string()))?;
-        let token = Token::new(secret.expose())?;
+        let token = Token::from_secret(secret)?;
         let mut config = ClientConfig::new(central.url.as_str(), token);
         config.ca_file = central.ca_file.clone();
         config.allow_insecure_http = central.allow_insecure_http;

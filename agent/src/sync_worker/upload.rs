@@ -10,7 +10,7 @@
 //! the store's bounded writer, so a sale never waits for sync.
 
 use pos_sync::protocol::{BATCH_ENTRIES_MAX, BatchOutcome, EntryResult, UploadAnswer, UploadBatch};
-use pos_sync::{EntryKind, LedgerEntry, SyncClient, SyncError, wire};
+use pos_sync::{Digest32, EntryKind, LedgerEntry, SyncClient, SyncError, wire};
 
 use crate::store::Store;
 use crate::store::sync::{CentralBalance, EntryVerdict, Settlement};
@@ -48,7 +48,6 @@ pub async fn drain(
     terminal_id: &str,
     own: &OwnHolds,
 ) -> Result<DrainSummary, SyncWorkerError> {
-    let batch_max = u32::try_from(BATCH_ENTRIES_MAX).unwrap_or(u32::MAX);
     let mut summary = DrainSummary::default();
     // Set by `gap`: send the ledger from this seq, synced entries included.
     let mut resend_from: Option<u64> = None;
@@ -57,26 +56,8 @@ pub async fn drain(
             summary.more = true;
             return Ok(summary);
         }
-        let mut entries = match resend_from.take() {
-            Some(from) => store
-                .ledger(from, batch_max)
-                .await?
-                .into_iter()
-                .map(|row| row.entry)
-                .collect(),
-            None => store.unsynced(batch_max).await?,
-        };
-        if entries.is_empty() {
+        let Some(batch) = next_batch(store, terminal_id, resend_from.take()).await? else {
             return Ok(summary);
-        }
-        cut_batch(&mut entries)?;
-        let Some(first_seq) = entries.first().map(|e| e.seq) else {
-            return Ok(summary);
-        };
-        let batch = UploadBatch {
-            terminal_id: terminal_id.to_string(),
-            first_seq,
-            entries,
         };
         let answer = client.upload(&batch).await?;
         summary.batches += 1;
@@ -85,42 +66,93 @@ pub async fn drain(
                 settle(store, &batch, results, &answer, own, &mut summary).await?;
             }
             BatchOutcome::Gap { expected } => {
-                if expected >= first_seq || expected == 0 {
-                    return Err(SyncError::Protocol(format!(
-                        "central answered gap {{expected: {expected}}} to a batch starting at seq {first_seq}"
-                    ))
-                    .into());
-                }
-                tracing::warn!(
-                    message = "Central expects earlier entries; resending.",
-                    expected,
-                    first_seq
-                );
-                summary.gaps += 1;
-                resend_from = Some(expected);
+                resend_from = Some(resend_after_gap(expected, batch.first_seq, &mut summary)?);
             }
             BatchOutcome::SeqReused {
                 server_high,
                 server_high_hash,
-            } => {
-                if summary.rebases >= REBASES_PER_DRAIN_MAX {
-                    return Err(SyncError::Protocol(format!(
-                        "central answered seq_reused {} times in one drain (server_high {server_high}); \
-                         giving up until the next cycle",
-                        summary.rebases + 1
-                    ))
-                    .into());
-                }
-                let moved = store.rebase(server_high, server_high_hash).await?;
-                summary.rebases += 1;
-                tracing::warn!(
-                    message = "Central holds other entries under our seqs (database restored?): unsynced entries re-numbered after central's high seq.",
-                    server_high,
-                    moved
-                );
-            }
+            } => rebase(store, server_high, server_high_hash, &mut summary).await?,
         }
     }
+}
+
+/// The next batch: the unsynced entries, or after a `gap` the ledger from
+/// `resend_from` on; `None` when there is nothing to send.
+async fn next_batch(
+    store: &Store,
+    terminal_id: &str,
+    resend_from: Option<u64>,
+) -> Result<Option<UploadBatch>, SyncWorkerError> {
+    let batch_max = u32::try_from(BATCH_ENTRIES_MAX).unwrap_or(u32::MAX);
+    let mut entries = match resend_from {
+        Some(from) => store
+            .ledger(from, batch_max)
+            .await?
+            .into_iter()
+            .map(|row| row.entry)
+            .collect(),
+        None => store.unsynced(batch_max).await?,
+    };
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    cut_batch(&mut entries)?;
+    let Some(first_seq) = entries.first().map(|e| e.seq) else {
+        return Ok(None);
+    };
+    Ok(Some(UploadBatch {
+        terminal_id: terminal_id.to_string(),
+        first_seq,
+        entries,
+    }))
+}
+
+/// Central lost entries before `first_seq`: where to resend from. A `gap`
+/// that does not point before the batch is a protocol error.
+fn resend_after_gap(
+    expected: u64,
+    first_seq: u64,
+    summary: &mut DrainSummary,
+) -> Result<u64, SyncWorkerError> {
+    if expected >= first_seq || expected == 0 {
+        return Err(SyncError::Protocol(format!(
+            "central answered gap {{expected: {expected}}} to a batch starting at seq {first_seq}"
+        ))
+        .into());
+    }
+    tracing::warn!(
+        message = "Central expects earlier entries; resending.",
+        expected,
+        first_seq
+    );
+    summary.gaps += 1;
+    Ok(expected)
+}
+
+/// `seq_reused`: re-numbers the unsynced entries after central's high seq,
+/// at most [`REBASES_PER_DRAIN_MAX`] times per drain.
+async fn rebase(
+    store: &Store,
+    server_high: u64,
+    server_high_hash: Digest32,
+    summary: &mut DrainSummary,
+) -> Result<(), SyncWorkerError> {
+    if summary.rebases >= REBASES_PER_DRAIN_MAX {
+        return Err(SyncError::Protocol(format!(
+            "central answered seq_reused {} times in one drain (server_high {server_high}); \
+             giving up until the next cycle",
+            summary.rebases + 1
+        ))
+        .into());
+    }
+    let moved = store.rebase(server_high, server_high_hash).await?;
+    summary.rebases += 1;
+    tracing::warn!(
+        message = "Central holds other entries under our seqs (database restored?): unsynced entries re-numbered after central's high seq.",
+        server_high,
+        moved
+    );
+    Ok(())
 }
 
 /// Keeps the longest prefix that is one batch: consecutive seqs, at most
@@ -142,6 +174,8 @@ fn cut_batch(entries: &mut Vec<LedgerEntry>) -> Result<(), SyncWorkerError> {
     Ok(())
 }
 
+/// Records central's per-entry results and balances for one batch, in
+/// one store transaction.
 async fn settle(
     store: &Store,
     batch: &UploadBatch,
@@ -160,35 +194,7 @@ async fn settle(
     }
     let mut verdicts = Vec::with_capacity(results.len());
     for (entry, result) in batch.entries.iter().zip(results) {
-        let settlement = match result {
-            EntryResult::Applied | EntryResult::Duplicate => Settlement::Synced,
-            EntryResult::Overdraft { shortfall } => {
-                tracing::warn!(
-                    message = "Overdraft: a redemption exceeded central's balance; the sale stands.",
-                    seq = entry.seq,
-                    member = %entry.member,
-                    program = %entry.program,
-                    shortfall
-                );
-                summary.overdrafts.push(OverdraftNote {
-                    seq: entry.seq,
-                    entry_id: entry.entry_id.to_string(),
-                    member: entry.member.clone(),
-                    program: entry.program.clone(),
-                    shortfall: *shortfall,
-                });
-                Settlement::Synced
-            }
-            EntryResult::Rejected { reason } => {
-                tracing::warn!(
-                    message = "Central rejected an entry; kept as a dead letter.",
-                    seq = entry.seq,
-                    entry_id = %entry.entry_id,
-                    %reason
-                );
-                Settlement::Dead(reason.clone())
-            }
-        };
+        let settlement = settlement(entry, result, summary);
         // Central settled (or, rejected, never will settle) the hold of
         // this redemption: it is no longer ours to add back.
         if entry.kind == EntryKind::Redeem
@@ -202,21 +208,9 @@ async fn settle(
             settlement,
         });
     }
-    let balances = answer
-        .balances
-        .iter()
-        .flat_map(|m| {
-            m.programs.iter().map(|p| CentralBalance {
-                member: m.member.clone(),
-                program: p.program.clone(),
-                available: p
-                    .available
-                    .saturating_add(own.points(&m.member, &p.program)),
-                pending: p.pending,
-            })
-        })
-        .collect();
-    let settled = store.settle_upload(verdicts, balances).await?;
+    let settled = store
+        .settle_upload(verdicts, central_balances(answer, own))
+        .await?;
     summary.synced += settled.synced;
     summary.rejected += settled.dead;
     tracing::debug!(
@@ -229,6 +223,59 @@ async fn settle(
         balances = settled.balances_updated
     );
     Ok(())
+}
+
+/// What central's result means for one entry here; an overdraft is noted
+/// in `summary` (the sale stands, the entry is synced).
+fn settlement(entry: &LedgerEntry, result: &EntryResult, summary: &mut DrainSummary) -> Settlement {
+    match result {
+        EntryResult::Applied | EntryResult::Duplicate => Settlement::Synced,
+        EntryResult::Overdraft { shortfall } => {
+            tracing::warn!(
+                message = "Overdraft: a redemption exceeded central's balance; the sale stands.",
+                seq = entry.seq,
+                member = %entry.member,
+                program = %entry.program,
+                shortfall
+            );
+            summary.overdrafts.push(OverdraftNote {
+                seq: entry.seq,
+                entry_id: entry.entry_id.to_string(),
+                member: entry.member.clone(),
+                program: entry.program.clone(),
+                shortfall: *shortfall,
+            });
+            Settlement::Synced
+        }
+        EntryResult::Rejected { reason } => {
+            tracing::warn!(
+                message = "Central rejected an entry; kept as a dead letter.",
+                seq = entry.seq,
+                entry_id = %entry.entry_id,
+                %reason
+            );
+            Settlement::Dead(reason.clone())
+        }
+    }
+}
+
+/// Central's balances from the answer, with this register's own open
+/// holds added back to `available` (see [`OwnHolds`] for why).
+fn central_balances(answer: &UploadAnswer, own: &OwnHolds) -> Vec<CentralBalance> {
+    answer
+        .balances
+        .iter()
+        .flat_map(|m| {
+            m.programs.iter().map(|p| CentralBalance {
+                member: m.member.clone(),
+                program: p.program.clone(),
+                available: p
+                    .available
+                    .saturating_add(own.points(&m.member, &p.program)),
+                pending: p.pending,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use pos_central::files::CentralDir;
+use pos_central::files::{self, CentralDir};
+use pos_sync::Token;
 use rustls_platform_verifier::BuilderVerifierExt;
 
 /// Time for a whole admin request (imports of big snapshots included).
@@ -37,7 +38,7 @@ pub struct Target {
 
 struct Resolved {
     url: String,
-    token: String,
+    token: Token,
     ca: Option<PathBuf>,
 }
 
@@ -66,11 +67,12 @@ impl Target {
                 .to_string(),
             (None, None) => return Err(BadInput("give --url or --dir".into()).into()),
         };
-        let token = match (&self.token_file, &dir) {
-            (Some(file), _) => read_text(file)?.trim().to_string(),
+        let secret = match (&self.token_file, &dir) {
+            (Some(file), _) => files::read_token(file).map_err(|e| BadInput(e.to_string()))?,
             (None, Some(dir)) => dir.admin_token()?,
             (None, None) => return Err(BadInput("give --token-file or --dir".into()).into()),
         };
+        let token = Token::from_secret(secret).map_err(|e| BadInput(e.to_string()))?;
         let ca = match (&self.ca, &dir) {
             (Some(ca), _) => Some(ca.clone()),
             (None, Some(dir)) if dir.ca_path().exists() => Some(dir.ca_path()),
@@ -122,7 +124,10 @@ fn request(
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let mut req = http.request(method, &url).bearer_auth(&resolved.token);
+        let mut req = http.request(method, &url).header(
+            reqwest::header::AUTHORIZATION,
+            resolved.token.authorization()?,
+        );
         if let Some((body, content_type)) = body {
             req = req
                 .header(reqwest::header::CONTENT_TYPE, content_type)

@@ -11,6 +11,7 @@ use pos_central::embedded;
 use pos_central::error::CentralError;
 use pos_central::files::{CentralDir, new_token, token_hash};
 use pos_central::storage::Storage;
+use secrecy::ExposeSecret;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -127,8 +128,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             check_terminal_id(&id)?;
             let storage = CentralDir::new(dir).open_storage()?;
             let token = new_token();
-            storage.add_terminal(&id, token_hash(&token))?;
-            println!("{token}");
+            storage.add_terminal(&id, token_hash(token.expose_secret()))?;
+            println!("{}", token.expose_secret());
             Ok(())
         }
         Command::Serve {

@@ -144,6 +144,66 @@ async fn every_error_is_json_with_a_code_and_message() {
     assert_error(&b, "not_found");
 }
 
+/// Every route of the table in `server`'s docs, by API.
+const SYNC_ROUTES: [(&str, &str); 7] = [
+    ("POST", "/v1/sync/upload"),
+    ("GET", "/v1/sync/rules?after=0"),
+    ("GET", "/v1/sync/rules/1"),
+    ("GET", "/v1/sync/members"),
+    ("GET", "/v1/sync/catalog"),
+    ("POST", "/v1/sync/holds"),
+    ("POST", "/v1/sync/holds/release"),
+];
+const ADMIN_ROUTES: [(&str, &str); 7] = [
+    ("POST", "/v1/admin/rules"),
+    ("POST", "/v1/admin/members"),
+    ("POST", "/v1/admin/catalog"),
+    ("GET", "/v1/admin/members/M-1"),
+    ("GET", "/v1/admin/ledger"),
+    ("GET", "/v1/admin/terminals"),
+    ("GET", "/v1/admin/conflicts"),
+];
+
+#[tokio::test]
+async fn every_route_needs_its_apis_token_before_anything_else() {
+    let app = app();
+    let routes = SYNC_ROUTES
+        .iter()
+        .map(|r| (r, ADMIN))
+        .chain(ADMIN_ROUTES.iter().map(|r| (r, TERMINAL_TOKEN)));
+    for (&(method, path), other_apis_token) in routes {
+        for token in [None, Some("nope"), Some(other_apis_token)] {
+            // A body the route would refuse anyway: the token comes first.
+            let (s, b) = call(&app, method, path, token, "application/json", b"{".to_vec()).await;
+            assert_eq!(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}"
+            );
+            assert_error(&serde_json::from_slice(&b).unwrap(), "unauthorized");
+        }
+    }
+    // Not even a body over the route's limit is read first.
+    let huge = vec![0u8; BATCH_BYTES_MAX + 1];
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/v1/sync/upload",
+        None,
+        wire::CONTENT_TYPE,
+        huge,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A wrong method and an unknown path answer as before, token or not.
+    for token in [None, Some(TERMINAL_TOKEN)] {
+        let (s, _) = call(&app, "GET", "/v1/sync/upload", token, "", Vec::new()).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{token:?}");
+        let (s, _) = call(&app, "GET", "/v1/sync/nowhere", token, "", Vec::new()).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{token:?}");
+    }
+}
+
 #[tokio::test]
 async fn uploads_need_the_terminals_own_token_and_a_well_formed_body() {
     let app = app();

@@ -29,7 +29,10 @@ async fn an_embedded_central_serves_registers_over_tls() {
         .import_members(r#"{"members": [{"id": "M-1", "cards": ["999"], "programs": {"main": {"available": 10}}}]}"#)
         .unwrap();
 
-    let mut config = ClientConfig::new(central.url.clone(), Token::new(&token).unwrap());
+    let mut config = ClientConfig::new(
+        central.url.clone(),
+        Token::from_secret(token.clone()).unwrap(),
+    );
     config.ca_file = Some(central.ca_path());
     let client = SyncClient::new(&config).unwrap();
 
@@ -77,7 +80,7 @@ async fn an_embedded_central_serves_registers_over_tls() {
     central.stop().await;
     // Stopped means nobody answers any more.
     let stopped = SyncClient::new(&{
-        let mut c = ClientConfig::new(url, Token::new(&token).unwrap());
+        let mut c = ClientConfig::new(url, Token::from_secret(token.clone()).unwrap());
         c.ca_file = Some(dir.path().join("ca.pem"));
         c
     })

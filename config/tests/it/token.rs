@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::common::*;
 use pos_config::{Central, Config, Env};
+use secrecy::ExposeSecret;
 
 fn central(token_line: &str) -> (String, Central) {
     let text = format!(
@@ -22,8 +23,25 @@ fn token_file_is_read_and_trimmed() {
     std::fs::write(&file, "  tok-AbC.123_xyz \n").unwrap();
     let (_, central) = central(&format!("token_file = \"{}\"", file.display()));
     let token = central.read_token(&Env::default()).unwrap();
-    assert_eq!(token.expose(), "tok-AbC.123_xyz");
+    assert_eq!(token.expose_secret(), "tok-AbC.123_xyz");
     assert!(!format!("{token:?}").contains("AbC"));
+}
+
+#[test]
+fn debug_never_shows_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "tok-Zq81\n").unwrap();
+    let (_, central) = central(&format!("token_file = \"{}\"", file.display()));
+    let token = central.read_token(&Env::default()).unwrap();
+    for shown in [
+        format!("{token:?}"),
+        format!("{token:#?}"),
+        format!("{central:?}"),
+    ] {
+        assert!(!shown.contains("Zq81"), "{shown}");
+    }
+    assert!(format!("{token:?}").contains("REDACTED"));
 }
 
 #[test]
@@ -35,7 +53,10 @@ fn credential_is_read_from_the_credentials_directory() {
         credentials_directory: Some(dir.path().to_path_buf()),
         ..Env::default()
     };
-    assert_eq!(central.read_token(&env).unwrap().expose(), "cred-token-1");
+    assert_eq!(
+        central.read_token(&env).unwrap().expose_secret(),
+        "cred-token-1"
+    );
 }
 
 #[test]

@@ -1,0 +1,216 @@
+//! The admin API: JSON answers, every route behind the admin token
+//! ([`super::auth::AuthAdmin`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use pos_sync::protocol::BundleFormat;
+use pos_sync::signing::BUNDLE_BYTES_MAX;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult, body_error, path_error, query_error};
+use super::{AppState, SNAPSHOT_BYTES_MAX, Shared, blocking};
+use crate::error::CentralError;
+use crate::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
+use crate::snapshot_csv;
+use crate::storage::{LISTING_ROWS_MAX, LedgerFilter, Storage};
+
+/// Default rows of an admin listing.
+const LISTING_ROWS_DEFAULT: usize = 1_000;
+
+/// Every route of the admin API; [`super::router`] puts each behind the
+/// admin token.
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
+    vec![
+        (
+            "/v1/admin/rules",
+            post(publish_rules).layer(DefaultBodyLimit::max(BUNDLE_BYTES_MAX)),
+        ),
+        (
+            "/v1/admin/members",
+            post(import_members).layer(DefaultBodyLimit::max(SNAPSHOT_BYTES_MAX)),
+        ),
+        (
+            "/v1/admin/catalog",
+            post(import_catalog).layer(DefaultBodyLimit::max(SNAPSHOT_BYTES_MAX)),
+        ),
+        ("/v1/admin/members/{id}", get(admin_member)),
+        ("/v1/admin/ledger", get(admin_ledger)),
+        ("/v1/admin/terminals", get(admin_terminals)),
+        ("/v1/admin/conflicts", get(admin_conflicts)),
+    ]
+}
+
+/// `application/toml` (or `text/toml`) bodies are TOML; anything else JSON.
+fn bundle_format(headers: &HeaderMap) -> BundleFormat {
+    let is_toml = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("toml"));
+    if is_toml {
+        BundleFormat::Toml
+    } else {
+        BundleFormat::Json
+    }
+}
+
+async fn publish_rules(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(body_error)?;
+    let format = bundle_format(&headers);
+    let st = state.clone();
+    let (version, programs) = blocking(move || {
+        let bundle = crate::rules::prepare(body.to_vec(), format, &st.signing_key)?;
+        let version = bundle.signed.version;
+        let programs = bundle.programs.clone();
+        st.storage.publish_bundle(bundle, jiff::Timestamp::now())?;
+        Ok((version, programs))
+    })
+    .await?;
+    tracing::info!(message = "Rules bundle published.", version);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"version": version, "programs": programs})),
+    )
+        .into_response())
+}
+
+fn utf8(body: &[u8]) -> Result<&str, CentralError> {
+    std::str::from_utf8(body)
+        .map_err(|e| CentralError::Invalid(format!("request body is not UTF-8: {e}")))
+}
+
+/// Reads a snapshot's text into storage; the number of records imported.
+type Import = fn(&dyn Storage, &str) -> Result<usize, CentralError>;
+
+/// A snapshot import (members or catalog): the same body handling and
+/// answer for both; `import` parses the UTF-8 text and stores it (off the
+/// async runtime: parsing 64 MiB and SQLite both block).
+async fn import_snapshot(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    import: Import,
+) -> ApiResult<Response> {
+    let body = body.map_err(body_error)?;
+    let storage = state.storage.clone();
+    let count = blocking(move || import(storage.as_ref(), utf8(&body)?)).await?;
+    Ok(axum::Json(json!({"imported": count})).into_response())
+}
+
+async fn import_members(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let import: Import = if is_csv(&headers) {
+        |s, text| s.import_members(&snapshot_csv::members(text)?)
+    } else {
+        |s, text| s.import_members(&MembersSnapshot::parse(text)?)
+    };
+    import_snapshot(&state, body, import).await
+}
+
+async fn import_catalog(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let import: Import = if is_csv(&headers) {
+        |s, text| s.import_catalog(&snapshot_csv::catalog(text)?)
+    } else {
+        |s, text| s.import_catalog(&CatalogSnapshot::parse(text)?)
+    };
+    import_snapshot(&state, body, import).await
+}
+
+/// `text/csv` bodies are CSV (`snapshot_csv`); anything else JSON.
+fn is_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/csv"))
+}
+
+async fn admin_member(
+    State(state): Shared,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let Path(id) = id.map_err(path_error)?;
+    let storage = state.storage.clone();
+    let lookup = id.clone();
+    let found = blocking(move || storage.member_balances(&lookup, jiff::Timestamp::now())).await?;
+    let Some((member, programs)) = found else {
+        return Err(ApiError(CentralError::NotFound(format!(
+            "no member or card {id:?}"
+        ))));
+    };
+    let programs: BTreeMap<String, serde_json::Value> = programs
+        .into_iter()
+        .map(|p| {
+            (
+                p.program,
+                json!({"balance": p.balance, "available": p.available, "pending": p.pending}),
+            )
+        })
+        .collect();
+    Ok(axum::Json(json!({"member": member, "programs": programs})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerQuery {
+    terminal: Option<String>,
+    member: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn admin_ledger(
+    State(state): Shared,
+    query: Result<Query<LedgerQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = query.map_err(query_error)?;
+    let filter = LedgerFilter {
+        terminal: q.terminal,
+        member: q.member,
+        limit: q
+            .limit
+            .unwrap_or(LISTING_ROWS_DEFAULT)
+            .min(LISTING_ROWS_MAX),
+    };
+    let storage = state.storage.clone();
+    let entries = blocking(move || storage.ledger(&filter)).await?;
+    Ok(axum::Json(json!({"entries": entries})).into_response())
+}
+
+async fn admin_terminals(State(state): Shared) -> ApiResult<Response> {
+    let storage = state.storage.clone();
+    let terminals = blocking(move || storage.terminals()).await?;
+    Ok(axum::Json(json!({"terminals": terminals})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    limit: Option<usize>,
+}
+
+async fn admin_conflicts(
+    State(state): Shared,
+    query: Result<Query<LimitQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = query.map_err(query_error)?;
+    let limit = q.limit.unwrap_or(LISTING_ROWS_DEFAULT);
+    let storage = state.storage.clone();
+    let conflicts = blocking(move || storage.conflicts(limit)).await?;
+    Ok(axum::Json(json!({"conflicts": conflicts})).into_response())
+}

@@ -1,0 +1,188 @@
+//! The sync API for registers (sync spec §2–§4): postcard bodies, every
+//! route behind a terminal token ([`super::auth::AuthTerminal`]).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use pos_sync::protocol::{
+    BATCH_BYTES_MAX, BatchOutcome, CHANGES_PAGE_MAX, EntryResult, HoldRelease, HoldRequest,
+    UploadAnswer,
+};
+use pos_sync::wire;
+use serde::Deserialize;
+
+use super::auth::{AuthTerminal, same_terminal};
+use super::error::{ApiError, ApiResult, body_error, path_error, query_error};
+use super::{AppState, HOLD_BYTES_MAX, Shared, blocking, postcard};
+use crate::error::CentralError;
+use crate::storage::Storage;
+
+/// Every route of the sync API; [`super::router`] puts each behind the
+/// terminal token.
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
+    vec![
+        (
+            "/v1/sync/upload",
+            post(upload).layer(DefaultBodyLimit::max(BATCH_BYTES_MAX)),
+        ),
+        ("/v1/sync/rules", get(rules_newest)),
+        ("/v1/sync/rules/{version}", get(rules_version)),
+        ("/v1/sync/members", get(member_changes)),
+        ("/v1/sync/catalog", get(catalog_changes)),
+        (
+            "/v1/sync/holds",
+            post(place_hold).layer(DefaultBodyLimit::max(HOLD_BYTES_MAX)),
+        ),
+        (
+            "/v1/sync/holds/release",
+            post(release_hold).layer(DefaultBodyLimit::max(HOLD_BYTES_MAX)),
+        ),
+    ]
+}
+
+async fn upload(
+    State(state): Shared,
+    terminal: AuthTerminal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(body_error)?;
+    let mut batch = wire::decode_upload(&body).map_err(CentralError::from)?;
+    same_terminal(&terminal, &batch.terminal_id)?;
+    crate::guard::screen_batch(&mut batch);
+    let storage = state.storage.clone();
+    let answer = blocking(move || storage.apply_batch(&batch, jiff::Timestamp::now())).await?;
+    log_outcome(&terminal, &answer);
+    postcard(&answer)
+}
+
+/// One log line per batch: how many entries, and the conflicts among them.
+fn log_outcome(AuthTerminal(terminal): &AuthTerminal, answer: &UploadAnswer) {
+    match &answer.outcome {
+        BatchOutcome::Entries(results) => {
+            let overdrafts = results
+                .iter()
+                .filter(|r| matches!(r, EntryResult::Overdraft { .. }))
+                .count();
+            let rejected = results
+                .iter()
+                .filter(|r| matches!(r, EntryResult::Rejected { .. }))
+                .count();
+            if overdrafts + rejected > 0 {
+                tracing::warn!(
+                    message = "Batch applied with conflicts.",
+                    terminal = %terminal,
+                    entries = results.len(),
+                    overdrafts,
+                    rejected
+                );
+            } else {
+                tracing::info!(message = "Batch applied.", terminal = %terminal, entries = results.len());
+            }
+        }
+        other => {
+            tracing::warn!(message = "Batch not applied.", terminal = %terminal, outcome = ?other)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesQuery {
+    after: Option<u64>,
+}
+
+async fn rules_newest(
+    State(state): Shared,
+    query: Result<Query<RulesQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(query_error)?;
+    let storage = state.storage.clone();
+    match blocking(move || storage.newest_bundle(query.after)).await? {
+        Some(bundle) => postcard(&bundle),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+async fn rules_version(
+    State(state): Shared,
+    version: Result<Path<u64>, PathRejection>,
+) -> ApiResult<Response> {
+    let Path(version) = version.map_err(path_error)?;
+    let storage = state.storage.clone();
+    match blocking(move || storage.bundle(version)).await? {
+        Some(bundle) => postcard(&bundle),
+        None => Err(ApiError(CentralError::NotFound(format!(
+            "no bundle version {version}"
+        )))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangesQuery {
+    #[serde(default)]
+    cursor: u64,
+    limit: Option<usize>,
+}
+
+/// One page of a change feed (members or catalog): the same query and
+/// paging for both, only the storage call differs.
+async fn changes_page<T: serde::Serialize + Send + 'static>(
+    state: &Arc<AppState>,
+    query: Result<Query<ChangesQuery>, QueryRejection>,
+    fetch: fn(&dyn Storage, u64, usize) -> Result<T, CentralError>,
+) -> ApiResult<Response> {
+    let Query(q) = query.map_err(query_error)?;
+    let storage = state.storage.clone();
+    let limit = q.limit.unwrap_or(CHANGES_PAGE_MAX);
+    postcard(&blocking(move || fetch(storage.as_ref(), q.cursor, limit)).await?)
+}
+
+async fn member_changes(
+    State(state): Shared,
+    query: Result<Query<ChangesQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    changes_page(&state, query, |s, cursor, n| s.member_changes(cursor, n)).await
+}
+
+async fn catalog_changes(
+    State(state): Shared,
+    query: Result<Query<ChangesQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    changes_page(&state, query, |s, cursor, n| s.catalog_changes(cursor, n)).await
+}
+
+async fn place_hold(
+    State(state): Shared,
+    terminal: AuthTerminal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(body_error)?;
+    let request: HoldRequest = wire::decode(&body, HOLD_BYTES_MAX).map_err(CentralError::from)?;
+    if crate::guard::is_payment_card(&request.member) {
+        return Err(ApiError(CentralError::Invalid(
+            crate::guard::PAYMENT_CARD_REASON.into(),
+        )));
+    }
+    same_terminal(&terminal, &request.terminal_id)?;
+    let storage = state.storage.clone();
+    postcard(&blocking(move || storage.place_hold(&request, jiff::Timestamp::now())).await?)
+}
+
+async fn release_hold(
+    State(state): Shared,
+    terminal: AuthTerminal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(body_error)?;
+    let release: HoldRelease = wire::decode(&body, HOLD_BYTES_MAX).map_err(CentralError::from)?;
+    same_terminal(&terminal, &release.terminal_id)?;
+    let storage = state.storage.clone();
+    blocking(move || storage.release_hold(&release)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

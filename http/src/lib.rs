@@ -1,0 +1,37 @@
+//! The one HTTP/1.1 serving loop of the agent (Unix socket, loopback TCP)
+//! and central (TCP with TLS).
+//!
+//! Hand-rolled on `hyper` + `hyper-util` instead of `axum::serve` because
+//! both servers need what that does not give: a connection limit that
+//! holds back `accept` (backpressure into the kernel backlog instead of an
+//! unbounded task count), a header read timeout (a silent client must not
+//! hold a connection slot), a per-connection handshake with its own
+//! timeout, and a drain bound at shutdown after which no connection task
+//! is left running.
+//!
+//! The pieces, each in its own module:
+//!
+//! - [`Accept`]: where connections come from (implemented for tokio's
+//!   `TcpListener` and `UnixListener`), each with its [`Peer`].
+//! - [`Handshake`]: what runs on a connection before HTTP: [`Plain`]
+//!   (nothing) or, with the `tls` feature, `Tls` (rustls).
+//! - [`Admission`]: a hook per accepted connection that sees the peer and
+//!   may refuse it ([`AdmitAll`] refuses none); what it hands out is held
+//!   for as long as the connection is served.
+//! - [`Limits`]: every bound, named and passed in by the caller.
+//! - [`Server`]: the loop itself; clones share one connection bound, so
+//!   several listeners served by clones of one `Server` share it.
+
+mod accept;
+mod admission;
+mod handshake;
+mod limits;
+mod serve;
+
+pub use accept::{Accept, Peer};
+pub use admission::{Admission, AdmitAll};
+#[cfg(feature = "tls")]
+pub use handshake::Tls;
+pub use handshake::{Handshake, Plain};
+pub use limits::Limits;
+pub use serve::{HttpService, Server};
