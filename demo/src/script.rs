@@ -71,6 +71,16 @@ async fn set_up(
         }
     ));
     n.say(&format!("Logs: {}.", options.logs));
+    start_central(world, n).await?;
+    pace.step().await;
+    start_registers(world, n).await?;
+    first_syncs(world, n, pace).await?;
+    scanners_up(world, n).await
+}
+
+/// Central with the example rules, members and catalog, and the link in
+/// front of it.
+async fn start_central(world: &mut World, n: &Narrator) -> Result<(), DemoError> {
     let central =
         pos_central::embedded::start(&world.dir.join("central"), loopback_any_port(), true).await?;
     n.say(&format!(
@@ -94,8 +104,11 @@ async fn set_up(
         "Network link up: the registers reach central through {} (the demo can cut it).",
         world.link()?.addr()
     ));
-    pace.step().await;
+    Ok(())
+}
 
+/// Both registers, each with a scanner on a pseudo-terminal.
+async fn start_registers(world: &mut World, n: &Narrator) -> Result<(), DemoError> {
     for (name, scanner) in [("reg-1", true), ("reg-2", true)] {
         let register = world.start_register(name, scanner).await?;
         let device = match &register.scanner {
@@ -108,6 +121,11 @@ async fn set_up(
             register.socket.display()
         ));
     }
+    Ok(())
+}
+
+/// Waits for each register's first sync (rules, members, catalog).
+async fn first_syncs(world: &World, n: &Narrator, pace: Pace) -> Result<(), DemoError> {
     for register in &world.registers {
         let health = wait_for(&format!("{}'s first sync", register.name), || async {
             let h = register.daemon.health().await;
@@ -130,6 +148,11 @@ async fn set_up(
         ));
         pace.step().await;
     }
+    Ok(())
+}
+
+/// Waits until each register reports its scanner up.
+async fn scanners_up(world: &World, n: &Narrator) -> Result<(), DemoError> {
     for register in &world.registers {
         let Some(scanner) = &register.scanner else {
             continue;
@@ -313,7 +336,24 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
         "Link cut. Central keeps running; {OVERDRAWN_MEMBER} has {balance_at_cut} points there."
     ));
     pace.step().await;
+    trade_offline(world, n, pace).await?;
+    sync_notices_the_outage(world, n).await?;
+    let redeem = member_data_goes_stale(world, n, pace).await?;
+    let redeemed = overdraw_offline(world, n, pace, &redeem).await?;
+    let total: i64 = redeemed.iter().map(|(_, p)| p).sum();
+    n.say(&format!(
+        "Together the registers let {OVERDRAWN_MEMBER} redeem {total} points, more than the {balance_at_cut} central holds; unsynced {}.",
+        unsynced_line(world).await
+    ));
+    Ok(Overdraw {
+        balance_at_cut,
+        redeemed,
+    })
+}
 
+/// Both registers keep trading with the link cut: a sale on each, a
+/// return on reg-2.
+async fn trade_offline(world: &World, n: &Narrator, pace: Pace) -> Result<(), DemoError> {
     let reg1 = register(world, 0)?;
     let reg2 = register(world, 1)?;
     let a = sell(
@@ -360,7 +400,12 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
         unsynced_line(world).await
     ));
     pace.step().await;
-    for register in [reg1, reg2] {
+    Ok(())
+}
+
+/// Waits until each register's sync worker is retrying.
+async fn sync_notices_the_outage(world: &World, n: &Narrator) -> Result<(), DemoError> {
+    for register in [register(world, 0)?, register(world, 1)?] {
         let report = wait_for("sync to notice the outage", || async {
             let h = register.daemon.health().await;
             Ok(match h.sync.worker {
@@ -376,10 +421,18 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
             report.last_error.as_deref().unwrap_or("no error text")
         ));
     }
+    Ok(())
+}
 
-    // Wait until both registers treat the member's data as stale: from
-    // then on the offline allowance bounds what each may redeem.
-    for register in [reg1, reg2] {
+/// Waits until both registers treat the member's data as stale: from then
+/// on the offline allowance bounds what each may redeem. Returns the
+/// program's redeem rules.
+async fn member_data_goes_stale(
+    world: &World,
+    n: &Narrator,
+    pace: Pace,
+) -> Result<RedeemRules, DemoError> {
+    for register in [register(world, 0)?, register(world, 1)?] {
         wait_for("member data to become stale", || async {
             let m = member(register, OVERDRAWN_MEMBER).await?;
             Ok(if m.freshness == Freshness::Stale {
@@ -397,15 +450,21 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
         redeem.offline_allowance
     ));
     pace.step().await;
+    Ok(redeem)
+}
 
-    // reg-1's POS sends the whole sale; on reg-2 the cashier scans the
-    // card and the shoe, and the POS commits the checkout with the
-    // redemption.
+/// Each register lets the member redeem what it sees, within its
+/// allowance: reg-1's POS sends the whole sale; on reg-2 the cashier scans
+/// the card and the shoe, and the POS commits the checkout with the
+/// redemption. Returns the points redeemed per register.
+async fn overdraw_offline(
+    world: &World,
+    n: &Narrator,
+    pace: Pace,
+    redeem: &RedeemRules,
+) -> Result<Vec<(String, i64)>, DemoError> {
     let mut redeemed = Vec::new();
     for (index, sale_id) in [(0, "R1-0004"), (1, "R2-0003")] {
-        // One shoe: the share limit allows far more than the balance, and
-        // the sale's own earn stays small next to the redemption.
-        let basket = [(SHOE, "1")];
         let checkout = if index == 1 {
             Some(scan_checkout(world, index, sale_id, &[SHOE], n, pace).await?)
         } else {
@@ -414,32 +473,7 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
         let register = register(world, index)?;
         let seen = member(register, OVERDRAWN_MEMBER).await?;
         let available = seen.programs.get(PROGRAM).map_or(0, |b| b.available);
-        let answer: SaleAnswer = match checkout {
-            Some(checkout) => {
-                let amount = checkout["amount"]
-                    .as_str()
-                    .and_then(|a| a.parse::<Decimal>().ok())
-                    .ok_or_else(|| {
-                        DemoError::Script(format!("checkout without an amount: {checkout}"))
-                    })?;
-                let points = redemption_points(&redeem, available, amount)?;
-                register
-                    .ok(
-                        "POST",
-                        "/v1/session/commit",
-                        Some(&json!({"redeem": [{"program": PROGRAM, "points": points}]})),
-                    )
-                    .await?
-            }
-            None => {
-                let points = redemption_points(&redeem, available, basket_amount(&basket)?)?;
-                sell(
-                    register,
-                    &sale(sale_id, Some(OVERDRAWN_MEMBER), &basket, Some(points)),
-                )
-                .await?
-            }
-        };
+        let answer = redeem_all_seen(register, sale_id, checkout, redeem, available).await?;
         let points: i64 = answer
             .redeemed
             .iter()
@@ -456,15 +490,42 @@ async fn outage(world: &mut World, n: &Narrator, pace: Pace) -> Result<Overdraw,
         redeemed.push((register.name.clone(), points));
         pace.step().await;
     }
-    let total: i64 = redeemed.iter().map(|(_, p)| p).sum();
-    n.say(&format!(
-        "Together the registers let {OVERDRAWN_MEMBER} redeem {total} points, more than the {balance_at_cut} central holds; unsynced {}.",
-        unsynced_line(world).await
-    ));
-    Ok(Overdraw {
-        balance_at_cut,
-        redeemed,
-    })
+    Ok(redeemed)
+}
+
+/// One shoe paid with as many of the `available` points as the rules
+/// allow: the scanned `checkout` committed with the redemption, or, with
+/// none, the whole sale sent by the POS. One shoe: the share limit allows
+/// far more than the balance, and the sale's own earn stays small next to
+/// the redemption.
+async fn redeem_all_seen(
+    register: &Register,
+    sale_id: &str,
+    checkout: Option<Value>,
+    redeem: &RedeemRules,
+    available: i64,
+) -> Result<SaleAnswer, DemoError> {
+    let Some(checkout) = checkout else {
+        let basket = [(SHOE, "1")];
+        let points = redemption_points(redeem, available, basket_amount(&basket)?)?;
+        return sell(
+            register,
+            &sale(sale_id, Some(OVERDRAWN_MEMBER), &basket, Some(points)),
+        )
+        .await;
+    };
+    let amount = checkout["amount"]
+        .as_str()
+        .and_then(|a| a.parse::<Decimal>().ok())
+        .ok_or_else(|| DemoError::Script(format!("checkout without an amount: {checkout}")))?;
+    let points = redemption_points(redeem, available, amount)?;
+    register
+        .ok(
+            "POST",
+            "/v1/session/commit",
+            Some(&json!({"redeem": [{"program": PROGRAM, "points": points}]})),
+        )
+        .await
 }
 
 // --- 4. recovery ---------------------------------------------------------------

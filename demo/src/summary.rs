@@ -116,19 +116,68 @@ async fn register_ledger(register: &Register) -> Result<Vec<LedgerRow>, DemoErro
 /// An entry as both sides name it: terminal, seq, id and chain hash.
 type EntryKey = (String, u64, String, String);
 
+fn entry_key(
+    terminal: &str,
+    seq: u64,
+    id: impl std::fmt::Display,
+    hash: &pos_sync::Digest32,
+) -> EntryKey {
+    (terminal.to_string(), seq, id.to_string(), hash.to_hex())
+}
+
+/// A register's ledger chain: its entry count when `db verify` passes,
+/// what broke otherwise.
+type Chain = Result<u64, String>;
+
+/// What the registers hold at the end of the day.
+#[derive(Default)]
+struct AtRegisters {
+    keys: BTreeSet<EntryKey>,
+    entries: usize,
+    /// Every entry synced and every outbox empty.
+    all_synced: bool,
+    dead_letters: u64,
+    /// Per register (its short name).
+    chains: Vec<(String, Chain)>,
+    /// The sum of the overdrawn member's points in the followed program.
+    member_points: i64,
+}
+
+/// What central holds of the registers' entries.
+struct AtCentral {
+    keys: BTreeSet<EntryKey>,
+    entries: usize,
+    distinct_ids: usize,
+    /// Entry ids stored more than once.
+    twice: Vec<String>,
+}
+
 pub async fn compute(
     world: &World,
     n: &Narrator,
     overdraw: &Overdraw,
 ) -> Result<Outcome, DemoError> {
     n.act("5. Summary");
+    let registers = at_registers(world, n).await?;
+    let central = at_central(world, n)?;
     let mut outcome = Outcome::default();
-    let mut register_keys = BTreeSet::new();
-    let mut register_entries = 0usize;
-    let mut all_synced = true;
-    let mut dead_total = 0u64;
-    let mut chains = Vec::new();
-    let mut member_points = 0i64;
+    for check in ledger_checks(&registers, &central) {
+        outcome.push(check);
+    }
+    for check in overdraft_checks(world, overdraw, registers.member_points)? {
+        outcome.push(check);
+    }
+    outcome.push(balance_shown_check(world).await?);
+    Ok(outcome)
+}
+
+/// Reads every register's ledger, health and database file; tells one
+/// line per register.
+async fn at_registers(world: &World, n: &Narrator) -> Result<AtRegisters, DemoError> {
+    let mut seen = AtRegisters {
+        all_synced: true,
+        ..AtRegisters::default()
+    };
     for register in &world.registers {
         let rows = register_ledger(register).await?;
         let health = register.daemon.health().await;
@@ -140,19 +189,9 @@ pub async fn compute(
             .iter()
             .filter(|r| r.status == EntryStatus::Dead)
             .count();
-        all_synced &= synced == rows.len() && health.outbox_depth == 0;
-        dead_total += health.dead_letters;
-        let db = register.db.clone();
-        let report = tokio::task::spawn_blocking(move || pos_agent::store::verify_file(&db))
-            .await
-            .map_err(|e| DemoError::Script(format!("verify task: {e}")))?;
-        let chain = match report {
-            Ok(r) if r.is_ok() => Ok(r.entries),
-            Ok(r) => Err(r
-                .chain_break
-                .unwrap_or_else(|| r.integrity_messages.join("; "))),
-            Err(e) => Err(e.to_string()),
-        };
+        seen.all_synced &= synced == rows.len() && health.outbox_depth == 0;
+        seen.dead_letters += health.dead_letters;
+        let chain = verified_chain(register).await?;
         n.plain(&format!(
             "  {:<6} {:>3} entries, {:>3} synced, {:>2} unsynced, {:>2} dead letters; chain {}",
             register.name,
@@ -165,83 +204,104 @@ pub async fn compute(
                 Err(e) => format!("BROKEN: {e}"),
             }
         ));
-        chains.push((register.name.clone(), chain));
-        register_entries += rows.len();
+        seen.chains.push((register.name.clone(), chain));
+        seen.entries += rows.len();
         for row in &rows {
             let e = &row.entry;
-            register_keys.insert((
-                e.terminal_id.clone(),
-                e.seq,
-                e.entry_id.to_string(),
-                e.hash.to_hex(),
-            ));
+            seen.keys
+                .insert(entry_key(&e.terminal_id, e.seq, e.entry_id, &e.hash));
             if e.member == OVERDRAWN_MEMBER && e.program == PROGRAM {
-                member_points += e.points;
+                seen.member_points += e.points;
             }
         }
     }
+    Ok(seen)
+}
 
-    let mut central_entries = Vec::new();
+/// `pos-agent db verify` on the register's database file.
+async fn verified_chain(register: &Register) -> Result<Chain, DemoError> {
+    let db = register.db.clone();
+    let report = tokio::task::spawn_blocking(move || pos_agent::store::verify_file(&db))
+        .await
+        .map_err(|e| DemoError::Script(format!("verify task: {e}")))?;
+    Ok(match report {
+        Ok(r) if r.is_ok() => Ok(r.entries),
+        Ok(r) => Err(r
+            .chain_break
+            .unwrap_or_else(|| r.integrity_messages.join("; "))),
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+/// Reads central's ledger of every register; tells one line.
+fn at_central(world: &World, n: &Narrator) -> Result<AtCentral, DemoError> {
+    let mut entries = Vec::new();
     for register in &world.registers {
-        central_entries.extend(central_ledger(world, &register.id)?);
+        entries.extend(central_ledger(world, &register.id)?);
     }
-    let central_keys: BTreeSet<EntryKey> = central_entries
+    let keys: BTreeSet<EntryKey> = entries
         .iter()
-        .map(|e| {
-            (
-                e.terminal_id.clone(),
-                e.seq,
-                e.entry_id.to_string(),
-                e.hash.to_hex(),
-            )
-        })
+        .map(|e| entry_key(&e.terminal_id, e.seq, e.entry_id, &e.hash))
         .collect();
     let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
-    for e in &central_entries {
+    for e in &entries {
         *per_id.entry(e.entry_id.to_string()).or_default() += 1;
     }
-    let twice: Vec<&String> = per_id
+    let twice: Vec<String> = per_id
         .iter()
         .filter(|(_, count)| **count > 1)
-        .map(|(id, _)| id)
+        .map(|(id, _)| id.clone())
         .collect();
     n.plain(&format!(
         "  central {:>3} entries from {} registers",
-        central_entries.len(),
+        entries.len(),
         world.registers.len()
     ));
+    Ok(AtCentral {
+        keys,
+        entries: entries.len(),
+        distinct_ids: per_id.len(),
+        twice,
+    })
+}
 
-    outcome.push(Check::new(
-        "every entry synced",
-        all_synced,
-        format!("{register_entries} entries on the registers"),
-    ));
-    outcome.push(Check::new(
-        "no dead letters",
-        dead_total == 0,
-        format!("{dead_total} dead letters"),
-    ));
-    let missing = register_keys.difference(&central_keys).count();
-    let extra = central_keys.difference(&register_keys).count();
-    outcome.push(Check::new(
-        "central's ledger equals the registers'",
-        central_entries.len() == register_entries && missing == 0 && extra == 0,
-        format!(
-            "central {} entries, registers {register_entries}; compared by (terminal, seq, entry id, hash): {missing} missing at central, {extra} unknown to the registers",
-            central_entries.len()
+/// Every entry synced once, central's ledger equal to the registers', the
+/// chains verified.
+fn ledger_checks(registers: &AtRegisters, central: &AtCentral) -> Vec<Check> {
+    let register_entries = registers.entries;
+    let missing = registers.keys.difference(&central.keys).count();
+    let extra = central.keys.difference(&registers.keys).count();
+    let mut checks = vec![
+        Check::new(
+            "every entry synced",
+            registers.all_synced,
+            format!("{register_entries} entries on the registers"),
         ),
-    ));
-    outcome.push(Check::new(
-        "no entry twice at central",
-        twice.is_empty(),
-        if twice.is_empty() {
-            format!("{} distinct entry ids", per_id.len())
-        } else {
-            format!("stored more than once: {twice:?}")
-        },
-    ));
-    for (name, chain) in &chains {
-        outcome.push(Check::new(
+        Check::new(
+            "no dead letters",
+            registers.dead_letters == 0,
+            format!("{} dead letters", registers.dead_letters),
+        ),
+        Check::new(
+            "central's ledger equals the registers'",
+            central.entries == register_entries && missing == 0 && extra == 0,
+            format!(
+                "central {} entries, registers {register_entries}; compared by (terminal, seq, entry id, hash): {missing} missing at central, {extra} unknown to the registers",
+                central.entries
+            ),
+        ),
+        Check::new(
+            "no entry twice at central",
+            central.twice.is_empty(),
+            if central.twice.is_empty() {
+                format!("{} distinct entry ids", central.distinct_ids)
+            } else {
+                format!("stored more than once: {:?}", central.twice)
+            },
+        ),
+    ];
+    for (name, chain) in &registers.chains {
+        checks.push(Check::new(
             &format!("{name}'s ledger chain verifies"),
             chain.is_ok(),
             match chain {
@@ -250,11 +310,20 @@ pub async fn compute(
             },
         ));
     }
+    checks
+}
 
+/// Central recorded the overdraft, and the member's balance there is
+/// negative and equals the imported one plus the registers' entries.
+fn overdraft_checks(
+    world: &World,
+    overdraw: &Overdraw,
+    member_points: i64,
+) -> Result<[Check; 2], DemoError> {
     let overdrafts = overdrafts_at_central(world)?;
     let shortfall: i64 = overdrafts.iter().filter_map(|c| c.shortfall).sum();
     let redeemed: i64 = overdraw.redeemed.iter().map(|(_, p)| p).sum();
-    outcome.push(Check::new(
+    let recorded = Check::new(
         "central recorded the overdraft",
         !overdrafts.is_empty() && shortfall > 0,
         format!(
@@ -262,17 +331,22 @@ pub async fn compute(
             overdrafts.len(),
             overdraw.balance_at_cut
         ),
-    ));
+    );
     let balance = central_balance(world, OVERDRAWN_MEMBER)?;
     let imported = imported_balance(OVERDRAWN_MEMBER)?;
-    outcome.push(Check::new(
+    let adds_up = Check::new(
         "the member's balance at central is negative and adds up",
         balance < 0 && balance == imported + member_points,
         format!(
             "{balance} at central = {imported} imported {:+} from the registers' entries",
             member_points
         ),
-    ));
+    );
+    Ok([recorded, adds_up])
+}
+
+/// Every register shows central's available balance, nothing unsynced.
+async fn balance_shown_check(world: &World) -> Result<Check, DemoError> {
     let available = central_available(world, OVERDRAWN_MEMBER)?;
     let mut shown = Vec::new();
     let mut agree = true;
@@ -288,12 +362,11 @@ pub async fn compute(
             b.map_or("none".to_string(), |(a, _)| a.to_string())
         ));
     }
-    outcome.push(Check::new(
+    Ok(Check::new(
         "registers show central's balance",
         agree,
         format!("central {available}; {}", shown.join(", ")),
-    ));
-    Ok(outcome)
+    ))
 }
 
 /// The member's `main` balance in the imported snapshot.
