@@ -1,10 +1,10 @@
 //! Defence in depth for "payment card numbers never reach disk": the
 //! register's drivers drop payment cards at the scanner, but a member can
 //! also be named through the POS API. Central screens every member field it
-//! receives with the same guard (`pos-drivers`' payment-card rules) before
+//! receives with the same guard (`pos-codes`' payment-card rules) before
 //! anything is stored; a hit is refused without echoing the number.
 
-use pos_drivers::payment_card::{contains_pan, has_track1_format_b};
+use pos_codes::payment_card::{contains_pan, has_track1_format_b};
 use pos_sync::protocol::ReceivedBatch;
 
 /// The reason given (and stored) for a screened entry: never the number.

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pos_drivers::{DecodeSettings, DeviceEvent, DeviceSettings, DeviceStatus, run_device};
+use pos_codes::DecodeSettings;
+use pos_drivers::{DeviceEvent, DeviceSettings, DeviceStatus, run_device};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_serial::{SerialPort, SerialStream};

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
+use pos_codes::{DecodeKind, DecodeSettings, decode_command};
 use pos_config::Config;
-use pos_drivers::{DecodeKind, DecodeSettings, decode_command};
 
 use crate::commands::{Failure, bad_input, other};
 

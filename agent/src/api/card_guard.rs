@@ -5,14 +5,14 @@
 //! store (which would keep it as a card token in the ledger) and without
 //! echoing it in the error.
 //!
-//! The recognition itself is the drivers' guard (`pos_drivers::payment_card`),
+//! The recognition itself is the decoders' guard (`pos_codes::payment_card`),
 //! so scanner and API agree on what a payment card is — including its one
 //! exemption: a 13-digit number with a valid GS1 check digit is a GTIN-like
 //! loyalty card, not a card number (13-digit Visa numbers are no longer issued).
 
 use axum::http::StatusCode;
-use pos_drivers::check_digit::verify_gs1;
-use pos_drivers::payment_card::is_payment_card;
+use pos_codes::check_digit::verify_gs1;
+use pos_codes::payment_card::is_payment_card;
 
 use crate::api::error::ApiError;
 use crate::model::MemberRef;

@@ -1,5 +1,5 @@
 //! Mapping `[[devices]]`, `[cards]` and `[[variable_measure]]` from the
-//! config onto `pos-drivers` settings.
+//! config onto `pos-codes` and `pos-drivers` settings.
 //!
 //! The two crates keep their own types on purpose (the drivers know nothing
 //! of the config file); this module is the one place that knows both, so a
@@ -7,12 +7,13 @@
 
 use std::time::Duration;
 
+use pos_codes as codes;
 use pos_config as config;
 use pos_drivers as drivers;
 
 /// Decoding settings (member-card prefixes, variable-measure layouts) from the config.
-pub fn decode_settings(config: &config::Config) -> drivers::DecodeSettings {
-    drivers::DecodeSettings {
+pub fn decode_settings(config: &config::Config) -> codes::DecodeSettings {
+    codes::DecodeSettings {
         loyalty_prefixes: config.cards.loyalty_prefixes.clone(),
         track_member_prefixes: config.cards.track_prefixes.clone(),
         variable_measure: config
@@ -23,13 +24,13 @@ pub fn decode_settings(config: &config::Config) -> drivers::DecodeSettings {
     }
 }
 
-fn variable_measure_layout(layout: &config::VariableMeasure) -> drivers::VariableMeasureLayout {
-    drivers::VariableMeasureLayout {
+fn variable_measure_layout(layout: &config::VariableMeasure) -> codes::VariableMeasureLayout {
+    codes::VariableMeasureLayout {
         prefix: layout.prefix.clone(),
         item_digits: layout.item_digits,
         value: match layout.value {
-            config::Measure::Price => drivers::Measure::Price,
-            config::Measure::Weight => drivers::Measure::Weight,
+            config::Measure::Price => codes::Measure::Price,
+            config::Measure::Weight => codes::Measure::Weight,
         },
         value_digits: layout.value_digits,
         decimals: layout.decimals,

@@ -33,7 +33,7 @@
 //!   pack: one piece at that price), else a 310n net weight is the quantity.
 //! * Anything else: one piece at the catalog price.
 
-use pos_drivers::{Measure, Reading};
+use pos_codes::{Measure, Reading};
 use rust_decimal::Decimal;
 
 use crate::store::ID_BYTES_MAX;
@@ -132,7 +132,7 @@ fn usable(keys: Vec<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pos_drivers::{DecodeSettings, Decoded, VariableMeasureLayout, decode_barcode};
+    use pos_codes::{DecodeSettings, Decoded, VariableMeasureLayout, decode_barcode};
     use std::str::FromStr;
 
     fn reading(data: &str, settings: &DecodeSettings) -> Reading {

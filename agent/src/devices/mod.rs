@@ -33,7 +33,8 @@ pub use notice::{DeviceNotice, ScanOutcome};
 pub use runner::start;
 pub use scan::ScanTargets;
 
-use pos_drivers::{DecodeSettings, DeviceSettings};
+use pos_codes::DecodeSettings;
+use pos_drivers::DeviceSettings;
 
 /// Everything the device tasks need from the config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

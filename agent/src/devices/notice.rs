@@ -13,7 +13,8 @@
 //! what the agent did with it ([`ScanOutcome`]). A scan that changed the
 //! checkout is also followed by the usual `session` event.
 
-use pos_drivers::{Decoded, DiscardReason, ScanRole};
+use pos_codes::Decoded;
+use pos_drivers::{DiscardReason, ScanRole};
 use rust_decimal::Decimal;
 use serde::Serialize;
 

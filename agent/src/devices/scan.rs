@@ -18,7 +18,8 @@
 
 use std::sync::Arc;
 
-use pos_drivers::{Decoded, Reading, ScanRole};
+use pos_codes::{Decoded, Reading};
+use pos_drivers::ScanRole;
 
 use crate::devices::lookup::{ProductScan, product_scan};
 use crate::devices::notice::ScanOutcome;

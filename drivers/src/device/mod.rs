@@ -27,10 +27,10 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::decode::{DecodeSettings, Decoded, decode_barcode, decode_track};
 use crate::error::{Error, Result};
 use crate::framing::{DiscardReason, FrameEvent, Framer, Suffix, Terminators};
 use crate::wedge::KeyboardLayout;
+use pos_codes::{DecodeSettings, Decoded, decode_barcode, decode_track};
 
 pub use backoff::{REOPEN_DELAY_MAX_MS, REOPEN_DELAY_MIN_MS};
 pub use status::DeviceStatus;
@@ -513,7 +513,7 @@ async fn read_until_ended(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::synthetic_pan;
+    use pos_codes::testing::synthetic_pan;
 
     fn pipeline(role: Role) -> (Pipeline, mpsc::Receiver<DeviceEvent>) {
         let (tx, rx) = mpsc::channel(4);

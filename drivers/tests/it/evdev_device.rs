@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pos_codes::DecodeSettings;
 use pos_drivers::{
-    DecodeSettings, DeviceEvent, DeviceKind, DeviceSettings, DeviceStatus, KeyboardLayout,
-    run_device,
+    DeviceEvent, DeviceKind, DeviceSettings, DeviceStatus, KeyboardLayout, run_device,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

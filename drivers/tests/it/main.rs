@@ -3,6 +3,8 @@
 //! Run one group with `cargo test -p pos-drivers --test it <module>::`.
 
 mod evdev_device;
+mod framing_properties;
+/// pos-codes' independent Luhn check, shared rather than written out again.
+#[path = "../../../codes/tests/it/luhn.rs"]
 mod luhn;
-mod properties;
 mod serial_pty;

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use pos_codes::DecodeSettings;
 use pos_drivers::{
-    DecodeSettings, DeviceEvent, DeviceSettings, DeviceStatus, DiscardReason, Role, ScanRole,
-    Suffix, run_device,
+    DeviceEvent, DeviceSettings, DeviceStatus, DiscardReason, Role, ScanRole, Suffix, run_device,
 };
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_serial::{SerialPort, SerialStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::luhn::luhn_valid;
+use crate::luhn::luhn_complete;
 
 const EVENT_WAIT: Duration = Duration::from_secs(15);
 
@@ -132,10 +132,7 @@ async fn write(pty: &mut Pty, bytes: &[u8]) {
 
 /// A synthetic Luhn-valid number in the Visa range, built at run time: never a real card.
 fn synthetic_pan() -> String {
-    (0..10)
-        .map(|d| format!("411100001234567{d}"))
-        .find(|p| luhn_valid(p))
-        .unwrap()
+    luhn_complete("411100001234567")
 }
 
 #[tokio::test]

@@ -588,7 +588,7 @@ pub fn unescape_cli_data(data: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::synthetic_pan;
+    use crate::testing::synthetic_pan;
     use crate::variable_measure::Measure;
     use serde_json::{Value, json};
 

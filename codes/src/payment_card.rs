@@ -132,7 +132,7 @@ mod tests {
     use super::*;
     use crate::check_digit::luhn_valid;
 
-    use crate::test_support::synthetic_pan;
+    use crate::testing::synthetic_pan;
 
     #[test]
     fn brand_ranges() {
