@@ -17,6 +17,7 @@
 //!   their seq/prev_hash/hash (old versions kept in `ledger_superseded`);
 //! - an answer is stored with its sale/return and replayed byte for byte.
 
+mod documents;
 pub mod error;
 mod ledger;
 mod members;
@@ -27,11 +28,13 @@ pub mod schema;
 pub mod sync;
 pub mod writer;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pos_points::{Bundle, Quote};
+use pos_sync::protocol::{Document, DocumentKey};
 use pos_sync::{Digest32, LedgerEntry};
 
 pub use error::{ErrorClass, StoreError, StoreResult};
@@ -246,6 +249,14 @@ impl Store {
             .await
     }
 
+    /// The points basket `request` would be quoted with now, as JSON text
+    /// (what a hold request carries).
+    pub async fn hold_basket(&self, request: &SaleRequest) -> StoreResult<String> {
+        let request = request.clone();
+        self.read(move |conn, shared| sales::hold_basket(conn, shared, &request))
+            .await
+    }
+
     /// Commits a sale durably (sale, lines, ledger entries, answer: one
     /// transaction, fsynced) before returning. Idempotent by `sale_id`.
     pub async fn commit_sale(&self, request: SaleRequest) -> StoreResult<Committed<SaleAnswer>> {
@@ -330,6 +341,16 @@ impl Store {
     pub async fn unsynced(&self, limit: u32) -> StoreResult<Vec<LedgerEntry>> {
         let limit = limit.min(LEDGER_PAGE_ENTRIES_MAX);
         self.read(move |conn, _| ledger::unsynced(conn, limit))
+            .await
+    }
+
+    /// The sale and return documents `entries` name (protocol v2: they
+    /// travel with the entries in an upload batch).
+    pub async fn documents_for(
+        &self,
+        entries: Vec<LedgerEntry>,
+    ) -> StoreResult<BTreeMap<DocumentKey, Document>> {
+        self.read(move |conn, _| documents::for_entries(conn, &entries))
             .await
     }
 

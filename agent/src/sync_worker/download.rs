@@ -42,7 +42,8 @@ pub async fn rules(
     key: &VerifyingKey,
 ) -> Result<RulesOutcome, SyncWorkerError> {
     let current = store.newest_rules_version().await?;
-    let Some(signed) = client.newest_rules(current).await? else {
+    let answer = client.newest_rules(current).await?;
+    let Some(signed) = answer.bundle else {
         return Ok(RulesOutcome::UpToDate);
     };
     let bundle = match verify_and_parse(&signed, key, current) {

@@ -4,6 +4,7 @@
 
 mod common;
 mod store_common;
+mod store_documents;
 
 mod api_daemon;
 mod api_errors;

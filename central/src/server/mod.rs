@@ -53,8 +53,9 @@ use error::ApiResult;
 
 /// Largest member or catalog snapshot accepted: 64 MiB.
 pub const SNAPSHOT_BYTES_MAX: usize = 64 * 1_048_576;
-/// Largest hold request body.
-pub const HOLD_BYTES_MAX: usize = 4_096;
+/// Largest hold request body: the hold and its sale's basket
+/// (`docs/sync-v2.md` §5), which is bounded like a document.
+pub const HOLD_BYTES_MAX: usize = pos_sync::protocol::DOCUMENT_BYTES_MAX + 4_096;
 /// Most connections served at once; more wait in the accept queue.
 pub const CONNECTIONS_MAX: usize = 512;
 /// A TLS handshake that takes longer is dropped (slowloris guard).
@@ -112,7 +113,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     let admin = from_extractor_with_state::<AuthAdmin, _>(state.clone());
     let mut router = Router::new();
     for (path, route) in sync_api::routes() {
-        router = router.route(path, route.route_layer(terminal.clone()));
+        let route = route
+            .route_layer(axum::middleware::from_fn(sync_api::require_protocol))
+            .route_layer(terminal.clone());
+        router = router.route(path, route);
     }
     for (path, route) in admin_api::routes() {
         router = router.route(path, route.route_layer(admin.clone()));
