@@ -541,50 +541,6 @@ pub fn decode_track(data: &str, settings: &DecodeSettings) -> Decoded {
     Decoded::Reading(Box::new(reading))
 }
 
-/// What `pos-agent decode` is asked to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodeKind {
-    /// `pos-agent decode barcode DATA`: GS spellings are unescaped first.
-    Barcode,
-    /// `pos-agent decode track DATA`: taken as is (`^` is track 1's field separator).
-    Track,
-}
-
-/// Everything `pos-agent decode` does before printing: the CLI prints
-/// `serde_json::to_string(&decode_command(kind, data, settings))`.
-pub fn decode_command(kind: DecodeKind, data: &str, settings: &DecodeSettings) -> Decoded {
-    match kind {
-        DecodeKind::Barcode => {
-            let unescaped = Zeroizing::new(unescape_cli_data(data));
-            decode_barcode(&unescaped, settings)
-        }
-        DecodeKind::Track => decode_track(data, settings),
-    }
-}
-
-/// Turns the GS spellings usable on a command line into the GS byte (0x1D), for
-/// `pos-agent decode barcode DATA`: `\x1d` (any case of the hex digits), `<GS>` (any
-/// case) and `^]` (the caret notation of Ctrl+]). Use for barcodes only: in track 1 data
-/// `^` is the field separator.
-pub fn unescape_cli_data(data: &str) -> String {
-    let mut out = String::with_capacity(data.len());
-    let mut rest = data;
-    while let Some(c) = rest.chars().next() {
-        let lower = rest.get(..4).map(str::to_ascii_lowercase);
-        if lower.as_deref() == Some("\\x1d") || lower.as_deref() == Some("<gs>") {
-            out.push(GS);
-            rest = &rest[4..];
-        } else if rest.starts_with("^]") {
-            out.push(GS);
-            rest = &rest[2..];
-        } else {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,8 +614,10 @@ mod tests {
         assert_eq!(scan["gs1_data"], true);
         assert_eq!(scan["symbology"], "gs1_128");
         assert_eq!(scan["gtin"], "09501101530003");
-        let cli = unescape_cli_data("]d20109501101530003<gs>17261231^]10ABC\\x1D");
-        assert_eq!(barcode(&cli)["ais"], expected_ais);
+        assert_eq!(
+            barcode("]d20109501101530003\u{1d}17261231\u{1d}10ABC\u{1d}")["ais"],
+            expected_ais
+        );
         assert_eq!(
             barcode("(01)09501101530003(17)261231(10)ABC")["ais"],
             expected_ais
@@ -791,26 +749,5 @@ mod tests {
                 .to_string()
                 .contains("variable_measure[0]")
         );
-    }
-
-    #[test]
-    fn decode_command_unescapes_barcodes_only() {
-        let gs1 = decode_command(
-            DecodeKind::Barcode,
-            "]C10109501101530003<GS>10ABC",
-            &settings(),
-        );
-        assert_eq!(serde_json::to_value(&gs1).unwrap()["ais"]["10"], "ABC");
-        let swipe = decode_command(DecodeKind::Track, "%NA^]B?", &settings());
-        assert_eq!(serde_json::to_value(&swipe).unwrap()["data"], "NA^]B");
-    }
-
-    #[test]
-    fn cli_unescape() {
-        assert_eq!(
-            unescape_cli_data("a\\x1db<GS>c<gs>d^]e"),
-            "a\u{1d}b\u{1d}c\u{1d}d\u{1d}e"
-        );
-        assert_eq!(unescape_cli_data("plain ^ text ü"), "plain ^ text ü");
     }
 }
