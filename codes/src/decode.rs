@@ -24,13 +24,28 @@ use crate::gs1::{self, ElementStrings, GS};
 use crate::gtin::{expand_upce, normalise_gtin14};
 use crate::payment_card::{contains_pan, has_track1_format_b, is_payment_card};
 use crate::track::parse_tracks;
-use crate::variable_measure::{VariableMeasure, VariableMeasureLayout};
+use crate::variable_measure::{
+    IN_STORE_PREFIX_RULE, VariableMeasure, VariableMeasureLayout, is_in_store_prefix,
+};
 
-/// Longest scan the decoder reads: the framing limit, so one frame is one decode.
+/// Longest scan the decoder reads: the 4 KiB of agent spec §4. The framing limit of
+/// `pos-drivers` is this constant, so one frame is one decode.
 pub const SCAN_BYTES_MAX: usize = 4096;
 
-/// Longest configured member-card prefix; longer ones are a configuration mistake.
-pub const MEMBER_PREFIX_DIGITS_MAX: usize = 18;
+/// Longest member-card prefix (`[cards] loyalty_prefixes` and `track_prefixes`): it
+/// leaves room for a card number after it in an EAN-13. The config and the decoder
+/// once disagreed (12 in the config, 18 here); 12 is the limit start-up has always
+/// enforced, so it is the one kept.
+pub const MEMBER_PREFIX_DIGITS_MAX: usize = 12;
+
+/// True when `prefix` may be configured as a member-card prefix: 1 to
+/// [`MEMBER_PREFIX_DIGITS_MAX`] ASCII digits. The config reads its prefixes with this,
+/// so what it accepts the decoder accepts too.
+pub fn is_member_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= MEMBER_PREFIX_DIGITS_MAX
+        && prefix.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// What the decoder needs from the configuration. The agent maps its config onto this.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,10 +72,7 @@ impl DecodeSettings {
             ("track_member_prefixes", &self.track_member_prefixes),
         ] {
             for (i, prefix) in prefixes.iter().enumerate() {
-                if prefix.is_empty()
-                    || prefix.len() > MEMBER_PREFIX_DIGITS_MAX
-                    || !prefix.bytes().all(|b| b.is_ascii_digit())
-                {
+                if !is_member_prefix(prefix) {
                     return Err(Error::settings(
                         format!("{name}[{i}]"),
                         format!("must be 1-{MEMBER_PREFIX_DIGITS_MAX} digits"),
@@ -69,6 +81,14 @@ impl DecodeSettings {
             }
         }
         for (i, layout) in self.variable_measure.iter().enumerate() {
+            // A settings rule, not a layout one: `VariableMeasureLayout::validate` checks
+            // only what reading a code needs.
+            if !is_in_store_prefix(&layout.prefix) {
+                return Err(Error::settings(
+                    format!("variable_measure[{i}]: variable_measure.prefix"),
+                    IN_STORE_PREFIX_RULE,
+                ));
+            }
             layout.validate().map_err(|e| match e {
                 Error::Settings { setting, message } => Error::Settings {
                     setting: format!("variable_measure[{i}]: {setting}"),
@@ -749,5 +769,22 @@ mod tests {
                 .to_string()
                 .contains("variable_measure[0]")
         );
+    }
+
+    #[test]
+    fn settings_take_the_config_rules() {
+        let mut long = settings();
+        long.track_member_prefixes
+            .push("1".repeat(MEMBER_PREFIX_DIGITS_MAX + 1));
+        let err = long.validate().unwrap_err().to_string();
+        assert!(err.contains("track_member_prefixes[2]"), "{err}");
+        assert!(is_member_prefix(&"1".repeat(MEMBER_PREFIX_DIGITS_MAX)));
+        for prefix in ["2", "30", "210", "01"] {
+            let mut outside = settings();
+            outside.variable_measure[0].prefix = prefix.into();
+            outside.variable_measure[0].item_digits = 7 - u8::try_from(prefix.len()).unwrap();
+            let err = outside.validate().unwrap_err().to_string();
+            assert!(err.contains("in-store"), "{prefix}: {err}");
+        }
     }
 }
