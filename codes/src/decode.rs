@@ -253,19 +253,7 @@ fn is_gtin_scan(carrier: Option<Carrier>, body: &str) -> bool {
 /// Decodes one barcode scan (AIM identifier optional).
 pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
     if data.len() > SCAN_BYTES_MAX {
-        let error = Error::TooLong {
-            found: data.len(),
-            limit: SCAN_BYTES_MAX,
-        };
-        // Too long to show; and it may hold anything, so it is not echoed.
-        let mut reading = Reading::new(Symbology::Unknown, None);
-        reading.valid = false;
-        reading.error = Some(error.to_string());
-        return if is_payment_card(data, false) {
-            Decoded::PaymentCard
-        } else {
-            Decoded::Reading(Box::new(reading))
-        };
+        return too_long_scan(data);
     }
     let (aim, body) = match split_aim(data) {
         Ok(split) => split,
@@ -284,15 +272,58 @@ pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
         None if body.contains(GS) => Some((Symbology::Gs1, gs1::parse_scan_data(body))),
         _ => None,
     };
-    // The guard reads the body: a digit AIM modifier (`]C0`) must not join the number.
-    // GS1 element strings that parse are searched element by element, free-text elements
-    // only (the value, and AI + value, since a card number read as GS1 may start with an
-    // AI such as 400): numeric elements are defined numbers (a 392n price "3928…" would
-    // otherwise hit the Diners range 39). Known gap, accepted: a card number that is
-    // exactly one valid numeric element (e.g. 41x + 13 digits with a valid GS1 check
-    // digit) inside a GS1-flagged symbol is not caught; card numbers are not printed so.
-    let payment = match &gs1 {
-        Some((_, Ok(parsed))) => {
+    let parsed = gs1.as_ref().map(|(_, parsed)| parsed.as_ref().ok());
+    if is_payment_scan(carrier, body, parsed) {
+        // The parsed copies may hold the number: wipe them before they are freed.
+        if let Some((_, Ok(mut parsed))) = gs1 {
+            parsed.ais.values_mut().for_each(Zeroize::zeroize);
+        }
+        return Decoded::PaymentCard;
+    }
+    let aim_text = aim.map(|a| a.text());
+    let reading = if let Some((symbology, parsed)) = gs1 {
+        let mut reading = Reading::new(symbology, aim_text);
+        reading.gs1_data = aim.is_some_and(|a| a.is_gs1());
+        element_strings(reading, body, parsed)
+    } else {
+        not_element_strings(carrier, aim_text, body, settings)
+    };
+    Decoded::Reading(Box::new(reading))
+}
+
+/// A scan over [`SCAN_BYTES_MAX`]: too long to show, and it may hold anything, so it is
+/// not echoed.
+fn too_long_scan(data: &str) -> Decoded {
+    if is_payment_card(data, false) {
+        return Decoded::PaymentCard;
+    }
+    let error = Error::TooLong {
+        found: data.len(),
+        limit: SCAN_BYTES_MAX,
+    };
+    let mut reading = Reading::new(Symbology::Unknown, None);
+    reading.valid = false;
+    reading.error = Some(error.to_string());
+    Decoded::Reading(Box::new(reading))
+}
+
+/// The payment-card guard on a scan's body (after its AIM identifier); `gs1`: whether
+/// the body is read as GS1 element strings, and what they parsed to.
+///
+/// The guard reads the body: a digit AIM modifier (`]C0`) must not join the number.
+/// GS1 element strings that parse are searched element by element, free-text elements
+/// only (the value, and AI + value, since a card number read as GS1 may start with an
+/// AI such as 400): numeric elements are defined numbers (a 392n price "3928…" would
+/// otherwise hit the Diners range 39). Known gap, accepted: a card number that is
+/// exactly one valid numeric element (e.g. 41x + 13 digits with a valid GS1 check
+/// digit) inside a GS1-flagged symbol is not caught; card numbers are not printed so.
+fn is_payment_scan(
+    carrier: Option<Carrier>,
+    body: &str,
+    gs1: Option<Option<&ElementStrings>>,
+) -> bool {
+    match gs1 {
+        Some(Some(parsed)) => {
             has_track1_format_b(body)
                 || parsed.ais.iter().any(|(ai, value)| {
                     !gs1::is_numeric_ai(ai)
@@ -301,20 +332,16 @@ pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
                 })
         }
         _ => is_payment_card(body, is_gtin_scan(carrier, body)),
-    };
-    if payment {
-        // The parsed copies may hold the number: wipe them before they are freed.
-        if let Some((_, Ok(mut parsed))) = gs1 {
-            parsed.ais.values_mut().for_each(Zeroize::zeroize);
-        }
-        return Decoded::PaymentCard;
     }
-    let aim_text = aim.map(|a| a.text());
-    if let Some((symbology, parsed)) = gs1 {
-        let mut reading = Reading::new(symbology, aim_text);
-        reading.gs1_data = aim.is_some_and(|a| a.is_gs1());
-        return Decoded::Reading(Box::new(element_strings(reading, body, parsed)));
-    }
+}
+
+/// A scan that is not GS1 element strings: empty, a member card, or the symbology's own.
+fn not_element_strings(
+    carrier: Option<Carrier>,
+    aim_text: Option<String>,
+    body: &str,
+    settings: &DecodeSettings,
+) -> Reading {
     if body.is_empty() {
         let error = Error::Length {
             what: "scan data".into(),
@@ -322,18 +349,14 @@ pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
             found: 0,
         };
         let symbology = symbology_for(carrier, body);
-        return Decoded::Reading(Box::new(
-            Reading::new(symbology, aim_text).invalid(&error, body),
-        ));
+        return Reading::new(symbology, aim_text).invalid(&error, body);
     }
-    let reading = if member_prefix_match(&settings.loyalty_prefixes, body) {
+    if member_prefix_match(&settings.loyalty_prefixes, body) {
         let mut reading = Reading::new(symbology_for(carrier, body), aim_text);
         reading.member_card = Some(body.to_string());
-        reading
-    } else {
-        decode_body(carrier, aim_text, body, settings)
-    };
-    Decoded::Reading(Box::new(reading))
+        return reading;
+    }
+    decode_body(carrier, aim_text, body, settings)
 }
 
 /// The symbology name for a member card barcode (no decoding needed beyond the name).

@@ -278,6 +278,26 @@ struct Pipeline {
 struct ChannelClosed;
 
 impl Pipeline {
+    fn new(
+        settings: &DeviceSettings,
+        decode: Arc<DecodeSettings>,
+        events: mpsc::Sender<DeviceEvent>,
+        status: Arc<DeviceStatus>,
+    ) -> Self {
+        let mut cards_decode = (*decode).clone();
+        cards_decode.loyalty_prefixes = vec![String::new()];
+        cards_decode.track_member_prefixes = vec![String::new()];
+        Pipeline {
+            name: settings.name.clone(),
+            role: settings.role,
+            decode,
+            cards_decode: Arc::new(cards_decode),
+            dedup: Dedup::new(settings.dedup_window),
+            events,
+            status,
+        }
+    }
+
     fn emit(&self, event: DeviceEvent) -> std::result::Result<(), ChannelClosed> {
         match self.events.try_send(event) {
             Ok(()) => Ok(()),
@@ -384,18 +404,7 @@ pub async fn run_device(
 ) -> Result<()> {
     settings.validate()?;
     decode.validate()?;
-    let mut cards_decode = (*decode).clone();
-    cards_decode.loyalty_prefixes = vec![String::new()];
-    cards_decode.track_member_prefixes = vec![String::new()];
-    let mut pipeline = Pipeline {
-        name: settings.name.clone(),
-        role: settings.role,
-        decode,
-        cards_decode: Arc::new(cards_decode),
-        dedup: Dedup::new(settings.dedup_window),
-        events,
-        status: status.clone(),
-    };
+    let mut pipeline = Pipeline::new(&settings, decode, events, status.clone());
     let mut backoff = backoff::Backoff::new();
     let mut down_reported = false;
     loop {
@@ -403,59 +412,91 @@ pub async fn run_device(
         if shutdown.is_cancelled() {
             break;
         }
-        match Source::open(&settings).await {
+        let next = match Source::open(&settings).await {
             Ok(source) => {
-                let opened_at = tokio::time::Instant::now();
-                status.set_up(true);
-                tracing::info!(message = "Device up.", device = %settings.name, path = %settings.path.display());
-                let up = DeviceEvent::Up {
+                // A lost connection reports Down itself.
+                down_reported = true;
+                read_while_up(
+                    source,
+                    &settings,
+                    &mut pipeline,
+                    &shutdown,
+                    &status,
+                    &mut backoff,
+                )
+                .await
+            }
+            Err(error) if !down_reported => {
+                tracing::warn!(message = "Device cannot be opened.", device = %settings.name, %error);
+                down_reported = true;
+                let down = DeviceEvent::Down {
                     device: settings.name.clone(),
+                    reason: error.to_string(),
                 };
-                let ended = match pipeline.emit(up) {
-                    Ok(()) => read_until_ended(source, &settings, &mut pipeline, &shutdown).await,
-                    Err(ChannelClosed) => Ended::ChannelClosed,
-                };
-                status.set_up(false);
-                match ended {
-                    Ended::Shutdown | Ended::ChannelClosed => break,
-                    Ended::Lost(reason) => {
-                        // Only a connection that held counts as recovered: a device that
-                        // opens and drops at once must not be reopened every 100 ms.
-                        if opened_at.elapsed() >= Duration::from_millis(STABLE_CONNECTION_MS) {
-                            backoff.reset();
-                        }
-                        tracing::warn!(message = "Device down.", device = %settings.name, %reason);
-                        down_reported = true;
-                        let down = DeviceEvent::Down {
-                            device: settings.name.clone(),
-                            reason,
-                        };
-                        if pipeline.emit(down).is_err() {
-                            break;
-                        }
-                    }
+                match pipeline.emit(down) {
+                    Ok(()) => Next::Retry,
+                    Err(ChannelClosed) => Next::Stop,
                 }
             }
-            Err(error) => {
-                if !down_reported {
-                    tracing::warn!(message = "Device cannot be opened.", device = %settings.name, %error);
-                    down_reported = true;
-                    let down = DeviceEvent::Down {
-                        device: settings.name.clone(),
-                        reason: error.to_string(),
-                    };
-                    if pipeline.emit(down).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        if !wait(backoff.next_delay(), &shutdown, &status).await {
+            // Open failures in a row are reported once.
+            Err(_) => Next::Retry,
+        };
+        if next == Next::Stop || !wait(backoff.next_delay(), &shutdown, &status).await {
             break;
         }
     }
     status.set_up(false);
     Ok(())
+}
+
+/// What [`run_device`] does after one open attempt.
+#[derive(PartialEq, Eq)]
+enum Next {
+    /// Reopen after the backoff delay.
+    Retry,
+    /// Shutdown, or nobody listens any more.
+    Stop,
+}
+
+/// One connection, from Up to Down: reports both and resets `backoff` when the
+/// connection held. The device is reported down (or the loop stops) when this returns.
+async fn read_while_up(
+    source: Source,
+    settings: &DeviceSettings,
+    pipeline: &mut Pipeline,
+    shutdown: &CancellationToken,
+    status: &DeviceStatus,
+    backoff: &mut backoff::Backoff,
+) -> Next {
+    let opened_at = tokio::time::Instant::now();
+    status.set_up(true);
+    tracing::info!(message = "Device up.", device = %settings.name, path = %settings.path.display());
+    let up = DeviceEvent::Up {
+        device: settings.name.clone(),
+    };
+    let ended = match pipeline.emit(up) {
+        Ok(()) => read_until_ended(source, settings, pipeline, shutdown).await,
+        Err(ChannelClosed) => Ended::ChannelClosed,
+    };
+    status.set_up(false);
+    let reason = match ended {
+        Ended::Shutdown | Ended::ChannelClosed => return Next::Stop,
+        Ended::Lost(reason) => reason,
+    };
+    // Only a connection that held counts as recovered: a device that
+    // opens and drops at once must not be reopened every 100 ms.
+    if opened_at.elapsed() >= Duration::from_millis(STABLE_CONNECTION_MS) {
+        backoff.reset();
+    }
+    tracing::warn!(message = "Device down.", device = %settings.name, %reason);
+    let down = DeviceEvent::Down {
+        device: settings.name.clone(),
+        reason,
+    };
+    match pipeline.emit(down) {
+        Ok(()) => Next::Retry,
+        Err(ChannelClosed) => Next::Stop,
+    }
 }
 
 /// Sleeps `delay`, beating the heartbeat; false when shutdown came first.
