@@ -121,8 +121,8 @@ fn main() -> ExitCode {
         Command::CheckConfig { path } => commands::check_config::run(&path),
         Command::Decode { what, config } => {
             let (kind, data) = match what {
-                DecodeWhat::Barcode { data } => (pos_codes::DecodeKind::Barcode, data),
-                DecodeWhat::Track { data } => (pos_codes::DecodeKind::Track, data),
+                DecodeWhat::Barcode { data } => (commands::decode::DecodeKind::Barcode, data),
+                DecodeWhat::Track { data } => (commands::decode::DecodeKind::Track, data),
             };
             commands::decode::run(kind, &data, config.as_deref())
         }

@@ -24,13 +24,28 @@ use crate::gs1::{self, ElementStrings, GS};
 use crate::gtin::{expand_upce, normalise_gtin14};
 use crate::payment_card::{contains_pan, has_track1_format_b, is_payment_card};
 use crate::track::parse_tracks;
-use crate::variable_measure::{VariableMeasure, VariableMeasureLayout};
+use crate::variable_measure::{
+    IN_STORE_PREFIX_RULE, VariableMeasure, VariableMeasureLayout, is_in_store_prefix,
+};
 
-/// Longest scan the decoder reads: the framing limit, so one frame is one decode.
+/// Longest scan the decoder reads: the 4 KiB of agent spec §4. The framing limit of
+/// `pos-drivers` is this constant, so one frame is one decode.
 pub const SCAN_BYTES_MAX: usize = 4096;
 
-/// Longest configured member-card prefix; longer ones are a configuration mistake.
-pub const MEMBER_PREFIX_DIGITS_MAX: usize = 18;
+/// Longest member-card prefix (`[cards] loyalty_prefixes` and `track_prefixes`): it
+/// leaves room for a card number after it in an EAN-13. The config and the decoder
+/// once disagreed (12 in the config, 18 here); 12 is the limit start-up has always
+/// enforced, so it is the one kept.
+pub const MEMBER_PREFIX_DIGITS_MAX: usize = 12;
+
+/// True when `prefix` may be configured as a member-card prefix: 1 to
+/// [`MEMBER_PREFIX_DIGITS_MAX`] ASCII digits. The config reads its prefixes with this,
+/// so what it accepts the decoder accepts too.
+pub fn is_member_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= MEMBER_PREFIX_DIGITS_MAX
+        && prefix.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// What the decoder needs from the configuration. The agent maps its config onto this.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,10 +72,7 @@ impl DecodeSettings {
             ("track_member_prefixes", &self.track_member_prefixes),
         ] {
             for (i, prefix) in prefixes.iter().enumerate() {
-                if prefix.is_empty()
-                    || prefix.len() > MEMBER_PREFIX_DIGITS_MAX
-                    || !prefix.bytes().all(|b| b.is_ascii_digit())
-                {
+                if !is_member_prefix(prefix) {
                     return Err(Error::settings(
                         format!("{name}[{i}]"),
                         format!("must be 1-{MEMBER_PREFIX_DIGITS_MAX} digits"),
@@ -69,6 +81,14 @@ impl DecodeSettings {
             }
         }
         for (i, layout) in self.variable_measure.iter().enumerate() {
+            // A settings rule, not a layout one: `VariableMeasureLayout::validate` checks
+            // only what reading a code needs.
+            if !is_in_store_prefix(&layout.prefix) {
+                return Err(Error::settings(
+                    format!("variable_measure[{i}]: variable_measure.prefix"),
+                    IN_STORE_PREFIX_RULE,
+                ));
+            }
             layout.validate().map_err(|e| match e {
                 Error::Settings { setting, message } => Error::Settings {
                     setting: format!("variable_measure[{i}]: {setting}"),
@@ -233,19 +253,7 @@ fn is_gtin_scan(carrier: Option<Carrier>, body: &str) -> bool {
 /// Decodes one barcode scan (AIM identifier optional).
 pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
     if data.len() > SCAN_BYTES_MAX {
-        let error = Error::TooLong {
-            found: data.len(),
-            limit: SCAN_BYTES_MAX,
-        };
-        // Too long to show; and it may hold anything, so it is not echoed.
-        let mut reading = Reading::new(Symbology::Unknown, None);
-        reading.valid = false;
-        reading.error = Some(error.to_string());
-        return if is_payment_card(data, false) {
-            Decoded::PaymentCard
-        } else {
-            Decoded::Reading(Box::new(reading))
-        };
+        return too_long_scan(data);
     }
     let (aim, body) = match split_aim(data) {
         Ok(split) => split,
@@ -264,15 +272,58 @@ pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
         None if body.contains(GS) => Some((Symbology::Gs1, gs1::parse_scan_data(body))),
         _ => None,
     };
-    // The guard reads the body: a digit AIM modifier (`]C0`) must not join the number.
-    // GS1 element strings that parse are searched element by element, free-text elements
-    // only (the value, and AI + value, since a card number read as GS1 may start with an
-    // AI such as 400): numeric elements are defined numbers (a 392n price "3928…" would
-    // otherwise hit the Diners range 39). Known gap, accepted: a card number that is
-    // exactly one valid numeric element (e.g. 41x + 13 digits with a valid GS1 check
-    // digit) inside a GS1-flagged symbol is not caught; card numbers are not printed so.
-    let payment = match &gs1 {
-        Some((_, Ok(parsed))) => {
+    let parsed = gs1.as_ref().map(|(_, parsed)| parsed.as_ref().ok());
+    if is_payment_scan(carrier, body, parsed) {
+        // The parsed copies may hold the number: wipe them before they are freed.
+        if let Some((_, Ok(mut parsed))) = gs1 {
+            parsed.ais.values_mut().for_each(Zeroize::zeroize);
+        }
+        return Decoded::PaymentCard;
+    }
+    let aim_text = aim.map(|a| a.text());
+    let reading = if let Some((symbology, parsed)) = gs1 {
+        let mut reading = Reading::new(symbology, aim_text);
+        reading.gs1_data = aim.is_some_and(|a| a.is_gs1());
+        element_strings(reading, body, parsed)
+    } else {
+        not_element_strings(carrier, aim_text, body, settings)
+    };
+    Decoded::Reading(Box::new(reading))
+}
+
+/// A scan over [`SCAN_BYTES_MAX`]: too long to show, and it may hold anything, so it is
+/// not echoed.
+fn too_long_scan(data: &str) -> Decoded {
+    if is_payment_card(data, false) {
+        return Decoded::PaymentCard;
+    }
+    let error = Error::TooLong {
+        found: data.len(),
+        limit: SCAN_BYTES_MAX,
+    };
+    let mut reading = Reading::new(Symbology::Unknown, None);
+    reading.valid = false;
+    reading.error = Some(error.to_string());
+    Decoded::Reading(Box::new(reading))
+}
+
+/// The payment-card guard on a scan's body (after its AIM identifier); `gs1`: whether
+/// the body is read as GS1 element strings, and what they parsed to.
+///
+/// The guard reads the body: a digit AIM modifier (`]C0`) must not join the number.
+/// GS1 element strings that parse are searched element by element, free-text elements
+/// only (the value, and AI + value, since a card number read as GS1 may start with an
+/// AI such as 400): numeric elements are defined numbers (a 392n price "3928…" would
+/// otherwise hit the Diners range 39). Known gap, accepted: a card number that is
+/// exactly one valid numeric element (e.g. 41x + 13 digits with a valid GS1 check
+/// digit) inside a GS1-flagged symbol is not caught; card numbers are not printed so.
+fn is_payment_scan(
+    carrier: Option<Carrier>,
+    body: &str,
+    gs1: Option<Option<&ElementStrings>>,
+) -> bool {
+    match gs1 {
+        Some(Some(parsed)) => {
             has_track1_format_b(body)
                 || parsed.ais.iter().any(|(ai, value)| {
                     !gs1::is_numeric_ai(ai)
@@ -281,20 +332,16 @@ pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
                 })
         }
         _ => is_payment_card(body, is_gtin_scan(carrier, body)),
-    };
-    if payment {
-        // The parsed copies may hold the number: wipe them before they are freed.
-        if let Some((_, Ok(mut parsed))) = gs1 {
-            parsed.ais.values_mut().for_each(Zeroize::zeroize);
-        }
-        return Decoded::PaymentCard;
     }
-    let aim_text = aim.map(|a| a.text());
-    if let Some((symbology, parsed)) = gs1 {
-        let mut reading = Reading::new(symbology, aim_text);
-        reading.gs1_data = aim.is_some_and(|a| a.is_gs1());
-        return Decoded::Reading(Box::new(element_strings(reading, body, parsed)));
-    }
+}
+
+/// A scan that is not GS1 element strings: empty, a member card, or the symbology's own.
+fn not_element_strings(
+    carrier: Option<Carrier>,
+    aim_text: Option<String>,
+    body: &str,
+    settings: &DecodeSettings,
+) -> Reading {
     if body.is_empty() {
         let error = Error::Length {
             what: "scan data".into(),
@@ -302,18 +349,14 @@ pub fn decode_barcode(data: &str, settings: &DecodeSettings) -> Decoded {
             found: 0,
         };
         let symbology = symbology_for(carrier, body);
-        return Decoded::Reading(Box::new(
-            Reading::new(symbology, aim_text).invalid(&error, body),
-        ));
+        return Reading::new(symbology, aim_text).invalid(&error, body);
     }
-    let reading = if member_prefix_match(&settings.loyalty_prefixes, body) {
+    if member_prefix_match(&settings.loyalty_prefixes, body) {
         let mut reading = Reading::new(symbology_for(carrier, body), aim_text);
         reading.member_card = Some(body.to_string());
-        reading
-    } else {
-        decode_body(carrier, aim_text, body, settings)
-    };
-    Decoded::Reading(Box::new(reading))
+        return reading;
+    }
+    decode_body(carrier, aim_text, body, settings)
 }
 
 /// The symbology name for a member card barcode (no decoding needed beyond the name).
@@ -541,50 +584,6 @@ pub fn decode_track(data: &str, settings: &DecodeSettings) -> Decoded {
     Decoded::Reading(Box::new(reading))
 }
 
-/// What `pos-agent decode` is asked to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodeKind {
-    /// `pos-agent decode barcode DATA`: GS spellings are unescaped first.
-    Barcode,
-    /// `pos-agent decode track DATA`: taken as is (`^` is track 1's field separator).
-    Track,
-}
-
-/// Everything `pos-agent decode` does before printing: the CLI prints
-/// `serde_json::to_string(&decode_command(kind, data, settings))`.
-pub fn decode_command(kind: DecodeKind, data: &str, settings: &DecodeSettings) -> Decoded {
-    match kind {
-        DecodeKind::Barcode => {
-            let unescaped = Zeroizing::new(unescape_cli_data(data));
-            decode_barcode(&unescaped, settings)
-        }
-        DecodeKind::Track => decode_track(data, settings),
-    }
-}
-
-/// Turns the GS spellings usable on a command line into the GS byte (0x1D), for
-/// `pos-agent decode barcode DATA`: `\x1d` (any case of the hex digits), `<GS>` (any
-/// case) and `^]` (the caret notation of Ctrl+]). Use for barcodes only: in track 1 data
-/// `^` is the field separator.
-pub fn unescape_cli_data(data: &str) -> String {
-    let mut out = String::with_capacity(data.len());
-    let mut rest = data;
-    while let Some(c) = rest.chars().next() {
-        let lower = rest.get(..4).map(str::to_ascii_lowercase);
-        if lower.as_deref() == Some("\\x1d") || lower.as_deref() == Some("<gs>") {
-            out.push(GS);
-            rest = &rest[4..];
-        } else if rest.starts_with("^]") {
-            out.push(GS);
-            rest = &rest[2..];
-        } else {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,8 +657,10 @@ mod tests {
         assert_eq!(scan["gs1_data"], true);
         assert_eq!(scan["symbology"], "gs1_128");
         assert_eq!(scan["gtin"], "09501101530003");
-        let cli = unescape_cli_data("]d20109501101530003<gs>17261231^]10ABC\\x1D");
-        assert_eq!(barcode(&cli)["ais"], expected_ais);
+        assert_eq!(
+            barcode("]d20109501101530003\u{1d}17261231\u{1d}10ABC\u{1d}")["ais"],
+            expected_ais
+        );
         assert_eq!(
             barcode("(01)09501101530003(17)261231(10)ABC")["ais"],
             expected_ais
@@ -794,23 +795,19 @@ mod tests {
     }
 
     #[test]
-    fn decode_command_unescapes_barcodes_only() {
-        let gs1 = decode_command(
-            DecodeKind::Barcode,
-            "]C10109501101530003<GS>10ABC",
-            &settings(),
-        );
-        assert_eq!(serde_json::to_value(&gs1).unwrap()["ais"]["10"], "ABC");
-        let swipe = decode_command(DecodeKind::Track, "%NA^]B?", &settings());
-        assert_eq!(serde_json::to_value(&swipe).unwrap()["data"], "NA^]B");
-    }
-
-    #[test]
-    fn cli_unescape() {
-        assert_eq!(
-            unescape_cli_data("a\\x1db<GS>c<gs>d^]e"),
-            "a\u{1d}b\u{1d}c\u{1d}d\u{1d}e"
-        );
-        assert_eq!(unescape_cli_data("plain ^ text ü"), "plain ^ text ü");
+    fn settings_take_the_config_rules() {
+        let mut long = settings();
+        long.track_member_prefixes
+            .push("1".repeat(MEMBER_PREFIX_DIGITS_MAX + 1));
+        let err = long.validate().unwrap_err().to_string();
+        assert!(err.contains("track_member_prefixes[2]"), "{err}");
+        assert!(is_member_prefix(&"1".repeat(MEMBER_PREFIX_DIGITS_MAX)));
+        for prefix in ["2", "30", "210", "01"] {
+            let mut outside = settings();
+            outside.variable_measure[0].prefix = prefix.into();
+            outside.variable_measure[0].item_digits = 7 - u8::try_from(prefix.len()).unwrap();
+            let err = outside.validate().unwrap_err().to_string();
+            assert!(err.contains("in-store"), "{prefix}: {err}");
+        }
     }
 }

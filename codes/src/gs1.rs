@@ -101,7 +101,7 @@ const fn with_check(spec: AiSpec) -> AiSpec {
 fn lookup(s: &str) -> Option<AiSpec> {
     use Charset::{Cset82, Numeric};
     let b = s.as_bytes();
-    let digit = |i: usize| b.get(i).copied().filter(u8::is_ascii_digit);
+    let digit = |i: usize| digit_at(b, i);
     let two = (digit(0)?, digit(1)?);
     let spec = match two {
         (b'0', b'0') => with_check(fixed_numeric(2, 18)),
@@ -120,72 +120,90 @@ fn lookup(s: &str) -> Option<AiSpec> {
         (b'2', b'5') if digit(2)? == b'4' => var(3, Cset82, 20),
         (b'3', b'0') => var(2, Numeric, 8),
         (b'3', b'7') => var(2, Numeric, 8),
-        (b'3', b'1'..=b'6') => {
-            let third = digit(2)?;
-            let known = match two.1 {
-                b'1' => third <= b'6',
-                b'2' => true,
-                b'3' => third <= b'7',
-                b'4' => true,
-                b'5' => third <= b'7',
-                _ => true,
-            };
-            if !known || digit(3)? > b'5' {
-                return None;
-            }
-            AiSpec {
-                implied_decimals: true,
-                ..fixed_numeric(4, 6)
-            }
-        }
-        (b'3', b'9') => {
-            let n = digit(3)?;
-            match digit(2)? {
-                // Amount payable (390n) and price (392n), single monetary area.
-                b'0' | b'2' => AiSpec {
-                    implied_decimals: true,
-                    ..var(4, Numeric, 15)
-                },
-                // The same with an ISO 4217 currency code first: N3 + N..15.
-                b'1' | b'3' => AiSpec {
-                    min: 4,
-                    ..var(4, Numeric, 18)
-                },
-                // Percentage discount of a coupon, n 0-3.
-                b'4' if n <= b'3' => fixed_numeric(4, 4),
-                // Price per unit of measure, n 0-5.
-                b'5' if n <= b'5' => fixed_numeric(4, 6),
-                _ => return None,
-            }
-        }
-        (b'4', b'0') => match digit(2)? {
-            b'0' | b'1' | b'3' => var(3, Cset82, 30),
-            b'2' => with_check(fixed_numeric(3, 17)),
-            _ => return None,
-        },
-        (b'4', b'1') => match digit(2)? {
-            b'0'..=b'7' => with_check(fixed_numeric(3, 13)),
-            _ => return None,
-        },
-        (b'4', b'2') => match digit(2)? {
-            b'0' => var(3, Cset82, 20),
-            b'2' => fixed_numeric(3, 3),
-            _ => return None,
-        },
+        (b'3', b'1'..=b'6') => return lookup_measure(two.1, b),
+        (b'3', b'9') => return lookup_amount(b),
+        (b'4', b'0'..=b'2') => return lookup_4xx(two.1, digit(2)?),
         (b'7', b'0') if (digit(2)?, digit(3)?) == (b'0', b'3') => fixed_numeric(4, 10),
-        (b'8', b'0') => match (digit(2)?, digit(3)?) {
-            (b'0', b'4') => var(4, Cset82, 30),
-            (b'0', b'5') => fixed_numeric(4, 6),
-            (b'1', b'2') => var(4, Cset82, 20),
-            (b'1', b'7' | b'8') => with_check(fixed_numeric(4, 18)),
-            (b'2', b'0') => var(4, Cset82, 25),
-            _ => return None,
-        },
+        (b'8', b'0') => return lookup_80xx(digit(2)?, digit(3)?),
         (b'9', b'0') => var(2, Cset82, 30),
         (b'9', b'1'..=b'9') => var(2, Cset82, 90),
         _ => return None,
     };
     Some(spec)
+}
+
+/// The ASCII digit at `i`, if there is one.
+fn digit_at(b: &[u8], i: usize) -> Option<u8> {
+    b.get(i).copied().filter(u8::is_ascii_digit)
+}
+
+/// 31nn–36nn: trade measures with n implied decimals (`second` is the AI's second digit).
+fn lookup_measure(second: u8, b: &[u8]) -> Option<AiSpec> {
+    let third = digit_at(b, 2)?;
+    let known = match second {
+        b'1' => third <= b'6',
+        b'2' => true,
+        b'3' => third <= b'7',
+        b'4' => true,
+        b'5' => third <= b'7',
+        _ => true,
+    };
+    if !known || digit_at(b, 3)? > b'5' {
+        return None;
+    }
+    Some(AiSpec {
+        implied_decimals: true,
+        ..fixed_numeric(4, 6)
+    })
+}
+
+/// 390n–395n: amounts, prices and coupon values.
+fn lookup_amount(b: &[u8]) -> Option<AiSpec> {
+    use Charset::Numeric;
+    let n = digit_at(b, 3)?;
+    Some(match digit_at(b, 2)? {
+        // Amount payable (390n) and price (392n), single monetary area.
+        b'0' | b'2' => AiSpec {
+            implied_decimals: true,
+            ..var(4, Numeric, 15)
+        },
+        // The same with an ISO 4217 currency code first: N3 + N..15.
+        b'1' | b'3' => AiSpec {
+            min: 4,
+            ..var(4, Numeric, 18)
+        },
+        // Percentage discount of a coupon, n 0-3.
+        b'4' if n <= b'3' => fixed_numeric(4, 4),
+        // Price per unit of measure, n 0-5.
+        b'5' if n <= b'5' => fixed_numeric(4, 6),
+        _ => return None,
+    })
+}
+
+/// 400–422: order numbers, locations (GLNs) and countries.
+fn lookup_4xx(second: u8, third: u8) -> Option<AiSpec> {
+    use Charset::Cset82;
+    Some(match (second, third) {
+        (b'0', b'0' | b'1' | b'3') => var(3, Cset82, 30),
+        (b'0', b'2') => with_check(fixed_numeric(3, 17)),
+        (b'1', b'0'..=b'7') => with_check(fixed_numeric(3, 13)),
+        (b'2', b'0') => var(3, Cset82, 20),
+        (b'2', b'2') => fixed_numeric(3, 3),
+        _ => return None,
+    })
+}
+
+/// 8004–8020: the 80nn AIs known here (asset, service relation, payment slip, ...).
+fn lookup_80xx(third: u8, fourth: u8) -> Option<AiSpec> {
+    use Charset::Cset82;
+    Some(match (third, fourth) {
+        (b'0', b'4') => var(4, Cset82, 30),
+        (b'0', b'5') => fixed_numeric(4, 6),
+        (b'1', b'2') => var(4, Cset82, 20),
+        (b'1', b'7' | b'8') => with_check(fixed_numeric(4, 18)),
+        (b'2', b'0') => var(4, Cset82, 25),
+        _ => return None,
+    })
 }
 
 /// True for a known AI whose value is digits only (GTINs, dates, measures, prices):

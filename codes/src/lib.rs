@@ -40,9 +40,6 @@ pub mod variable_measure;
 pub mod testing;
 
 pub use aim::Symbology;
-pub use decode::{
-    DecodeKind, DecodeSettings, Decoded, Reading, decode_barcode, decode_command, decode_track,
-    unescape_cli_data,
-};
+pub use decode::{DecodeSettings, Decoded, Reading, decode_barcode, decode_track};
 pub use error::{Error, Result};
 pub use variable_measure::{Measure, VariableMeasure, VariableMeasureLayout};

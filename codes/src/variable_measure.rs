@@ -10,7 +10,31 @@ use crate::check_digit::price_check_digit;
 use crate::error::{Error, Result};
 
 /// Digits in an EAN-13, the only carrier of these codes.
-const EAN13_DIGITS: usize = 13;
+pub const EAN13_DIGITS: u8 = 13;
+
+/// Digits of an in-store prefix (see [`is_in_store_prefix`]).
+pub const IN_STORE_PREFIX_DIGITS: u8 = 2;
+
+/// Values that may carry a GS1 price/weight check digit: the General Specifications
+/// define it for 4- and 5-digit values only.
+pub const VALUE_CHECK_DIGIT_VALUE_DIGITS: std::ops::RangeInclusive<u8> = 4..=5;
+
+/// What [`is_in_store_prefix`] accepts, for error messages.
+pub const IN_STORE_PREFIX_RULE: &str = "must be \"02\" or \"20\" to \"29\" (GS1 in-store prefixes)";
+
+/// True for the GS1 prefixes reserved for in-store variable-measure codes: `"02"` and
+/// `"20"` to `"29"` (GS1 General Specifications §2.1.11). The config once took only
+/// these and the decoder any digits; agent spec §4 asks for GS1 *in-store* codes, which
+/// are these prefixes, so the narrower rule is the one kept, checked in
+/// [`crate::DecodeSettings::validate`] and by the config. [`VariableMeasureLayout::validate`] stays structural (any digits)
+/// because it guards only the slicing of [`VariableMeasureLayout::read`].
+pub fn is_in_store_prefix(prefix: &str) -> bool {
+    let bytes = prefix.as_bytes();
+    prefix == "02"
+        || (bytes.len() == usize::from(IN_STORE_PREFIX_DIGITS)
+            && bytes[0] == b'2'
+            && bytes[1].is_ascii_digit())
+}
 
 /// What the embedded value measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +92,7 @@ impl VariableMeasureLayout {
             + usize::from(self.value_check_digit)
             + usize::from(self.value_digits)
             + 1;
-        if total != EAN13_DIGITS {
+        if total != usize::from(EAN13_DIGITS) {
             return Err(Error::settings(
                 "variable_measure",
                 format!(
@@ -87,7 +111,7 @@ impl VariableMeasureLayout {
                 "item_digits and value_digits must be at least 1",
             ));
         }
-        if self.value_check_digit && !matches!(self.value_digits, 4 | 5) {
+        if self.value_check_digit && !VALUE_CHECK_DIGIT_VALUE_DIGITS.contains(&self.value_digits) {
             return Err(Error::settings(
                 "variable_measure.value_check_digit",
                 "GS1 defines the value check digit for 4- or 5-digit values only",
@@ -104,7 +128,7 @@ impl VariableMeasureLayout {
 
     /// True when `ean13` starts with this layout's prefix.
     pub fn matches(&self, ean13: &str) -> bool {
-        ean13.len() == EAN13_DIGITS && ean13.starts_with(&self.prefix)
+        ean13.len() == usize::from(EAN13_DIGITS) && ean13.starts_with(&self.prefix)
     }
 
     /// Reads an EAN-13 (13 ASCII digits, EAN check digit already verified) with this

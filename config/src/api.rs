@@ -1,10 +1,11 @@
 //! `[api]`: where the local API for the POS application listens.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use crate::env::Env;
-use crate::reader::{Ctx, Table, quote};
+use crate::reader::{Ctx, Field, Table, quote};
 use crate::values::path;
 
 pub(crate) const KEYS: &[&str] = &["socket", "listen", "allow_remote", "max_body_bytes"];
@@ -61,31 +62,7 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, table: Option<Table<'_, '_>>, env: &Env) -
             }
         }
         if let Some(field) = table.field("listen") {
-            listen = field
-                .string(ctx)
-                .and_then(|text| match text.parse::<SocketAddr>() {
-                    Ok(addr) if !addr.ip().is_loopback() && !allow_remote => {
-                        field.invalid(
-                            ctx,
-                            format!(
-                                "{addr} is not a loopback address; the API has no authentication, \
-                             so set allow_remote = true to expose it on purpose"
-                            ),
-                        );
-                        None
-                    }
-                    Ok(addr) => Some(addr),
-                    Err(_) => {
-                        field.invalid(
-                        ctx,
-                        format!(
-                            "must be IP:PORT (e.g. \"127.0.0.1:7311\" or \"[::1]:7311\"), got {}",
-                            quote(text)
-                        ),
-                    );
-                        None
-                    }
-                });
+            listen = read_listen(ctx, &field, allow_remote);
         }
         table.finish(ctx);
     }
@@ -94,11 +71,61 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, table: Option<Table<'_, '_>>, env: &Env) -
             .as_ref()
             .map(|dir| dir.join(DEFAULT_SOCKET_FILE))
     });
-    if let Some(socket) = &socket {
+    check_socket(
+        ctx,
+        socket.as_deref(),
+        socket_present,
+        socket_span.or(header),
+    );
+    Some(Api {
+        socket: socket?,
+        listen,
+        allow_remote,
+        max_body_bytes,
+    })
+}
+
+/// `IP:PORT`, loopback unless `allow_remote`.
+fn read_listen(ctx: &mut Ctx<'_>, field: &Field<'_, '_>, allow_remote: bool) -> Option<SocketAddr> {
+    let text = field.string(ctx)?;
+    match text.parse::<SocketAddr>() {
+        Ok(addr) if !addr.ip().is_loopback() && !allow_remote => {
+            field.invalid(
+                ctx,
+                format!(
+                    "{addr} is not a loopback address; the API has no authentication, \
+                             so set allow_remote = true to expose it on purpose"
+                ),
+            );
+            None
+        }
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            field.invalid(
+                ctx,
+                format!(
+                    "must be IP:PORT (e.g. \"127.0.0.1:7311\" or \"[::1]:7311\"), got {}",
+                    quote(text)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The socket path fits a `sockaddr_un`, and there is one. `span`: the `socket` key,
+/// else the `[api]` header, where a too-long path is reported.
+fn check_socket(
+    ctx: &mut Ctx<'_>,
+    socket: Option<&Path>,
+    socket_present: bool,
+    span: Option<Range<usize>>,
+) {
+    if let Some(socket) = socket {
         let bytes = socket.as_os_str().len();
         if bytes > SOCKET_PATH_BYTES_MAX {
             ctx.report(
-                socket_span.or_else(|| header.clone()),
+                span.clone(),
                 Some("[api] socket".to_string()),
                 format!(
                     "{} is {bytes} bytes; a Unix socket path must be at most {SOCKET_PATH_BYTES_MAX}",
@@ -109,15 +136,9 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, table: Option<Table<'_, '_>>, env: &Env) -
     }
     if socket.is_none() && !socket_present {
         ctx.report(
-            header,
+            span,
             Some("[api] socket".to_string()),
             "no API socket: set [api] socket or RUNTIME_DIRECTORY",
         );
     }
-    Some(Api {
-        socket: socket?,
-        listen,
-        allow_remote,
-        max_body_bytes,
-    })
 }

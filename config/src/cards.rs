@@ -6,8 +6,9 @@ pub(crate) const KEYS: &[&str] = &["loyalty_prefixes", "track_prefixes"];
 
 /// A chain has a few card ranges; a long list is a mistake.
 pub const PREFIXES_MAX: usize = 32;
-/// Longest prefix: leaves room for a card number after it in an EAN-13.
-pub const PREFIX_DIGITS_MAX: usize = 12;
+/// Longest prefix: the decoder's limit ([`pos_codes::decode::MEMBER_PREFIX_DIGITS_MAX`]),
+/// so a config that loads never holds a prefix the decoder refuses.
+pub const PREFIX_DIGITS_MAX: usize = pos_codes::decode::MEMBER_PREFIX_DIGITS_MAX;
 
 /// Member-card recognition. Anything that looks like a payment card is
 /// rejected by the drivers whatever these say.
@@ -33,8 +34,7 @@ fn prefixes(ctx: &mut Ctx<'_>, field: Option<Field<'_, '_>>) -> Vec<String> {
     }
     let mut out = Vec::new();
     for (index, (text, span)) in entries.into_iter().enumerate() {
-        let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-        if !digits || text.len() > PREFIX_DIGITS_MAX {
+        if !pos_codes::decode::is_member_prefix(text) {
             ctx.report(
                 Some(span),
                 Some(field.key().to_string()),

@@ -312,37 +312,7 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, table: Table<'_, '_>) -> Option<Central> {
         .and_then(|f| read_url(ctx, &f, allow_insecure_http));
     let is_http = url.as_ref().is_some_and(|u| u.scheme() == "http");
 
-    let token_file = table.field("token_file");
-    let credential = table.field("credential");
-    let token = match (&token_file, &credential) {
-        (Some(file), None) => path(ctx, file).map(TokenSource::File),
-        (None, Some(name)) => read_credential(ctx, name).map(TokenSource::Credential),
-        (Some(_), Some(name)) => {
-            name.misplaced(
-                ctx,
-                "set exactly one of token_file and credential, not both",
-            );
-            None
-        }
-        (None, None) => {
-            ctx.report(
-                table.header(),
-                Some(table.key_label("token_file")),
-                "missing: set token_file or credential (the token itself never goes in the config)",
-            );
-            None
-        }
-    };
-    let token_span: Option<Range<usize>> = token_file
-        .as_ref()
-        .or(credential.as_ref())
-        .map(|f| f.span());
-    let token_key = token_file
-        .as_ref()
-        .or(credential.as_ref())
-        .map(|f| f.key().to_string())
-        .unwrap_or_default();
-
+    let (token, token_origin) = read_token(ctx, &table);
     let ca_file = table.field("ca_file").and_then(|f| {
         if is_http {
             f.misplaced(ctx, "only applies to an https:// url");
@@ -381,11 +351,6 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, table: Table<'_, '_>) -> Option<Central> {
     );
     table.finish(ctx);
 
-    let token_origin = Origin {
-        file: ctx.source().to_path_buf(),
-        line: token_span.map(|s| ctx.line_of(s.start)),
-        key: token_key,
-    };
     let (Some(url), Some(token), Some(rules_public_key)) = (url, token, rules_public_key) else {
         return None;
     };
@@ -402,6 +367,40 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, table: Table<'_, '_>) -> Option<Central> {
         request_timeout_secs,
         token_origin,
     })
+}
+
+/// Where the token comes from: exactly one of `token_file` and `credential`; and where
+/// that was said, for messages about the token later.
+fn read_token(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> (Option<TokenSource>, Origin) {
+    let token_file = table.field("token_file");
+    let credential = table.field("credential");
+    let token = match (&token_file, &credential) {
+        (Some(file), None) => path(ctx, file).map(TokenSource::File),
+        (None, Some(name)) => read_credential(ctx, name).map(TokenSource::Credential),
+        (Some(_), Some(name)) => {
+            name.misplaced(
+                ctx,
+                "set exactly one of token_file and credential, not both",
+            );
+            None
+        }
+        (None, None) => {
+            ctx.report(
+                table.header(),
+                Some(table.key_label("token_file")),
+                "missing: set token_file or credential (the token itself never goes in the config)",
+            );
+            None
+        }
+    };
+    let said = token_file.as_ref().or(credential.as_ref());
+    let token_span: Option<Range<usize>> = said.map(|f| f.span());
+    let origin = Origin {
+        file: ctx.source().to_path_buf(),
+        line: token_span.map(|s| ctx.line_of(s.start)),
+        key: said.map(|f| f.key().to_string()).unwrap_or_default(),
+    };
+    (token, origin)
 }
 
 /// The URL's host as a TLS server name (IPv6 without brackets).

@@ -1,6 +1,7 @@
 //! `[[devices]]`: the scanners and card readers attached to this register.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use toml::de::DeArray;
@@ -32,21 +33,14 @@ const EVDEV_KEYS: &[&str] = &["layout"];
 /// A register has a handful of devices; more is a config mistake, and each
 /// one is a task and an open file.
 pub const DEVICES_MAX: usize = 16;
-/// The standard serial rates scanners and card readers support.
-pub const STANDARD_BAUD_RATES: &[u32] = &[
-    300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115_200, 230_400,
-];
-/// The factory rate of most serial scanners.
-pub const DEFAULT_BAUD: u32 = 9600;
-/// Longest frame prefix: scanners send one or two bytes (STX, an AIM id).
-pub const PREFIX_BYTES_MAX: usize = 8;
-/// Scans of the same data within this window are one scan (agent spec §4).
-pub const DEFAULT_DEDUP_WINDOW_MS: u64 = 300;
-pub const DEDUP_WINDOW_MS_MAX: u64 = 10_000;
-/// A frame that stops mid-way for this long is discarded.
-pub const DEFAULT_STALL_TIMEOUT_MS: u64 = 500;
-pub const STALL_TIMEOUT_MS_MIN: u64 = 10;
-pub const STALL_TIMEOUT_MS_MAX: u64 = 60_000;
+// The device limits and defaults are the device loops': one definition, so a device
+// this config accepts is one `pos_drivers::DeviceSettings::validate` accepts.
+use pos_drivers::device::{DATA_BITS, DEFAULT_DATA_BITS, DEFAULT_STOP_BITS, STOP_BITS};
+pub use pos_drivers::device::{
+    DEDUP_WINDOW_MS_MAX, DEFAULT_BAUD, DEFAULT_DEDUP_WINDOW_MS, DEFAULT_STALL_TIMEOUT_MS,
+    PREFIX_BYTES_MAX, STALL_TIMEOUT_MS_MAX, STALL_TIMEOUT_MS_MIN, STANDARD_BAUD_RATES,
+};
+use pos_drivers::framing::is_terminator_byte;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -206,67 +200,18 @@ fn read_device(ctx: &mut Ctx<'_>, table: Table<'_, '_>, name: Option<String>) ->
         .required(ctx, "kind")
         .and_then(|f| f.choice(ctx, KINDS));
     let path = table.required(ctx, "path").and_then(|f| path(ctx, &f));
-
-    // Keys of the other kind are mistakes (a baud rate on a keyboard),
-    // reported rather than ignored.
-    let foreign: &[&str] = match kind {
-        Some(Kind::Serial) => EVDEV_KEYS,
-        Some(Kind::Evdev) => SERIAL_KEYS,
-        None => &[],
-    };
-    for key in foreign {
-        if let Some(f) = table.field(key) {
-            let only = if kind == Some(Kind::Serial) {
-                "evdev"
-            } else {
-                "serial"
-            };
-            f.misplaced(ctx, format!("only applies to kind = \"{only}\""));
-        }
-    }
-
+    report_foreign_keys(ctx, &table, kind);
     let kind = match kind {
         Some(Kind::Serial) => read_serial_line(ctx, &table).map(DeviceKind::Serial),
-        Some(Kind::Evdev) => {
-            let layout = match table.field("layout") {
-                Some(f) => f.choice(
-                    ctx,
-                    &[("us", KeyboardLayout::Us), ("de", KeyboardLayout::De)],
-                ),
-                None => Some(KeyboardLayout::default()),
-            };
-            layout.map(|layout| DeviceKind::Evdev { layout })
-        }
+        Some(Kind::Evdev) => read_layout(ctx, &table).map(|layout| DeviceKind::Evdev { layout }),
         None => None,
     };
-
-    let suffix = match table.field("suffix") {
-        Some(f) => f.choice(
-            ctx,
-            &[
-                ("\r", Suffix::Cr),
-                ("\n", Suffix::Lf),
-                ("\r\n", Suffix::CrLf),
-                ("\t", Suffix::Tab),
-            ],
-        ),
-        None => Some(Suffix::default()),
-    };
+    let suffix = choice_or_default(ctx, &table, "suffix", SUFFIXES);
     let prefix = match table.field("prefix") {
         Some(f) => read_prefix(ctx, &f),
         None => Some(Vec::new()),
     };
-    let role = match table.field("role") {
-        Some(f) => f.choice(
-            ctx,
-            &[
-                ("items", Role::Items),
-                ("cards", Role::Cards),
-                ("auto", Role::Auto),
-            ],
-        ),
-        None => Some(Role::default()),
-    };
+    let role = choice_or_default(ctx, &table, "role", ROLES);
     let dedup_window_ms = ms(
         ctx,
         &table,
@@ -294,6 +239,56 @@ fn read_device(ctx: &mut Ctx<'_>, table: Table<'_, '_>, name: Option<String>) ->
         dedup_window_ms,
         stall_timeout_ms,
     })
+}
+
+const SUFFIXES: &[(&str, Suffix)] = &[
+    ("\r", Suffix::Cr),
+    ("\n", Suffix::Lf),
+    ("\r\n", Suffix::CrLf),
+    ("\t", Suffix::Tab),
+];
+
+const ROLES: &[(&str, Role)] = &[
+    ("items", Role::Items),
+    ("cards", Role::Cards),
+    ("auto", Role::Auto),
+];
+
+/// `key`, one of `choices`, or the type's default when absent.
+fn choice_or_default<T: Copy + Default>(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_, '_>,
+    key: &'static str,
+    choices: &[(&str, T)],
+) -> Option<T> {
+    match table.field(key) {
+        Some(f) => f.choice(ctx, choices),
+        None => Some(T::default()),
+    }
+}
+
+/// Keys of the other kind are mistakes (a baud rate on a keyboard),
+/// reported rather than ignored.
+fn report_foreign_keys(ctx: &mut Ctx<'_>, table: &Table<'_, '_>, kind: Option<Kind>) {
+    let (foreign, only): (&[&str], &str) = match kind {
+        Some(Kind::Serial) => (EVDEV_KEYS, "evdev"),
+        Some(Kind::Evdev) => (SERIAL_KEYS, "serial"),
+        None => return,
+    };
+    for key in foreign {
+        if let Some(f) = table.field(key) {
+            f.misplaced(ctx, format!("only applies to kind = \"{only}\""));
+        }
+    }
+}
+
+fn read_layout(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> Option<KeyboardLayout> {
+    choice_or_default(
+        ctx,
+        table,
+        "layout",
+        &[("us", KeyboardLayout::Us), ("de", KeyboardLayout::De)],
+    )
 }
 
 fn read_serial_line(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> Option<SerialLine> {
@@ -324,20 +319,29 @@ fn read_serial_line(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> Option<SerialLi
         ),
         None => Some(Parity::None),
     };
-    let data_bits = match table.field("data_bits") {
-        Some(f) => f.integer(ctx, 5..=8).map(|n| n as u8),
-        None => Some(8),
-    };
-    let stop_bits = match table.field("stop_bits") {
-        Some(f) => f.integer(ctx, 1..=2).map(|n| n as u8),
-        None => Some(1),
-    };
+    let data_bits = small_integer(ctx, table, "data_bits", &DATA_BITS, DEFAULT_DATA_BITS);
+    let stop_bits = small_integer(ctx, table, "stop_bits", &STOP_BITS, DEFAULT_STOP_BITS);
     Some(SerialLine {
         baud: baud?,
         parity: parity?,
         data_bits: data_bits?,
         stop_bits: stop_bits?,
     })
+}
+
+/// `key` within `range`, or `default` when absent.
+fn small_integer(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_, '_>,
+    key: &'static str,
+    range: &RangeInclusive<u8>,
+    default: u8,
+) -> Option<u8> {
+    let range = i64::from(*range.start())..=i64::from(*range.end());
+    match table.field(key) {
+        Some(f) => f.integer(ctx, range).map(|n| n as u8),
+        None => Some(default),
+    }
 }
 
 /// At most [`PREFIX_BYTES_MAX`] bytes, and none of the terminators: a
@@ -354,7 +358,7 @@ fn read_prefix(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<Vec<u8>> {
         );
         return None;
     }
-    if text.contains(['\r', '\n', '\t']) {
+    if text.bytes().any(is_terminator_byte) {
         field.invalid(ctx, "must not contain CR, LF or TAB (they end a scan)");
         return None;
     }

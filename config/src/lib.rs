@@ -111,73 +111,77 @@ impl Config {
         let document = DeTable::parse(text).map_err(|err| syntax_error(source, text, &err))?;
         let mut ctx = Ctx::new(source, text);
         let root = Table::root(document.get_ref(), ROOT_KEYS);
-
-        let terminal = match root.field("terminal") {
-            Some(f) => f
-                .table(&mut ctx, "[terminal]".into(), terminal::KEYS)
-                .and_then(|t| terminal::read(&mut ctx, t)),
-            None => {
-                missing_table(&mut ctx, "[terminal]");
-                None
-            }
-        };
-        let storage_table = root
-            .field("storage")
-            .and_then(|f| f.table(&mut ctx, "[storage]".into(), storage::KEYS));
-        let storage = storage::read(&mut ctx, storage_table, env);
-        let central = root.field("central").and_then(|f| {
-            f.table(&mut ctx, "[central]".into(), central::KEYS)
-                .and_then(|t| central::read(&mut ctx, t))
-        });
-        let api_table = root
-            .field("api")
-            .and_then(|f| f.table(&mut ctx, "[api]".into(), api::KEYS));
-        let api = api::read(&mut ctx, api_table, env);
-        let devices = root
-            .field("devices")
-            .map(|f| devices::read(&mut ctx, &f))
-            .unwrap_or_default();
-        let cards = root
-            .field("cards")
-            .and_then(|f| f.table(&mut ctx, "[cards]".into(), cards::KEYS))
-            .map(|t| cards::read(&mut ctx, t))
-            .unwrap_or_default();
-        let variable_measure = root
-            .field("variable_measure")
-            .map(|f| variable_measure::read(&mut ctx, &f))
-            .unwrap_or_default();
-        let log = root
-            .field("log")
-            .and_then(|f| f.table(&mut ctx, "[log]".into(), log::KEYS))
-            .map(|t| log::read(&mut ctx, t))
-            .unwrap_or_default();
-        root.finish(&mut ctx);
-
+        let config = read_root(&mut ctx, root, env);
         if ctx.has_problems() {
             let (problems, omitted) = ctx.into_problems();
             return Err(Error::from_problems(problems, omitted));
         }
-        match (terminal, storage, api) {
-            (Some(terminal), Some(storage), Some(api)) => Ok(Config {
-                terminal,
-                storage,
-                central,
-                api,
-                devices,
-                cards,
-                variable_measure,
-                log,
-                source: source.to_path_buf(),
-            }),
-            // Each reader reports why it has no value; reaching here is a
-            // bug in this crate, reported rather than panicking the agent.
-            _ => Err(whole_file(
+        // Each reader reports why it has no value; reaching here without a config is
+        // a bug in this crate, reported rather than panicking the agent.
+        config.ok_or_else(|| {
+            whole_file(
                 source,
                 "internal error: a section was rejected without a reason; please report this"
                     .to_string(),
-            )),
-        }
+            )
+        })
     }
+}
+
+/// Every section of the document, in file-format order; `None` when a required one
+/// has problems (reported in `ctx`).
+fn read_root(ctx: &mut Ctx<'_>, root: Table<'_, '_>, env: &Env) -> Option<Config> {
+    let terminal = match root.field("terminal") {
+        Some(f) => f
+            .table(ctx, "[terminal]".into(), terminal::KEYS)
+            .and_then(|t| terminal::read(ctx, t)),
+        None => {
+            missing_table(ctx, "[terminal]");
+            None
+        }
+    };
+    let storage_table = root
+        .field("storage")
+        .and_then(|f| f.table(ctx, "[storage]".into(), storage::KEYS));
+    let storage = storage::read(ctx, storage_table, env);
+    let central = root.field("central").and_then(|f| {
+        f.table(ctx, "[central]".into(), central::KEYS)
+            .and_then(|t| central::read(ctx, t))
+    });
+    let api_table = root
+        .field("api")
+        .and_then(|f| f.table(ctx, "[api]".into(), api::KEYS));
+    let api = api::read(ctx, api_table, env);
+    let devices = root
+        .field("devices")
+        .map(|f| devices::read(ctx, &f))
+        .unwrap_or_default();
+    let cards = root
+        .field("cards")
+        .and_then(|f| f.table(ctx, "[cards]".into(), cards::KEYS))
+        .map(|t| cards::read(ctx, t))
+        .unwrap_or_default();
+    let variable_measure = root
+        .field("variable_measure")
+        .map(|f| variable_measure::read(ctx, &f))
+        .unwrap_or_default();
+    let log = root
+        .field("log")
+        .and_then(|f| f.table(ctx, "[log]".into(), log::KEYS))
+        .map(|t| log::read(ctx, t))
+        .unwrap_or_default();
+    root.finish(ctx);
+    Some(Config {
+        terminal: terminal?,
+        storage: storage?,
+        central,
+        api: api?,
+        devices,
+        cards,
+        variable_measure,
+        log,
+        source: ctx.source().to_path_buf(),
+    })
 }
 
 fn missing_table(ctx: &mut Ctx<'_>, label: &str) {

@@ -24,12 +24,20 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-/// Longest frame, prefix included, terminator excluded (agent spec §4: 4 KiB).
-pub const FRAME_BYTES_MAX: usize = 4096;
+/// Longest frame, prefix included, terminator excluded (agent spec §4: 4 KiB): the
+/// decoder's [`pos_codes::decode::SCAN_BYTES_MAX`], so one frame is one decode.
+pub const FRAME_BYTES_MAX: usize = pos_codes::decode::SCAN_BYTES_MAX;
 
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
 const TAB: u8 = b'\t';
+
+/// True for a byte that can end a frame under some [`Suffix`] (CR, LF, TAB). A frame
+/// prefix must hold none of them, or it would split every frame in two; the config
+/// refuses such a prefix with this same test.
+pub fn is_terminator_byte(byte: u8) -> bool {
+    matches!(byte, CR | LF | TAB)
+}
 
 /// What ends a scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -7,5 +7,6 @@ mod common;
 mod devices;
 mod examples;
 mod sections;
+mod shared_rules;
 mod token;
 mod validation;

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
-use crate::framing::{DiscardReason, FrameEvent, Framer, Suffix, Terminators};
+use crate::framing::{DiscardReason, FrameEvent, Framer, Suffix, Terminators, is_terminator_byte};
 use crate::wedge::KeyboardLayout;
 use pos_codes::{DecodeSettings, Decoded, decode_barcode, decode_track};
 
@@ -45,6 +45,9 @@ pub const STABLE_CONNECTION_MS: u64 = 5_000;
 /// Suggested capacity of the events channel: far more than a cashier can scan while the
 /// agent is busy for a moment.
 pub const EVENTS_CHANNEL_CAPACITY: usize = 256;
+// The device limits below are the config's too: pos-config reads `[[devices]]` with
+// them, so a device the config accepts is one `DeviceSettings::validate` accepts.
+
 /// Longest frame prefix: scanners send one or two bytes (STX, a fixed code).
 pub const PREFIX_BYTES_MAX: usize = 8;
 /// Longest duplicate-suppression window.
@@ -56,6 +59,21 @@ pub const STALL_TIMEOUT_MS_MAX: u64 = 60_000;
 pub const DEFAULT_DEDUP_WINDOW_MS: u64 = 300;
 /// Default stall timeout: a scanner sends a whole scan in a few milliseconds.
 pub const DEFAULT_STALL_TIMEOUT_MS: u64 = 500;
+/// The standard serial rates scanners and card readers support. The config once took
+/// only these and this crate any positive rate; agent spec §2 configures a standard
+/// rate (115200), and a non-standard one is a typo, so the list is the rule.
+pub const STANDARD_BAUD_RATES: &[u32] = &[
+    300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115_200, 230_400,
+];
+/// The factory rate of most serial scanners.
+pub const DEFAULT_BAUD: u32 = 9600;
+/// Data bits a serial line may have.
+pub const DATA_BITS: std::ops::RangeInclusive<u8> = 5..=8;
+/// Stop bits a serial line may have.
+pub const STOP_BITS: std::ops::RangeInclusive<u8> = 1..=2;
+/// The commonest line: 8 data bits, 1 stop bit (8N1).
+pub const DEFAULT_DATA_BITS: u8 = 8;
+pub const DEFAULT_STOP_BITS: u8 = 1;
 
 /// Serial parity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -81,10 +99,10 @@ pub struct SerialLine {
 impl Default for SerialLine {
     fn default() -> Self {
         SerialLine {
-            baud: 9600,
+            baud: DEFAULT_BAUD,
             parity: Parity::None,
-            data_bits: 8,
-            stop_bits: 1,
+            data_bits: DEFAULT_DATA_BITS,
+            stop_bits: DEFAULT_STOP_BITS,
         }
     }
 }
@@ -175,6 +193,12 @@ impl DeviceSettings {
                 format!("at most {PREFIX_BYTES_MAX} bytes"),
             ));
         }
+        if self.prefix.iter().copied().any(is_terminator_byte) {
+            return Err(Error::settings(
+                field("prefix"),
+                "must not contain CR, LF or TAB (they end a scan)",
+            ));
+        }
         if self.dedup_window > Duration::from_millis(DEDUP_WINDOW_MS_MAX) {
             return Err(Error::settings(
                 field("dedup_window_ms"),
@@ -191,13 +215,13 @@ impl DeviceSettings {
         }
         match self.kind {
             DeviceKind::Serial(line) => {
-                if line.baud == 0 {
-                    return Err(Error::settings(field("baud"), "must be positive"));
+                if !STANDARD_BAUD_RATES.contains(&line.baud) {
+                    return Err(Error::settings(field("baud"), "must be a standard rate"));
                 }
-                if !(5..=8).contains(&line.data_bits) {
+                if !DATA_BITS.contains(&line.data_bits) {
                     return Err(Error::settings(field("data_bits"), "must be 5-8"));
                 }
-                if !(1..=2).contains(&line.stop_bits) {
+                if !STOP_BITS.contains(&line.stop_bits) {
                     return Err(Error::settings(field("stop_bits"), "must be 1 or 2"));
                 }
             }
@@ -254,6 +278,26 @@ struct Pipeline {
 struct ChannelClosed;
 
 impl Pipeline {
+    fn new(
+        settings: &DeviceSettings,
+        decode: Arc<DecodeSettings>,
+        events: mpsc::Sender<DeviceEvent>,
+        status: Arc<DeviceStatus>,
+    ) -> Self {
+        let mut cards_decode = (*decode).clone();
+        cards_decode.loyalty_prefixes = vec![String::new()];
+        cards_decode.track_member_prefixes = vec![String::new()];
+        Pipeline {
+            name: settings.name.clone(),
+            role: settings.role,
+            decode,
+            cards_decode: Arc::new(cards_decode),
+            dedup: Dedup::new(settings.dedup_window),
+            events,
+            status,
+        }
+    }
+
     fn emit(&self, event: DeviceEvent) -> std::result::Result<(), ChannelClosed> {
         match self.events.try_send(event) {
             Ok(()) => Ok(()),
@@ -360,18 +404,7 @@ pub async fn run_device(
 ) -> Result<()> {
     settings.validate()?;
     decode.validate()?;
-    let mut cards_decode = (*decode).clone();
-    cards_decode.loyalty_prefixes = vec![String::new()];
-    cards_decode.track_member_prefixes = vec![String::new()];
-    let mut pipeline = Pipeline {
-        name: settings.name.clone(),
-        role: settings.role,
-        decode,
-        cards_decode: Arc::new(cards_decode),
-        dedup: Dedup::new(settings.dedup_window),
-        events,
-        status: status.clone(),
-    };
+    let mut pipeline = Pipeline::new(&settings, decode, events, status.clone());
     let mut backoff = backoff::Backoff::new();
     let mut down_reported = false;
     loop {
@@ -379,59 +412,91 @@ pub async fn run_device(
         if shutdown.is_cancelled() {
             break;
         }
-        match Source::open(&settings).await {
+        let next = match Source::open(&settings).await {
             Ok(source) => {
-                let opened_at = tokio::time::Instant::now();
-                status.set_up(true);
-                tracing::info!(message = "Device up.", device = %settings.name, path = %settings.path.display());
-                let up = DeviceEvent::Up {
+                // A lost connection reports Down itself.
+                down_reported = true;
+                read_while_up(
+                    source,
+                    &settings,
+                    &mut pipeline,
+                    &shutdown,
+                    &status,
+                    &mut backoff,
+                )
+                .await
+            }
+            Err(error) if !down_reported => {
+                tracing::warn!(message = "Device cannot be opened.", device = %settings.name, %error);
+                down_reported = true;
+                let down = DeviceEvent::Down {
                     device: settings.name.clone(),
+                    reason: error.to_string(),
                 };
-                let ended = match pipeline.emit(up) {
-                    Ok(()) => read_until_ended(source, &settings, &mut pipeline, &shutdown).await,
-                    Err(ChannelClosed) => Ended::ChannelClosed,
-                };
-                status.set_up(false);
-                match ended {
-                    Ended::Shutdown | Ended::ChannelClosed => break,
-                    Ended::Lost(reason) => {
-                        // Only a connection that held counts as recovered: a device that
-                        // opens and drops at once must not be reopened every 100 ms.
-                        if opened_at.elapsed() >= Duration::from_millis(STABLE_CONNECTION_MS) {
-                            backoff.reset();
-                        }
-                        tracing::warn!(message = "Device down.", device = %settings.name, %reason);
-                        down_reported = true;
-                        let down = DeviceEvent::Down {
-                            device: settings.name.clone(),
-                            reason,
-                        };
-                        if pipeline.emit(down).is_err() {
-                            break;
-                        }
-                    }
+                match pipeline.emit(down) {
+                    Ok(()) => Next::Retry,
+                    Err(ChannelClosed) => Next::Stop,
                 }
             }
-            Err(error) => {
-                if !down_reported {
-                    tracing::warn!(message = "Device cannot be opened.", device = %settings.name, %error);
-                    down_reported = true;
-                    let down = DeviceEvent::Down {
-                        device: settings.name.clone(),
-                        reason: error.to_string(),
-                    };
-                    if pipeline.emit(down).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        if !wait(backoff.next_delay(), &shutdown, &status).await {
+            // Open failures in a row are reported once.
+            Err(_) => Next::Retry,
+        };
+        if next == Next::Stop || !wait(backoff.next_delay(), &shutdown, &status).await {
             break;
         }
     }
     status.set_up(false);
     Ok(())
+}
+
+/// What [`run_device`] does after one open attempt.
+#[derive(PartialEq, Eq)]
+enum Next {
+    /// Reopen after the backoff delay.
+    Retry,
+    /// Shutdown, or nobody listens any more.
+    Stop,
+}
+
+/// One connection, from Up to Down: reports both and resets `backoff` when the
+/// connection held. The device is reported down (or the loop stops) when this returns.
+async fn read_while_up(
+    source: Source,
+    settings: &DeviceSettings,
+    pipeline: &mut Pipeline,
+    shutdown: &CancellationToken,
+    status: &DeviceStatus,
+    backoff: &mut backoff::Backoff,
+) -> Next {
+    let opened_at = tokio::time::Instant::now();
+    status.set_up(true);
+    tracing::info!(message = "Device up.", device = %settings.name, path = %settings.path.display());
+    let up = DeviceEvent::Up {
+        device: settings.name.clone(),
+    };
+    let ended = match pipeline.emit(up) {
+        Ok(()) => read_until_ended(source, settings, pipeline, shutdown).await,
+        Err(ChannelClosed) => Ended::ChannelClosed,
+    };
+    status.set_up(false);
+    let reason = match ended {
+        Ended::Shutdown | Ended::ChannelClosed => return Next::Stop,
+        Ended::Lost(reason) => reason,
+    };
+    // Only a connection that held counts as recovered: a device that
+    // opens and drops at once must not be reopened every 100 ms.
+    if opened_at.elapsed() >= Duration::from_millis(STABLE_CONNECTION_MS) {
+        backoff.reset();
+    }
+    tracing::warn!(message = "Device down.", device = %settings.name, %reason);
+    let down = DeviceEvent::Down {
+        device: settings.name.clone(),
+        reason,
+    };
+    match pipeline.emit(down) {
+        Ok(()) => Next::Retry,
+        Err(ChannelClosed) => Next::Stop,
+    }
 }
 
 /// Sleeps `delay`, beating the heartbeat; false when shutdown came first.
@@ -662,6 +727,22 @@ mod tests {
         let mut bad = ok;
         bad.name.clear();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn settings_take_the_config_rules() {
+        let ok = DeviceSettings::serial("front", "/dev/ttyACM0");
+        let mut bad = ok.clone();
+        bad.kind = DeviceKind::Serial(SerialLine {
+            baud: 9601,
+            ..SerialLine::default()
+        });
+        assert!(bad.validate().is_err());
+        for terminator in [b'\r', b'\n', b'\t'] {
+            let mut bad = ok.clone();
+            bad.prefix = vec![0x02, terminator];
+            assert!(bad.validate().is_err(), "{terminator}");
+        }
     }
 
     #[test]
