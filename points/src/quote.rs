@@ -8,11 +8,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::basket::{Basket, Member};
-use crate::bundle::{Bundle, Day, GroupMode, Program, Rule, RuleKind};
+use crate::bundle::{Bundle, Day, GroupMode, Program, Rule, RuleKind, program_context};
 use crate::decimal;
 use crate::error::{Error, ErrorKind};
 use crate::localtime;
-use crate::raw::program_context;
 
 /// What a basket earns, per program (spec §4). Field order is the output order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

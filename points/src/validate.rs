@@ -1,5 +1,6 @@
 //! Every refusal of spec §1 (bundle) and §2 (basket), plus this crate's
-//! limits, collected rather than stopping at the first.
+//! limits, collected rather than stopping at the first; and (`convert`)
+//! the reading of raw documents into the model that these checks finish.
 //!
 //! Ranges the spec does not state are chosen so that a quote is never
 //! negative and never needs more digits than `rust_decimal` holds exactly:
@@ -11,12 +12,27 @@ use std::collections::BTreeSet;
 use rust_decimal::Decimal;
 
 use crate::basket::{Basket, line_context};
-use crate::bundle::{Bundle, Program, Rule, RuleKind};
+use crate::bundle::{Bundle, Program, Rule, RuleKind, program_context};
 use crate::decimal;
-use crate::error::Problems;
+use crate::error::{Error, Problems};
 use crate::limits::*;
 use crate::localtime;
-use crate::raw::program_context;
+
+mod convert;
+
+impl Bundle {
+    /// Checks every rule of spec §1 and this crate's limits, reporting all problems.
+    pub fn validate(&self) -> Result<(), Error> {
+        bundle(self).into_result()
+    }
+}
+
+impl Basket {
+    /// Checks every rule of spec §2 and this crate's limits, reporting all problems.
+    pub fn validate(&self) -> Result<(), Error> {
+        basket(self).into_result()
+    }
+}
 
 /// Problems with a decimal's size, whatever its meaning.
 fn bounded(
