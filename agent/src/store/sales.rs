@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pos_points::returns::{Refusal, ReturnedLine, SaleLedger};
 use pos_points::{Basket, Bundle, Member, MemberProgram, Quote};
 use pos_sync::EntryKind;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -528,6 +529,66 @@ fn returned_so_far(conn: &Connection, sale_id: &str) -> StoreResult<BTreeMap<u32
     Ok(out)
 }
 
+/// What the sale's ledger entries say per program, for `returns::settle`.
+fn sale_ledger(conn: &Connection, sale_id: &str) -> StoreResult<SaleLedger> {
+    let mut ledger = SaleLedger::default();
+    for e in &ledger::of_sale(conn, sale_id)? {
+        match e.kind {
+            EntryKind::Earn => {
+                ledger.earned.insert(e.program.clone());
+            }
+            EntryKind::Redeem => *ledger.redeemed.entry(e.program.clone()).or_default() -= e.points,
+            EntryKind::ReturnRedeem => {
+                *ledger.given_back.entry(e.program.clone()).or_default() += e.points
+            }
+            _ => {}
+        }
+    }
+    Ok(ledger)
+}
+
+/// The request's lines as the points engine takes them.
+fn returned_lines(req: &ReturnRequest) -> Vec<ReturnedLine> {
+    req.lines
+        .iter()
+        .map(|l| ReturnedLine {
+            line: l.line,
+            qty: l.qty,
+        })
+        .collect()
+}
+
+/// A return the points engine refused to plan, as the store reports it.
+fn return_refused(sale_id: &str, refusal: Refusal) -> StoreError {
+    match refusal {
+        Refusal::SaleLineAmount { line } => {
+            StoreError::Damaged(format!("sale {sale_id} line {line} amount"))
+        }
+        Refusal::SaleLineQty { line } => {
+            StoreError::Damaged(format!("sale {sale_id} line {line} qty"))
+        }
+        Refusal::UnknownLine { index, line } => StoreError::UnknownLine {
+            sale_id: sale_id.to_string(),
+            index,
+            line,
+        },
+        Refusal::ExceedsRemaining {
+            index,
+            line,
+            qty,
+            remaining,
+        } => StoreError::ExceedsRemaining {
+            index,
+            line,
+            qty: qty.to_string(),
+            remaining: remaining.to_string(),
+        },
+        Refusal::AmountOverflow { index } => {
+            StoreError::invalid(format!("lines[{index}].qty"), "amount overflows")
+        }
+    }
+}
+
 fn validate_return(req: &ReturnRequest) -> StoreResult<()> {
     validate_id("return_id", &req.return_id)?;
     if req.lines.is_empty() || req.lines.len() > RETURN_LINES_MAX {
@@ -550,6 +611,52 @@ fn validate_return(req: &ReturnRequest) -> StoreResult<()> {
                 format!("line {} appears twice", l.line),
             ));
         }
+    }
+    Ok(())
+}
+
+/// What every ledger entry of one return shares.
+struct ReturnOrigin<'a> {
+    sale_id: &'a str,
+    member: &'a str,
+    rules_version: u64,
+    occurred_at: &'a str,
+}
+
+/// The `return_earn` (−reversed) and `return_redeem` (+given_back) entries
+/// of one program, each only when not zero.
+fn append_return_entries(
+    tx: &Connection,
+    shared: &Shared,
+    origin: &ReturnOrigin<'_>,
+    req: &ReturnRequest,
+    program: &ReturnProgram,
+) -> StoreResult<()> {
+    let entry = |kind, points, detail| NewEntry {
+        kind,
+        program: &program.program,
+        member: origin.member,
+        points,
+        sale_id: Some(origin.sale_id),
+        return_id: Some(&req.return_id),
+        rules_version: origin.rules_version,
+        occurred_at: origin.occurred_at,
+        detail,
+    };
+    let reversed = program.reversed;
+    if reversed > 0 {
+        let detail = serde_json::json!({"return_id": req.return_id, "lines": req.lines, "reversed": reversed}).to_string();
+        ledger::append(tx, shared, entry(EntryKind::ReturnEarn, -reversed, detail))?;
+    }
+    let given_back = program.given_back;
+    if given_back > 0 {
+        let detail =
+            serde_json::json!({"return_id": req.return_id, "given_back": given_back}).to_string();
+        ledger::append(
+            tx,
+            shared,
+            entry(EntryKind::ReturnRedeem, given_back, detail),
+        )?;
     }
     Ok(())
 }
@@ -577,65 +684,13 @@ pub(crate) fn commit_return(
 
     let sale = stored_sale(&tx, sale_id)?;
     let returned = returned_so_far(&tx, sale_id)?;
-    // Remaining quantity per line before this return, and each line's
-    // original quantity and amount.
-    let mut before: BTreeMap<u32, Decimal> = BTreeMap::new();
-    let mut original: BTreeMap<u32, (Decimal, Decimal)> = BTreeMap::new();
-    for (i, line) in sale.basket.lines.iter().enumerate() {
-        let number = sale.basket.line_number(i);
-        let amount = line
-            .qty
-            .checked_mul(line.unit_price)
-            .and_then(|a| a.checked_sub(line.discount))
-            .ok_or_else(|| StoreError::Damaged(format!("sale {sale_id} line {number} amount")))?;
-        original.insert(number, (line.qty, amount));
-        let left = line
-            .qty
-            .checked_sub(returned.get(&number).copied().unwrap_or_default())
-            .ok_or_else(|| StoreError::Damaged(format!("sale {sale_id} line {number} qty")))?;
-        if left > Decimal::ZERO {
-            before.insert(number, left);
-        }
-    }
-    let mut after = before.clone();
-    let mut returned_amount = Decimal::ZERO;
-    for (i, l) in req.lines.iter().enumerate() {
-        let Some(&(qty, amount)) = original.get(&l.line) else {
-            return Err(StoreError::UnknownLine {
-                sale_id: sale_id.to_string(),
-                index: i,
-                line: l.line,
-            });
-        };
-        let remaining = before.get(&l.line).copied().unwrap_or_default();
-        if l.qty > remaining {
-            return Err(StoreError::ExceedsRemaining {
-                index: i,
-                line: l.line,
-                qty: l.qty.to_string(),
-                remaining: remaining.to_string(),
-            });
-        }
-        let left = remaining - l.qty;
-        if left > Decimal::ZERO {
-            after.insert(l.line, left);
-        } else {
-            after.remove(&l.line);
-        }
-        // The line's amount shared out by quantity (discount included).
-        let part = amount
-            .checked_mul(l.qty)
-            .and_then(|a| a.checked_div(qty))
-            .ok_or_else(|| StoreError::invalid(format!("lines[{i}].qty"), "amount overflows"))?;
-        returned_amount = returned_amount
-            .checked_add(part)
-            .ok_or_else(|| StoreError::invalid(format!("lines[{i}].qty"), "amount overflows"))?;
-    }
-    let is_last = after.is_empty();
+    let remaining = pos_points::returns::plan(&sale.basket, &returned, &returned_lines(req))
+        .map_err(|refusal| return_refused(sale_id, refusal))?;
 
     let bundle = rules::bundle(&tx, shared, sale.rules_version)?;
-    let reversal = pos_points::returns::reversal(&bundle, &sale.basket, &before, &after)
-        .map_err(points_error)?;
+    let reversal =
+        pos_points::returns::reversal(&bundle, &sale.basket, &remaining.before, &remaining.after)
+            .map_err(points_error)?;
 
     tx.prepare_cached(
         "INSERT INTO returns (return_id, sale_id, request, answer, committed_at) VALUES (?1, ?2, ?3, '', ?4)",
@@ -653,82 +708,22 @@ pub(crate) fn commit_return(
 
     let mut programs = Vec::new();
     if let Some(member) = &sale.member {
-        let entries = ledger::of_sale(&tx, sale_id)?;
-        let mut earned: BTreeSet<String> = BTreeSet::new();
-        let mut redeemed: BTreeMap<String, i64> = BTreeMap::new();
-        let mut back: BTreeMap<String, i64> = BTreeMap::new();
-        for e in &entries {
-            match e.kind {
-                EntryKind::Earn => {
-                    earned.insert(e.program.clone());
-                }
-                EntryKind::Redeem => *redeemed.entry(e.program.clone()).or_default() -= e.points,
-                EntryKind::ReturnRedeem => *back.entry(e.program.clone()).or_default() += e.points,
-                _ => {}
-            }
-        }
-        let names: BTreeSet<String> = earned.iter().chain(redeemed.keys()).cloned().collect();
+        let entries = sale_ledger(&tx, sale_id)?;
         let occurred_at = shared.now_rfc3339();
-        let original_amount = sale.basket.amount();
-        for program in names {
-            let reversed = if earned.contains(&program) {
-                reversal.get(&program).copied().unwrap_or(0).max(0)
-            } else {
-                0
+        for settled in pos_points::returns::settle(&reversal, &entries, &remaining) {
+            let program = ReturnProgram {
+                program: settled.program,
+                reversed: settled.reversed,
+                given_back: settled.given_back,
             };
-            let given_back = match redeemed.get(&program) {
-                Some(&points) => pos_points::returns::redeemed_back(
-                    points,
-                    back.get(&program).copied().unwrap_or(0),
-                    returned_amount,
-                    original_amount,
-                    is_last,
-                ),
-                None => 0,
+            let origin = ReturnOrigin {
+                sale_id,
+                member,
+                rules_version: sale.rules_version,
+                occurred_at: &occurred_at,
             };
-            if reversed > 0 {
-                let detail = serde_json::json!({"return_id": req.return_id, "lines": req.lines, "reversed": reversed}).to_string();
-                ledger::append(
-                    &tx,
-                    shared,
-                    NewEntry {
-                        kind: EntryKind::ReturnEarn,
-                        program: &program,
-                        member,
-                        points: -reversed,
-                        sale_id: Some(sale_id),
-                        return_id: Some(&req.return_id),
-                        rules_version: sale.rules_version,
-                        occurred_at: &occurred_at,
-                        detail,
-                    },
-                )?;
-            }
-            if given_back > 0 {
-                let detail =
-                    serde_json::json!({"return_id": req.return_id, "given_back": given_back})
-                        .to_string();
-                ledger::append(
-                    &tx,
-                    shared,
-                    NewEntry {
-                        kind: EntryKind::ReturnRedeem,
-                        program: &program,
-                        member,
-                        points: given_back,
-                        sale_id: Some(sale_id),
-                        return_id: Some(&req.return_id),
-                        rules_version: sale.rules_version,
-                        occurred_at: &occurred_at,
-                        detail,
-                    },
-                )?;
-            }
-            programs.push(ReturnProgram {
-                program,
-                reversed,
-                given_back,
-            });
+            append_return_entries(&tx, shared, &origin, req, &program)?;
+            programs.push(program);
         }
     }
     let answer = ReturnAnswer {
