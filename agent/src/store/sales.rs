@@ -6,14 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use pos_points::returns::{Refusal, ReturnedLine, SaleLedger};
-use pos_points::{Basket, Bundle, Member, MemberProgram, Quote};
+use pos_points::{Basket, Bundle, Member, MemberProgram, Program, ProgramQuote, Quote, Redeem};
 use pos_sync::EntryKind;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use rust_decimal::Decimal;
 
 use crate::model::{
-    Freshness, MemberRef, QuoteRequest, ReturnAnswer, ReturnProgram, ReturnRecord, ReturnRequest,
-    SaleAnswer, SaleRecord, SaleRequest,
+    Freshness, MemberRef, QuoteRequest, Redemption, ReturnAnswer, ReturnProgram, ReturnRecord,
+    ReturnRequest, SaleAnswer, SaleRecord, SaleRequest,
 };
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::ledger::{self, NewEntry, to_u64};
@@ -287,18 +287,7 @@ fn check_redemptions(
     let fresh_at = crate::store::sync::members_fresh_at(conn)?.unwrap_or(i64::MIN);
     let amount = prepared.basket.amount();
     for (i, r) in req.redeem.iter().enumerate() {
-        let program = bundle
-            .program(&r.program)
-            .ok_or_else(|| StoreError::UnknownProgram(r.program.clone()))?;
-        let Some(redeem) = program.redeem.as_ref() else {
-            return Err(refused(
-                i,
-                &r.program,
-                r.points,
-                "not_redeemable",
-                "the program has no redeem section".into(),
-            ));
-        };
+        let (program, redeem) = redeemable(bundle, i, r)?;
         if member.cached.as_ref().is_some_and(|m| m.blocked) {
             return Err(refused(
                 i,
@@ -328,20 +317,55 @@ fn check_redemptions(
             ));
         }
         if freshness == Freshness::Stale {
-            let allowance = redeem.offline_allowance;
-            let since = redeemed_since(conn, &member.key, &r.program, fresh_at)?;
-            if since.saturating_add(r.points) > allowance {
-                return Err(refused(
-                    i,
-                    &r.program,
-                    r.points,
-                    "offline_allowance_exceeded",
-                    format!(
-                        "member data is stale; {since} points already redeemed here since, allowance {allowance}"
-                    ),
-                ));
-            }
+            check_offline_allowance(conn, member, i, r, redeem, fresh_at)?;
         }
+    }
+    Ok(())
+}
+
+/// The program of redemption `r` and its redeem section, or why not.
+fn redeemable<'b>(
+    bundle: &'b Bundle,
+    i: usize,
+    r: &Redemption,
+) -> StoreResult<(&'b Program, &'b Redeem)> {
+    let program = bundle
+        .program(&r.program)
+        .ok_or_else(|| StoreError::UnknownProgram(r.program.clone()))?;
+    let Some(redeem) = program.redeem.as_ref() else {
+        return Err(refused(
+            i,
+            &r.program,
+            r.points,
+            "not_redeemable",
+            "the program has no redeem section".into(),
+        ));
+    };
+    Ok((program, redeem))
+}
+
+/// With stale member data: this register's redemptions for the member
+/// since its last fresh data, plus this one, within the allowance.
+fn check_offline_allowance(
+    conn: &Connection,
+    member: &Resolved,
+    i: usize,
+    r: &Redemption,
+    redeem: &Redeem,
+    fresh_at: i64,
+) -> StoreResult<()> {
+    let allowance = redeem.offline_allowance;
+    let since = redeemed_since(conn, &member.key, &r.program, fresh_at)?;
+    if since.saturating_add(r.points) > allowance {
+        return Err(refused(
+            i,
+            &r.program,
+            r.points,
+            "offline_allowance_exceeded",
+            format!(
+                "member data is stale; {since} points already redeemed here since, allowance {allowance}"
+            ),
+        ));
     }
     Ok(())
 }
@@ -370,89 +394,10 @@ pub(crate) fn commit_sale(
     check_redemptions(&tx, shared, &bundle, req, &prepared)?;
     let quote = pos_points::quote(&bundle, &prepared.basket).map_err(points_error)?;
 
-    let basket_json = serde_json::to_string(&prepared.basket)
-        .map_err(|e| StoreError::invalid("basket", e.to_string()))?;
-    let member_key = prepared.member.as_ref().map(|m| m.key.clone());
-    let committed_at = shared.now_rfc3339();
-    tx.prepare_cached(
-        "INSERT INTO sales (sale_id, request, basket, member, rules_version, amount, answer, committed_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7)",
-    )?
-    .execute(rusqlite::params![
-        req.sale_id,
-        request_json,
-        basket_json,
-        member_key,
-        ledger::to_i64(bundle.version)?,
-        prepared.basket.amount().to_string(),
-        committed_at
-    ])?;
-    for (i, line) in prepared.basket.lines.iter().enumerate() {
-        tx.prepare_cached(
-            "INSERT INTO sale_lines (sale_id, line, sku, category, qty, unit_price, discount) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(rusqlite::params![
-            req.sale_id,
-            prepared.basket.line_number(i),
-            line.sku,
-            line.category,
-            line.qty.to_string(),
-            line.unit_price.to_string(),
-            line.discount.to_string()
-        ])?;
-    }
-    for r in &req.redeem {
-        tx.prepare_cached(
-            "INSERT INTO sale_redemptions (sale_id, program, points) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(rusqlite::params![req.sale_id, r.program, r.points])?;
-    }
-
+    insert_sale(&tx, shared, req, &request_json, &prepared, bundle.version)?;
     let mut balances = BTreeMap::new();
     if let Some(member) = &prepared.member {
-        for pq in quote.programs.iter().filter(|pq| pq.total > 0) {
-            let detail = serde_json::to_string(pq).map_err(|e| json_error("quote detail", e))?;
-            ledger::append(
-                &tx,
-                shared,
-                NewEntry {
-                    kind: EntryKind::Earn,
-                    program: &pq.program,
-                    member: &member.key,
-                    points: pq.total,
-                    sale_id: Some(&req.sale_id),
-                    return_id: None,
-                    rules_version: bundle.version,
-                    occurred_at: &req.time,
-                    detail,
-                },
-            )?;
-        }
-        for r in &req.redeem {
-            let value = bundle
-                .program(&r.program)
-                .and_then(|p| pos_points::redeem::currency_value(p, r.points))
-                .unwrap_or_default();
-            let detail =
-                serde_json::json!({"points": r.points, "currency_value": value.to_string()})
-                    .to_string();
-            ledger::append(
-                &tx,
-                shared,
-                NewEntry {
-                    kind: EntryKind::Redeem,
-                    program: &r.program,
-                    member: &member.key,
-                    points: -r.points,
-                    sale_id: Some(&req.sale_id),
-                    return_id: None,
-                    rules_version: bundle.version,
-                    occurred_at: &req.time,
-                    detail,
-                },
-            )?;
-        }
+        append_sale_entries(&tx, shared, req, &bundle, &quote.programs, &member.key)?;
         let enrolled: BTreeSet<String> = prepared
             .basket
             .member
@@ -482,6 +427,101 @@ pub(crate) fn commit_sale(
         json,
         replay: false,
     })
+}
+
+/// The sale row (its answer filled in last), its lines and its redemptions.
+fn insert_sale(
+    tx: &Connection,
+    shared: &Shared,
+    req: &SaleRequest,
+    request_json: &str,
+    prepared: &Prepared,
+    rules_version: u64,
+) -> StoreResult<()> {
+    let basket_json = serde_json::to_string(&prepared.basket)
+        .map_err(|e| StoreError::invalid("basket", e.to_string()))?;
+    let member_key = prepared.member.as_ref().map(|m| m.key.clone());
+    let committed_at = shared.now_rfc3339();
+    tx.prepare_cached(
+        "INSERT INTO sales (sale_id, request, basket, member, rules_version, amount, answer, committed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7)",
+    )?
+    .execute(rusqlite::params![
+        req.sale_id,
+        request_json,
+        basket_json,
+        member_key,
+        ledger::to_i64(rules_version)?,
+        prepared.basket.amount().to_string(),
+        committed_at
+    ])?;
+    for (i, line) in prepared.basket.lines.iter().enumerate() {
+        tx.prepare_cached(
+            "INSERT INTO sale_lines (sale_id, line, sku, category, qty, unit_price, discount) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(rusqlite::params![
+            req.sale_id,
+            prepared.basket.line_number(i),
+            line.sku,
+            line.category,
+            line.qty.to_string(),
+            line.unit_price.to_string(),
+            line.discount.to_string()
+        ])?;
+    }
+    for r in &req.redeem {
+        tx.prepare_cached(
+            "INSERT INTO sale_redemptions (sale_id, program, points) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(rusqlite::params![req.sale_id, r.program, r.points])?;
+    }
+    Ok(())
+}
+
+/// An `earn` entry per program that earned points, then a `redeem` entry
+/// (−points) per redemption.
+fn append_sale_entries(
+    tx: &Connection,
+    shared: &Shared,
+    req: &SaleRequest,
+    bundle: &Bundle,
+    earned: &[ProgramQuote],
+    member: &str,
+) -> StoreResult<()> {
+    let entry = |kind, program, points, detail| NewEntry {
+        kind,
+        program,
+        member,
+        points,
+        sale_id: Some(&req.sale_id),
+        return_id: None,
+        rules_version: bundle.version,
+        occurred_at: &req.time,
+        detail,
+    };
+    for pq in earned.iter().filter(|pq| pq.total > 0) {
+        let detail = serde_json::to_string(pq).map_err(|e| json_error("quote detail", e))?;
+        ledger::append(
+            tx,
+            shared,
+            entry(EntryKind::Earn, &pq.program, pq.total, detail),
+        )?;
+    }
+    for r in &req.redeem {
+        let value = bundle
+            .program(&r.program)
+            .and_then(|p| pos_points::redeem::currency_value(p, r.points))
+            .unwrap_or_default();
+        let detail = serde_json::json!({"points": r.points, "currency_value": value.to_string()})
+            .to_string();
+        ledger::append(
+            tx,
+            shared,
+            entry(EntryKind::Redeem, &r.program, -r.points, detail),
+        )?;
+    }
+    Ok(())
 }
 
 /// A stored sale, as needed by returns.
@@ -615,6 +655,41 @@ fn validate_return(req: &ReturnRequest) -> StoreResult<()> {
     Ok(())
 }
 
+/// The sale id, request and answer stored under `return_id`, if any.
+fn stored_return(
+    conn: &Connection,
+    return_id: &str,
+) -> StoreResult<Option<(String, String, String)>> {
+    Ok(conn
+        .prepare_cached("SELECT sale_id, request, answer FROM returns WHERE return_id = ?1")?
+        .query_row([return_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// The return row (its answer filled in last) and its lines.
+fn insert_return(
+    tx: &Connection,
+    shared: &Shared,
+    sale_id: &str,
+    req: &ReturnRequest,
+    request_json: &str,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO returns (return_id, sale_id, request, answer, committed_at) VALUES (?1, ?2, ?3, '', ?4)",
+    )?
+    .execute(rusqlite::params![
+        req.return_id,
+        sale_id,
+        request_json,
+        shared.now_rfc3339()
+    ])?;
+    for l in &req.lines {
+        tx.prepare_cached("INSERT INTO return_lines (return_id, line, qty) VALUES (?1, ?2, ?3)")?
+            .execute(rusqlite::params![req.return_id, l.line, l.qty.to_string()])?;
+    }
+    Ok(())
+}
+
 /// What every ledger entry of one return shares.
 struct ReturnOrigin<'a> {
     sale_id: &'a str,
@@ -673,11 +748,7 @@ pub(crate) fn commit_return(
     let request_json =
         serde_json::to_string(req).map_err(|e| StoreError::invalid("return", e.to_string()))?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let existing: Option<(String, String, String)> = tx
-        .prepare_cached("SELECT sale_id, request, answer FROM returns WHERE return_id = ?1")?
-        .query_row([&req.return_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    if let Some((stored_sale_id, stored, answer)) = existing {
+    if let Some((stored_sale_id, stored, answer)) = stored_return(&tx, &req.return_id)? {
         let same = stored_sale_id == sale_id && stored == request_json;
         return replay("return", &req.return_id, same, answer);
     }
@@ -692,19 +763,7 @@ pub(crate) fn commit_return(
         pos_points::returns::reversal(&bundle, &sale.basket, &remaining.before, &remaining.after)
             .map_err(points_error)?;
 
-    tx.prepare_cached(
-        "INSERT INTO returns (return_id, sale_id, request, answer, committed_at) VALUES (?1, ?2, ?3, '', ?4)",
-    )?
-    .execute(rusqlite::params![
-        req.return_id,
-        sale_id,
-        request_json,
-        shared.now_rfc3339()
-    ])?;
-    for l in &req.lines {
-        tx.prepare_cached("INSERT INTO return_lines (return_id, line, qty) VALUES (?1, ?2, ?3)")?
-            .execute(rusqlite::params![req.return_id, l.line, l.qty.to_string()])?;
-    }
+    insert_return(&tx, shared, sale_id, req, &request_json)?;
 
     let mut programs = Vec::new();
     if let Some(member) = &sale.member {
