@@ -127,7 +127,23 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
             rest: None,
         });
     }
-    let first = match format {
+    let (path, message) = match read_typed(text, format) {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    let document: Option<Value> = match format {
+        Format::Json => serde_json::from_str(text).ok(),
+        Format::Toml => toml::from_str(text).ok(),
+    };
+    Err(read_past_errors(document, path, message))
+}
+
+/// The first shape error: where (if serde says) and what.
+type ShapeError = (Option<Path>, String);
+
+/// The typed read, stopping at the first shape error.
+fn read_typed<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, ShapeError> {
+    match format {
         Format::Json => {
             let mut deserializer = serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize(&mut deserializer)
@@ -145,19 +161,19 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
                 .map_err(|e| (Some(e.path().clone()), e.into_inner().to_string())),
             Err(e) => Err((None, e.to_string())),
         },
-    };
-    let (mut path, message) = match first {
-        Ok(value) => return Ok(value),
-        Err(error) => error,
-    };
-    let mut document: Option<Value> = match format {
-        Format::Json => serde_json::from_str(text).ok(),
-        Format::Toml => toml::from_str(text).ok(),
-    };
+    }
+}
+
+/// Steps over each bad field of the schema-free `document` and reads the
+/// rest again, collecting problems, until it reads or cannot go on.
+fn read_past_errors<T: DeserializeOwned>(
+    mut document: Option<Value>,
+    mut path: Option<Path>,
+    mut message: String,
+) -> ShapeErrors<T> {
     let mut problems = vec![problem(path.as_ref(), document.as_ref(), message.clone())];
     let mut rest = None;
     let mut removed: Vec<String> = Vec::new();
-    let mut message = message;
     while let Some(doc) = document.as_mut() {
         if problems.len() >= SHAPE_PROBLEMS_MAX {
             break;
@@ -183,13 +199,7 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
                 if let Some(field) = missing_field(&message) {
                     // A field this loop removed is not missing from the
                     // input; either way reading cannot go on.
-                    let full = match path.as_ref().map(ToString::to_string) {
-                        Some(parent) if !parent.is_empty() && parent != "." => {
-                            format!("{parent}.{field}")
-                        }
-                        _ => field.to_owned(),
-                    };
-                    if !removed.contains(&full) {
+                    if !removed.contains(&field_path(path.as_ref(), field)) {
                         problems.push(problem(path.as_ref(), Some(doc), message));
                     }
                     break;
@@ -198,7 +208,15 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
             }
         }
     }
-    Err(ShapeErrors { problems, rest })
+    ShapeErrors { problems, rest }
+}
+
+/// `parent.field`, or `field` at the root.
+fn field_path(parent: Option<&Path>, field: &str) -> String {
+    match parent.map(ToString::to_string) {
+        Some(parent) if !parent.is_empty() && parent != "." => format!("{parent}.{field}"),
+        _ => field.to_owned(),
+    }
 }
 
 /// `value` of "missing field `value`".

@@ -11,7 +11,10 @@ use crate::bundle::{
 use crate::decimal::{self, Rounding};
 use crate::error::{Error, Problems};
 use crate::localtime;
-use crate::raw::{DateTimeText, DecText, RawBasket, RawBundle, RawProgram, RawRule, RawWhen};
+use crate::raw::{
+    DateTimeText, DecText, RawBasket, RawBundle, RawGroup, RawLine, RawMember, RawProgram,
+    RawRedeem, RawRule, RawTier, RawWhen,
+};
 
 /// Converts one decimal, recording a problem (and returning a harmless
 /// placeholder, 1, which satisfies every range) when it does not parse.
@@ -65,21 +68,64 @@ fn convert_program(raw: RawProgram, index: usize, problems: &mut Problems) -> Pr
         &context,
         "base_rate",
     );
-    let rounding = match raw.rounding.as_deref() {
+    let rounding = convert_rounding(raw.rounding.as_deref(), &path, &context, problems);
+    let tiers = convert_tiers(raw.tiers.unwrap_or_default(), &path, &context, problems);
+    let groups = convert_groups(raw.groups.unwrap_or_default(), &path, &context, problems);
+    let rules = raw
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(r, rule)| convert_rule(rule, &format!("{path}.rules[{r}]"), &context, problems))
+        .collect();
+    let limits = raw.limits.map_or_else(Limits::default, |limits| Limits {
+        sale_cap: limits.sale_cap,
+        member_daily_cap: limits.member_daily_cap,
+    });
+    let redeem = raw
+        .redeem
+        .map(|redeem| convert_redeem(redeem, &path, &context, problems));
+    Program {
+        id: raw.id,
+        currency: raw.currency,
+        base_rate,
+        rounding,
+        exclude_categories: raw.exclude_categories.unwrap_or_default(),
+        earn_on_redeemed: raw.earn_on_redeemed.unwrap_or(false),
+        tiers,
+        groups,
+        rules,
+        limits,
+        redeem,
+    }
+}
+
+fn convert_rounding(
+    name: Option<&str>,
+    path: &str,
+    context: &str,
+    problems: &mut Problems,
+) -> Rounding {
+    match name {
         None => Rounding::default(),
         Some(name) => Rounding::from_name(name).unwrap_or_else(|| {
             problems.push(
                 format!("{path}.rounding"),
-                &context,
+                context,
                 format!("rounding must be one of floor, ceil, half_up, half_even, got {name:?}"),
             );
             Rounding::default()
         }),
-    };
-    let tiers = raw
-        .tiers
-        .unwrap_or_default()
-        .into_iter()
+    }
+}
+
+fn convert_tiers(
+    raw: Vec<RawTier>,
+    path: &str,
+    context: &str,
+    problems: &mut Problems,
+) -> Vec<Tier> {
+    raw.into_iter()
         .enumerate()
         .map(|(t, tier)| {
             let tier_context = format!("{context}, tier {:?}", tier.id);
@@ -95,11 +141,16 @@ fn convert_program(raw: RawProgram, index: usize, problems: &mut Problems) -> Pr
                 multiplier,
             }
         })
-        .collect();
-    let groups = raw
-        .groups
-        .unwrap_or_default()
-        .into_iter()
+        .collect()
+}
+
+fn convert_groups(
+    raw: Vec<RawGroup>,
+    path: &str,
+    context: &str,
+    problems: &mut Problems,
+) -> Vec<Group> {
+    raw.into_iter()
         .enumerate()
         .map(|(g, group)| {
             let mode = GroupMode::from_name(&group.mode).unwrap_or_else(|| {
@@ -116,43 +167,22 @@ fn convert_program(raw: RawProgram, index: usize, problems: &mut Problems) -> Pr
                 cap: group.cap,
             }
         })
-        .collect();
-    let rules = raw
-        .rules
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(r, rule)| convert_rule(rule, &format!("{path}.rules[{r}]"), &context, problems))
-        .collect();
-    let limits = raw.limits.map_or_else(Limits::default, |limits| Limits {
-        sale_cap: limits.sale_cap,
-        member_daily_cap: limits.member_daily_cap,
-    });
-    let redeem = raw.redeem.map(|redeem| Redeem {
-        points_per_unit: redeem.points_per_unit,
-        min_points: redeem.min_points,
-        step: redeem.step,
+        .collect()
+}
+
+fn convert_redeem(raw: RawRedeem, path: &str, context: &str, problems: &mut Problems) -> Redeem {
+    Redeem {
+        points_per_unit: raw.points_per_unit,
+        min_points: raw.min_points,
+        step: raw.step,
         max_share: dec(
-            &redeem.max_share,
+            &raw.max_share,
             problems,
             &format!("{path}.redeem.max_share"),
-            &context,
+            context,
             "redeem.max_share",
         ),
-        offline_allowance: redeem.offline_allowance,
-    });
-    Program {
-        id: raw.id,
-        currency: raw.currency,
-        base_rate,
-        rounding,
-        exclude_categories: raw.exclude_categories.unwrap_or_default(),
-        earn_on_redeemed: raw.earn_on_redeemed.unwrap_or(false),
-        tiers,
-        groups,
-        rules,
-        limits,
-        redeem,
+        offline_allowance: raw.offline_allowance,
     }
 }
 
@@ -284,43 +314,9 @@ impl TryFrom<RawBasket> for Basket {
             .lines
             .into_iter()
             .enumerate()
-            .map(|(index, line)| {
-                let path = format!("lines[{index}]");
-                let context = line_context(line.line, index);
-                let mut field = |text: &DecText, name: &str| {
-                    dec(
-                        text,
-                        &mut problems,
-                        &format!("{path}.{name}"),
-                        &context,
-                        name,
-                    )
-                };
-                let qty = field(&line.qty, "qty");
-                let unit_price = field(&line.unit_price, "unit_price");
-                let discount = line
-                    .discount
-                    .as_ref()
-                    .map_or(Decimal::ZERO, |text| field(text, "discount"));
-                Line {
-                    line: line.line,
-                    sku: line.sku,
-                    category: line.category,
-                    qty,
-                    unit_price,
-                    discount,
-                }
-            })
+            .map(|(index, line)| convert_line(line, index, &mut problems))
             .collect();
-        let member = raw.member.map(|member| Member {
-            id: member.id,
-            birthday: member.birthday,
-            programs: member
-                .programs
-                .into_iter()
-                .map(|(program, entry)| (program, MemberProgram { tier: entry.tier }))
-                .collect(),
-        });
+        let member = raw.member.map(convert_member);
         let basket = Basket {
             sale_id: raw.sale_id,
             time: raw.time,
@@ -341,6 +337,39 @@ impl TryFrom<RawBasket> for Basket {
         });
         problems.extend(checked);
         problems.into_result().map(|()| basket)
+    }
+}
+
+fn convert_line(raw: RawLine, index: usize, problems: &mut Problems) -> Line {
+    let path = format!("lines[{index}]");
+    let context = line_context(raw.line, index);
+    let mut field =
+        |text: &DecText, name: &str| dec(text, problems, &format!("{path}.{name}"), &context, name);
+    let qty = field(&raw.qty, "qty");
+    let unit_price = field(&raw.unit_price, "unit_price");
+    let discount = raw
+        .discount
+        .as_ref()
+        .map_or(Decimal::ZERO, |text| field(text, "discount"));
+    Line {
+        line: raw.line,
+        sku: raw.sku,
+        category: raw.category,
+        qty,
+        unit_price,
+        discount,
+    }
+}
+
+fn convert_member(raw: RawMember) -> Member {
+    Member {
+        id: raw.id,
+        birthday: raw.birthday,
+        programs: raw
+            .programs
+            .into_iter()
+            .map(|(program, entry)| (program, MemberProgram { tier: entry.tier }))
+            .collect(),
     }
 }
 
