@@ -588,8 +588,8 @@ pub fn unescape_cli_data(data: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::synthetic_pan;
     use crate::variable_measure::Measure;
+    use pos_testkit::check_digit::synthetic_pan;
     use serde_json::{Value, json};
 
     fn settings() -> DecodeSettings {
