@@ -144,13 +144,7 @@ fn d(s: &str) -> Decimal {
 
 /// Appends the GS1 check digit.
 fn ean13(first12: &str) -> String {
-    let sum: u32 = first12
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{first12}{}", (10 - sum % 10) % 10)
+    pos_testkit::check_digit::gs1_complete(first12)
 }
 
 /// Starts the daemon, opens the event stream and waits until health shows
