@@ -9,7 +9,7 @@
 //! `SCAN_TO_EVENT_SCANS`, default 2000). Prints median, p99 and max.
 //!
 //! The binary is package `pos-agent-cli`'s, built (in this bench's profile)
-//! and found by `pos_tests::bins`.
+//! and found by `pos_testkit::bins`.
 //!
 //! A plain `main` (no criterion): criterion reports means and confidence
 //! intervals, the goal is a percentile.
@@ -59,7 +59,7 @@ impl Drop for Agent {
 }
 
 async fn run(scans: usize) {
-    let bin = pos_tests::bins::path("pos-agent");
+    let bin = pos_testkit::bins::path("pos-agent");
     let (mut master, slave) = SerialStream::pair().expect("a pty pair (needs /dev/ptmx)");
     let slave_path = PathBuf::from(slave.name().expect("the slave end has a name"));
     drop(slave);

@@ -587,8 +587,8 @@ pub fn decode_track(data: &str, settings: &DecodeSettings) -> Decoded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::synthetic_pan;
     use crate::variable_measure::Measure;
+    use pos_testkit::check_digit::synthetic_pan;
     use serde_json::{Value, json};
 
     fn settings() -> DecodeSettings {

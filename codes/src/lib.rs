@@ -36,9 +36,6 @@ pub mod payment_card;
 pub mod track;
 pub mod variable_measure;
 
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
-
 pub use aim::Symbology;
 pub use decode::{DecodeSettings, Decoded, Reading, decode_barcode, decode_track};
 pub use error::{Error, Result};

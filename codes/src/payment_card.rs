@@ -132,7 +132,7 @@ mod tests {
     use super::*;
     use crate::check_digit::luhn_valid;
 
-    use crate::testing::synthetic_pan;
+    use pos_testkit::check_digit::synthetic_pan;
 
     #[test]
     fn brand_ranges() {

@@ -3,18 +3,14 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::bundle::Format;
 use crate::decimal;
-use crate::error::Error;
-use crate::raw;
 
 /// A sale as it stands at the register.
 ///
-/// Serializes back to the basket JSON shape; deserializing validates.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "raw::RawBasket")]
+/// Serializes back to the basket JSON shape; deserializing (see `parse`) validates.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Basket {
     /// Echoed in the quote (`null` when absent).
     pub sale_id: Option<String>,
@@ -82,19 +78,6 @@ pub(crate) fn line_context(line: Option<u32>, index: usize) -> String {
 }
 
 impl Basket {
-    /// Parses and validates a JSON basket; every problem found is in the error.
-    pub fn parse_json(text: &str) -> Result<Basket, Error> {
-        match crate::parse_error::deserialize::<raw::RawBasket>(text, Format::Json, "basket") {
-            Ok(raw) => Basket::try_from(raw),
-            Err(shape) => Err(shape.into_error(|rest| Basket::try_from(rest).map(drop))),
-        }
-    }
-
-    /// Checks every rule of spec §2 and this crate's limits, reporting all problems.
-    pub fn validate(&self) -> Result<(), Error> {
-        crate::validate::basket(self).into_result()
-    }
-
     /// Sum of all line amounts (excluded categories included). Exact for a
     /// validated basket; validation refuses baskets where it would not be,
     /// and for those this saturates instead of panicking.

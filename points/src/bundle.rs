@@ -1,45 +1,15 @@
-//! The rules bundle (spec §1): the typed model, parsing and validation.
+//! The rules bundle (spec §1): the typed model.
 //!
-//! Parsing goes through a private "raw" mirror of these types (`raw.rs`)
-//! that keeps decimals, names and times as the strings that were written.
-//! serde checks the shape (unknown field, wrong JSON/TOML type); then every
-//! value is read and checked (a decimal that does not parse, an unknown kind,
-//! a repeated id, a range), and all problems are reported together so the
-//! author sees every mistake at once.
+//! Only the types and what they mean live here; reading them from text is
+//! the job of the layers above (`raw` → `validate` → `parse`, see the crate
+//! documentation), so the model never depends on how it is written.
 
 use jiff::civil::{DateTime, Time, Weekday};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::decimal::Rounding;
-use crate::error::Error;
 use crate::localtime;
-use crate::raw;
-
-/// The file format of a rules bundle. Both map to the same structure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// `.json`
-    Json,
-    /// `.toml`
-    Toml,
-}
-
-impl Format {
-    /// The format named by the file extension (`json` or `toml`, any case);
-    /// `None` for anything else. The content is never sniffed: a bundle means
-    /// what its name says it is.
-    pub fn from_path(path: &std::path::Path) -> Option<Format> {
-        let extension = path.extension()?.to_str()?;
-        if extension.eq_ignore_ascii_case("json") {
-            Some(Format::Json)
-        } else if extension.eq_ignore_ascii_case("toml") {
-            Some(Format::Toml)
-        } else {
-            None
-        }
-    }
-}
 
 /// A published rules bundle.
 ///
@@ -50,8 +20,7 @@ impl Format {
 /// The serde forms are meant for self-describing formats (JSON, TOML): the
 /// parser reads names such as `rounding` as strings, so a bundle travels
 /// between processes as its text, not as postcard.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "raw::RawBundle")]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Bundle {
     /// Publication number, strictly increasing between bundles.
     pub version: u64,
@@ -351,21 +320,13 @@ fn serialize_time<S: Serializer>(value: &Time, s: S) -> Result<S::Ok, S::Error> 
 }
 
 impl Bundle {
-    /// Parses and validates a bundle; every problem found is in the error.
-    pub fn parse(text: &str, format: Format) -> Result<Bundle, Error> {
-        match crate::parse_error::deserialize::<raw::RawBundle>(text, format, "bundle") {
-            Ok(raw) => Bundle::try_from(raw),
-            Err(shape) => Err(shape.into_error(|rest| Bundle::try_from(rest).map(drop))),
-        }
-    }
-
-    /// Checks every rule of spec §1 and this crate's limits, reporting all problems.
-    pub fn validate(&self) -> Result<(), Error> {
-        crate::validate::bundle(self).into_result()
-    }
-
     /// The program with this id.
     pub fn program(&self, id: &str) -> Option<&Program> {
         self.programs.iter().find(|program| program.id == id)
     }
+}
+
+/// `program "main"`: how problems name their program.
+pub(crate) fn program_context(id: &str) -> String {
+    format!("program {id:?}")
 }

@@ -31,6 +31,23 @@
 //! - Inputs are bounded ([`limits`]), which keeps evaluation exact for any
 //!   realistic data.
 //!
+//! ## Layering
+//! Parsing goes in one direction; each module uses only modules earlier in
+//! this list, never a later one (`grep -n "use crate::" points/src/*.rs`
+//! shows it), so a change to how documents are written never reaches the
+//! types the engine computes with:
+//! 1. model: `bundle` and `basket` (with `decimal`, `localtime`, `error`):
+//!    the types and what they mean, knowing nothing of how they are written;
+//! 2. `raw`: the serde shapes of the documents as written (decimals, names
+//!    and times still strings), knowing nothing of the model;
+//! 3. `validate`: raw into model (`validate::convert`, every bad value
+//!    recorded) and every check of spec §1 and §2, all problems collected;
+//! 4. `parse`: the entry points from text ([`Bundle::parse`],
+//!    [`Basket::parse_json`], serde `Deserialize`) and the rendering of
+//!    shape errors with paths and owners.
+//!
+//! [`quote()`], [`returns`] and [`redeem`] work on the model alone.
+//!
 //! ## Readings of the spec where it leaves room
 //! Each is documented where it is implemented; in short:
 //! - `when.days: []` matches no day (the spec says "an empty list counts as
@@ -65,7 +82,7 @@ mod bundle;
 mod decimal;
 mod error;
 mod localtime;
-mod parse_error;
+mod parse;
 mod quote;
 mod raw;
 mod validate;
@@ -75,11 +92,12 @@ pub mod returns;
 
 pub use basket::{Basket, Line, Member, MemberProgram};
 pub use bundle::{
-    Bundle, Day, Format, Group, GroupMode, Hours, Limits, Match, Program, Redeem, Rule, RuleKind,
-    Tier, When,
+    Bundle, Day, Group, GroupMode, Hours, Limits, Match, Program, Redeem, Rule, RuleKind, Tier,
+    When,
 };
 pub use decimal::{Rounding, deserialize_strict as deserialize_decimal, parse as parse_decimal};
 pub use error::{Error, ErrorKind, Problem};
+pub use parse::Format;
 pub use quote::{Limit, ProgramQuote, Quote, RuleQuote, quote};
 
 /// Bounds on every input, so that evaluation stays exact and memory bounded.

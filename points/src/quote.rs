@@ -8,11 +8,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::basket::{Basket, Member};
-use crate::bundle::{Bundle, Day, GroupMode, Program, Rule, RuleKind};
+use crate::bundle::{Bundle, Day, GroupMode, Program, Rule, RuleKind, Tier, program_context};
 use crate::decimal;
 use crate::error::{Error, ErrorKind};
 use crate::localtime;
-use crate::raw::program_context;
 
 /// What a basket earns, per program (spec §4). Field order is the output order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,19 +338,65 @@ struct Applied {
 fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Error> {
     let context = program_context(&program.id);
     let overflow = |what: &str| Error::arithmetic(&context, what);
-    let basket = sale.basket;
-
     // 1. Eligible lines and E.
     let eligible = Eligible::new(program, sale).ok_or_else(|| overflow("the eligible amount"))?;
+    // 2. Base.
+    let (base, base_exact) = base_points(program, sale, &eligible, &context)?;
+    // 3. Tier: an undeclared tier id counts as no tier.
+    let tier = sale
+        .member
+        .and_then(|member| member.programs.get(&program.id))
+        .and_then(|entry| entry.tier.as_deref())
+        .and_then(|id| program.tier(id));
+    let tier_bonus = match tier {
+        Some(tier) => tier_points(program, tier, base_exact, &context)?,
+        None => 0,
+    };
+    // 4. Rules, in evaluation order.
+    let mut applied = apply_rules(program, sale, &eligible, tier, &context)?;
+    // 5. Groups, over the rules that applied, each in evaluation order.
+    settle_groups(program, &mut applied);
+    // 6. Subtotal.
+    let mut subtotal = i128::from(base) + i128::from(tier_bonus);
+    let mut rules = Vec::with_capacity(applied.len());
+    for entry in &applied {
+        if entry.points > 0 {
+            subtotal += i128::from(entry.points);
+            rules.push(RuleQuote {
+                id: program.rules[entry.rule].id.clone(),
+                points: entry.points,
+                capped: entry.capped,
+            });
+        }
+    }
+    let subtotal = i64::try_from(subtotal).map_err(|_| overflow("the subtotal"))?;
+    // 7. Limits.
+    let (total, limited_by) = apply_limits(program, sale.basket, subtotal, &context)?;
+    Ok(ProgramQuote {
+        program: program.id.clone(),
+        base,
+        tier_bonus,
+        rules,
+        subtotal,
+        total,
+        limited_by,
+    })
+}
 
+/// Base points, rounded, and exact (the tier bonus multiplies the exact ones).
+fn base_points(
+    program: &Program,
+    sale: &Sale<'_>,
+    eligible: &Eligible<'_>,
+    context: &str,
+) -> Result<(i64, Decimal), Error> {
+    let overflow = |what: &str| Error::arithmetic(context, what);
     let eligible_amount = from_units(eligible.all.amount, sale.amount_scale)
         .ok_or_else(|| overflow("the eligible amount"))?;
-
-    // 2. Base.
     let base_amount = if program.earn_on_redeemed {
         eligible_amount
     } else {
-        decimal::sub(eligible_amount, basket.paid_with_points)
+        decimal::sub(eligible_amount, sale.basket.paid_with_points)
             .ok_or_else(|| overflow("the eligible amount less paid_with_points"))?
             .max(Decimal::ZERO)
     };
@@ -361,73 +406,49 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
         .rounding
         .apply(base_exact)
         .ok_or_else(|| overflow("base points"))?;
+    Ok((base, base_exact))
+}
 
-    // 3. Tier: an undeclared tier id counts as no tier.
-    let tier = sale
-        .member
-        .and_then(|member| member.programs.get(&program.id))
-        .and_then(|entry| entry.tier.as_deref())
-        .and_then(|id| program.tier(id));
-    let tier_bonus = match tier {
-        Some(tier) => {
-            let extra = decimal::sub(tier.multiplier, Decimal::ONE)
-                .ok_or_else(|| overflow("the tier multiplier"))?;
-            let exact =
-                decimal::mul(base_exact, extra).ok_or_else(|| overflow("the tier bonus"))?;
-            program
-                .rounding
-                .apply(exact)
-                .ok_or_else(|| overflow("the tier bonus"))?
-        }
-        None => 0,
-    };
+/// `round(base_exact × (multiplier − 1))`.
+fn tier_points(
+    program: &Program,
+    tier: &Tier,
+    base_exact: Decimal,
+    context: &str,
+) -> Result<i64, Error> {
+    let overflow = |what: &str| Error::arithmetic(context, what);
+    let extra = decimal::sub(tier.multiplier, Decimal::ONE)
+        .ok_or_else(|| overflow("the tier multiplier"))?;
+    let exact = decimal::mul(base_exact, extra).ok_or_else(|| overflow("the tier bonus"))?;
+    program
+        .rounding
+        .apply(exact)
+        .ok_or_else(|| overflow("the tier bonus"))
+}
 
-    // 4. Rules, in evaluation order.
+/// The rules that apply, in evaluation order, up to the first `stop` rule
+/// that gives points; each with its own (capped) points.
+fn apply_rules(
+    program: &Program,
+    sale: &Sale<'_>,
+    eligible: &Eligible<'_>,
+    tier: Option<&Tier>,
+    context: &str,
+) -> Result<Vec<Applied>, Error> {
     let mut applied: Vec<Applied> = Vec::with_capacity(program.rules.len());
     for index in program.evaluation_order() {
         let rule = &program.rules[index];
         if !conditions_hold(rule, tier.map(|tier| tier.id.as_str()), sale) {
             continue;
         }
-        let rule_overflow = || {
-            Error::arithmetic(
-                &format!("{context}, rule {:?}", rule.id),
-                "the rule's points",
-            )
-        };
-        let matched = eligible
-            .matched(rule, &basket.lines)
-            .ok_or_else(rule_overflow)?;
-        if matched.count == 0 {
+        let Some(points) = rule_points(program, rule, sale, eligible, context)? else {
             continue;
-        }
-        // M, made a Decimal only when the rule needs it.
-        let needs_amount = rule.min_spend.is_some()
-            || matches!(rule.kind, RuleKind::Multiplier | RuleKind::PerUnit);
-        let matched_amount = if needs_amount {
-            from_units(matched.amount, sale.amount_scale).ok_or_else(rule_overflow)?
-        } else {
-            Decimal::ZERO
         };
-        if rule.min_spend.is_some_and(|min| matched_amount < min) {
-            continue;
-        }
-        let exact = match rule.kind {
-            RuleKind::Multiplier => decimal::sub(rule.value, Decimal::ONE).and_then(|extra| {
-                decimal::mul(decimal::mul(matched_amount, program.base_rate)?, extra)
-            }),
-            RuleKind::PerUnit => decimal::mul(matched_amount, rule.value),
-            RuleKind::PerItem => from_units(matched.qty, sale.qty_scale)
-                .and_then(|matched_qty| decimal::mul(matched_qty, rule.value)),
-            RuleKind::Fixed => Some(rule.value),
-        }
-        .ok_or_else(rule_overflow)?;
-        let rounded = program.rounding.apply(exact).ok_or_else(rule_overflow)?;
         let (points, capped) = match rule.cap {
             // Caps are >= 0 in a validated bundle; `max(0)` keeps an
             // unvalidated one from producing negative points.
-            Some(cap) if rounded > cap.max(0) => (cap.max(0), true),
-            _ => (rounded, false),
+            Some(cap) if points > cap.max(0) => (cap.max(0), true),
+            _ => (points, false),
         };
         let group = rule
             .group
@@ -443,8 +464,61 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
             break;
         }
     }
+    Ok(applied)
+}
 
-    // 5. Groups, over the rules that applied, each in evaluation order.
+/// A rule's rounded points before its cap; `None` when it matches no line
+/// or its matched spend is below `min_spend`.
+fn rule_points(
+    program: &Program,
+    rule: &Rule,
+    sale: &Sale<'_>,
+    eligible: &Eligible<'_>,
+    context: &str,
+) -> Result<Option<i64>, Error> {
+    let rule_overflow = || {
+        Error::arithmetic(
+            &format!("{context}, rule {:?}", rule.id),
+            "the rule's points",
+        )
+    };
+    let matched = eligible
+        .matched(rule, &sale.basket.lines)
+        .ok_or_else(rule_overflow)?;
+    if matched.count == 0 {
+        return Ok(None);
+    }
+    // M, made a Decimal only when the rule needs it.
+    let needs_amount =
+        rule.min_spend.is_some() || matches!(rule.kind, RuleKind::Multiplier | RuleKind::PerUnit);
+    let matched_amount = if needs_amount {
+        from_units(matched.amount, sale.amount_scale).ok_or_else(rule_overflow)?
+    } else {
+        Decimal::ZERO
+    };
+    if rule.min_spend.is_some_and(|min| matched_amount < min) {
+        return Ok(None);
+    }
+    let exact = match rule.kind {
+        RuleKind::Multiplier => decimal::sub(rule.value, Decimal::ONE).and_then(|extra| {
+            decimal::mul(decimal::mul(matched_amount, program.base_rate)?, extra)
+        }),
+        RuleKind::PerUnit => decimal::mul(matched_amount, rule.value),
+        RuleKind::PerItem => from_units(matched.qty, sale.qty_scale)
+            .and_then(|matched_qty| decimal::mul(matched_qty, rule.value)),
+        RuleKind::Fixed => Some(rule.value),
+    }
+    .ok_or_else(rule_overflow)?;
+    program
+        .rounding
+        .apply(exact)
+        .map(Some)
+        .ok_or_else(rule_overflow)
+}
+
+/// Per group: `best` keeps only its first rule with the most points, then
+/// a group cap is shared out in evaluation order.
+fn settle_groups(program: &Program, applied: &mut [Applied]) {
     for (group_index, group) in program.groups.iter().enumerate() {
         let in_group = |entry: &&mut Applied| entry.group == Some(group_index);
         if group.mode == GroupMode::Best {
@@ -475,23 +549,15 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
             }
         }
     }
+}
 
-    // 6. Subtotal.
-    let mut subtotal = i128::from(base) + i128::from(tier_bonus);
-    let mut rules = Vec::with_capacity(applied.len());
-    for entry in &applied {
-        if entry.points > 0 {
-            subtotal += i128::from(entry.points);
-            rules.push(RuleQuote {
-                id: program.rules[entry.rule].id.clone(),
-                points: entry.points,
-                capped: entry.capped,
-            });
-        }
-    }
-    let subtotal = i64::try_from(subtotal).map_err(|_| overflow("the subtotal"))?;
-
-    // 7. Limits.
+/// The sale cap, then the member's room under the daily cap.
+fn apply_limits(
+    program: &Program,
+    basket: &Basket,
+    subtotal: i64,
+    context: &str,
+) -> Result<(i64, Vec<Limit>), Error> {
     let mut total = subtotal;
     let mut limited_by = Vec::new();
     if let Some(cap) = program.limits.sale_cap.map(|cap| cap.max(0))
@@ -505,20 +571,12 @@ fn quote_program(program: &Program, sale: &Sale<'_>) -> Result<ProgramQuote, Err
         let room = (i128::from(cap.max(0)) - i128::from(earned)).max(0);
         if i128::from(total) > room {
             // room < total <= i64::MAX, so it fits.
-            total = i64::try_from(room).map_err(|_| overflow("the member daily cap"))?;
+            total = i64::try_from(room)
+                .map_err(|_| Error::arithmetic(context, "the member daily cap"))?;
             limited_by.push(Limit::MemberDailyCap);
         }
     }
-
-    Ok(ProgramQuote {
-        program: program.id.clone(),
-        base,
-        tier_bonus,
-        rules,
-        subtotal,
-        total,
-        limited_by,
-    })
+    Ok((total, limited_by))
 }
 
 /// The conditions that do not depend on lines: `when`, `tiers`, `birthday`.

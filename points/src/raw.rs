@@ -3,29 +3,24 @@
 //! serde checks the shape here (`deny_unknown_fields`, JSON/TOML types):
 //! decimals must be strings, points and counts integers. Names (kind, mode,
 //! rounding, days), decimals and times stay strings so that converting them
-//! ([`TryFrom`] below) can report *every* bad value with its program and rule,
-//! instead of serde stopping at the first.
+//! (`validate::convert`, one layer up) can report *every* bad value with its
+//! program and rule, instead of serde stopping at the first. Nothing here
+//! knows the model.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::basket::{Basket, Line, Member, MemberProgram};
-use crate::bundle::{
-    Bundle, Day, Group, GroupMode, Hours, Limits, Match, Program, Redeem, Rule, RuleKind, Tier,
-    When,
-};
-use crate::decimal::{self, Rounding};
-use crate::error::{Error, Problems};
-use crate::localtime;
+/// What the decimal fields' deserializer says it expects; `parse` looks
+/// for it to step over a decimal of the wrong type.
+pub(crate) const DECIMAL_EXPECTED: &str = "a decimal as a string";
 
 /// A decimal written as a string. Anything else (a JSON/TOML number in
 /// particular) is a shape error: `0.1` as a float is already inexact.
 #[derive(Debug)]
-pub(crate) struct DecText(String);
+pub(crate) struct DecText(pub(crate) String);
 
 impl<'de> Deserialize<'de> for DecText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DecText, D::Error> {
@@ -33,11 +28,7 @@ impl<'de> Deserialize<'de> for DecText {
         impl Visitor<'_> for DecVisitor {
             type Value = DecText;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(
-                    f,
-                    "{}, e.g. \"12.34\"",
-                    crate::parse_error::DECIMAL_EXPECTED
-                )
+                write!(f, "{}, e.g. \"12.34\"", DECIMAL_EXPECTED)
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<DecText, E> {
                 Ok(DecText(value.to_owned()))
@@ -52,7 +43,7 @@ impl<'de> Deserialize<'de> for DecText {
 /// users write naturally. Either way it is kept as text and read by the
 /// same rule (spec §1: `YYYY-MM-DDTHH:MM:SS`), so both forms mean the same.
 #[derive(Debug)]
-pub(crate) struct DateTimeText(String);
+pub(crate) struct DateTimeText(pub(crate) String);
 
 impl<'de> Deserialize<'de> for DateTimeText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DateTimeText, D::Error> {
@@ -77,478 +68,134 @@ impl<'de> Deserialize<'de> for DateTimeText {
     }
 }
 
-/// Converts one decimal, recording a problem (and returning a harmless
-/// placeholder, 1, which satisfies every range) when it does not parse.
-fn dec(text: &DecText, problems: &mut Problems, path: &str, context: &str, field: &str) -> Decimal {
-    match decimal::parse(&text.0) {
-        Ok(value) => value,
-        Err(why) => {
-            problems.push(path, context, format!("{field} {why}"));
-            Decimal::ONE
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBundle {
-    version: u64,
-    programs: Vec<RawProgram>,
+    pub(crate) version: u64,
+    pub(crate) programs: Vec<RawProgram>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawProgram {
-    id: String,
-    currency: String,
-    base_rate: DecText,
-    rounding: Option<String>,
-    exclude_categories: Option<Vec<String>>,
-    earn_on_redeemed: Option<bool>,
-    tiers: Option<Vec<RawTier>>,
-    groups: Option<Vec<RawGroup>>,
-    rules: Option<Vec<RawRule>>,
-    limits: Option<RawLimits>,
-    redeem: Option<RawRedeem>,
+pub(crate) struct RawProgram {
+    pub(crate) id: String,
+    pub(crate) currency: String,
+    pub(crate) base_rate: DecText,
+    pub(crate) rounding: Option<String>,
+    pub(crate) exclude_categories: Option<Vec<String>>,
+    pub(crate) earn_on_redeemed: Option<bool>,
+    pub(crate) tiers: Option<Vec<RawTier>>,
+    pub(crate) groups: Option<Vec<RawGroup>>,
+    pub(crate) rules: Option<Vec<RawRule>>,
+    pub(crate) limits: Option<RawLimits>,
+    pub(crate) redeem: Option<RawRedeem>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTier {
-    id: String,
-    multiplier: DecText,
+pub(crate) struct RawTier {
+    pub(crate) id: String,
+    pub(crate) multiplier: DecText,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawGroup {
-    id: String,
-    mode: String,
-    cap: Option<i64>,
+pub(crate) struct RawGroup {
+    pub(crate) id: String,
+    pub(crate) mode: String,
+    pub(crate) cap: Option<i64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRule {
-    id: String,
-    priority: Option<i64>,
-    group: Option<String>,
-    kind: String,
-    value: DecText,
+pub(crate) struct RawRule {
+    pub(crate) id: String,
+    pub(crate) priority: Option<i64>,
+    pub(crate) group: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) value: DecText,
     #[serde(rename = "match")]
-    matches: Option<RawMatch>,
-    when: Option<RawWhen>,
-    min_spend: Option<DecText>,
-    tiers: Option<Vec<String>>,
-    birthday: Option<bool>,
-    cap: Option<i64>,
-    stop: Option<bool>,
+    pub(crate) matches: Option<RawMatch>,
+    pub(crate) when: Option<RawWhen>,
+    pub(crate) min_spend: Option<DecText>,
+    pub(crate) tiers: Option<Vec<String>>,
+    pub(crate) birthday: Option<bool>,
+    pub(crate) cap: Option<i64>,
+    pub(crate) stop: Option<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMatch {
-    categories: Option<Vec<String>>,
-    skus: Option<Vec<String>>,
+pub(crate) struct RawMatch {
+    pub(crate) categories: Option<Vec<String>>,
+    pub(crate) skus: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawWhen {
-    from: Option<DateTimeText>,
-    to: Option<DateTimeText>,
-    days: Option<Vec<String>>,
-    hours: Option<RawHours>,
+pub(crate) struct RawWhen {
+    pub(crate) from: Option<DateTimeText>,
+    pub(crate) to: Option<DateTimeText>,
+    pub(crate) days: Option<Vec<String>>,
+    pub(crate) hours: Option<RawHours>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawHours {
-    start: String,
-    end: String,
+pub(crate) struct RawHours {
+    pub(crate) start: String,
+    pub(crate) end: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawLimits {
-    sale_cap: Option<i64>,
-    member_daily_cap: Option<i64>,
+pub(crate) struct RawLimits {
+    pub(crate) sale_cap: Option<i64>,
+    pub(crate) member_daily_cap: Option<i64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRedeem {
-    points_per_unit: i64,
-    min_points: i64,
-    step: i64,
-    max_share: DecText,
-    offline_allowance: i64,
-}
-
-/// `program "main"`: how problems name their program.
-pub(crate) fn program_context(id: &str) -> String {
-    format!("program {id:?}")
-}
-
-impl TryFrom<RawBundle> for Bundle {
-    type Error = Error;
-
-    /// Interprets every value, then validates; all problems of both steps are reported.
-    fn try_from(raw: RawBundle) -> Result<Bundle, Error> {
-        let mut problems = Problems::default();
-        let programs = raw
-            .programs
-            .into_iter()
-            .enumerate()
-            .map(|(index, program)| convert_program(program, index, &mut problems))
-            .collect();
-        let mut bundle = Bundle {
-            version: raw.version,
-            programs,
-        };
-        problems.extend(crate::validate::bundle(&bundle));
-        problems.into_result()?;
-        // Store rules in evaluation order, once, so that quoting only checks
-        // the order (see `Program::evaluation_order`). Problems above were
-        // reported with the written positions.
-        for program in &mut bundle.programs {
-            program
-                .rules
-                .sort_by(|a, b| (a.priority, a.id.as_bytes()).cmp(&(b.priority, b.id.as_bytes())));
-        }
-        Ok(bundle)
-    }
-}
-
-fn convert_program(raw: RawProgram, index: usize, problems: &mut Problems) -> Program {
-    let path = format!("programs[{index}]");
-    let context = program_context(&raw.id);
-    let base_rate = dec(
-        &raw.base_rate,
-        problems,
-        &format!("{path}.base_rate"),
-        &context,
-        "base_rate",
-    );
-    let rounding = match raw.rounding.as_deref() {
-        None => Rounding::default(),
-        Some(name) => Rounding::from_name(name).unwrap_or_else(|| {
-            problems.push(
-                format!("{path}.rounding"),
-                &context,
-                format!("rounding must be one of floor, ceil, half_up, half_even, got {name:?}"),
-            );
-            Rounding::default()
-        }),
-    };
-    let tiers = raw
-        .tiers
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(t, tier)| {
-            let tier_context = format!("{context}, tier {:?}", tier.id);
-            let multiplier = dec(
-                &tier.multiplier,
-                problems,
-                &format!("{path}.tiers[{t}].multiplier"),
-                &tier_context,
-                "multiplier",
-            );
-            Tier {
-                id: tier.id,
-                multiplier,
-            }
-        })
-        .collect();
-    let groups = raw
-        .groups
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(g, group)| {
-            let mode = GroupMode::from_name(&group.mode).unwrap_or_else(|| {
-                problems.push(
-                    format!("{path}.groups[{g}].mode"),
-                    &format!("{context}, group {:?}", group.id),
-                    format!("mode must be sum or best, got {:?}", group.mode),
-                );
-                GroupMode::Sum
-            });
-            Group {
-                id: group.id,
-                mode,
-                cap: group.cap,
-            }
-        })
-        .collect();
-    let rules = raw
-        .rules
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(r, rule)| convert_rule(rule, &format!("{path}.rules[{r}]"), &context, problems))
-        .collect();
-    let limits = raw.limits.map_or_else(Limits::default, |limits| Limits {
-        sale_cap: limits.sale_cap,
-        member_daily_cap: limits.member_daily_cap,
-    });
-    let redeem = raw.redeem.map(|redeem| Redeem {
-        points_per_unit: redeem.points_per_unit,
-        min_points: redeem.min_points,
-        step: redeem.step,
-        max_share: dec(
-            &redeem.max_share,
-            problems,
-            &format!("{path}.redeem.max_share"),
-            &context,
-            "redeem.max_share",
-        ),
-        offline_allowance: redeem.offline_allowance,
-    });
-    Program {
-        id: raw.id,
-        currency: raw.currency,
-        base_rate,
-        rounding,
-        exclude_categories: raw.exclude_categories.unwrap_or_default(),
-        earn_on_redeemed: raw.earn_on_redeemed.unwrap_or(false),
-        tiers,
-        groups,
-        rules,
-        limits,
-        redeem,
-    }
-}
-
-fn convert_rule(raw: RawRule, path: &str, program: &str, problems: &mut Problems) -> Rule {
-    let context = format!("{program}, rule {:?}", raw.id);
-    let kind = RuleKind::from_name(&raw.kind).unwrap_or_else(|| {
-        problems.push(
-            format!("{path}.kind"),
-            &context,
-            format!(
-                "kind must be one of multiplier, per_unit, per_item, fixed, got {:?}",
-                raw.kind
-            ),
-        );
-        // A placeholder whose range (>= 0) is the looser one, so no second
-        // problem is invented about `value`.
-        RuleKind::Fixed
-    });
-    let value = dec(
-        &raw.value,
-        problems,
-        &format!("{path}.value"),
-        &context,
-        "value",
-    );
-    let min_spend = raw.min_spend.map(|text| {
-        dec(
-            &text,
-            problems,
-            &format!("{path}.min_spend"),
-            &context,
-            "min_spend",
-        )
-    });
-    let matches = raw.matches.map_or_else(Match::default, |m| Match {
-        categories: m.categories.unwrap_or_default(),
-        skus: m.skus.unwrap_or_default(),
-    });
-    let when = raw.when.map_or_else(When::default, |when| {
-        convert_when(when, path, &context, problems)
-    });
-    Rule {
-        id: raw.id,
-        priority: raw.priority.unwrap_or(0),
-        group: raw.group,
-        kind,
-        value,
-        matches,
-        when,
-        min_spend,
-        tiers: raw.tiers.unwrap_or_default(),
-        birthday: raw.birthday.unwrap_or(false),
-        cap: raw.cap,
-        stop: raw.stop.unwrap_or(false),
-    }
-}
-
-fn convert_when(raw: RawWhen, path: &str, context: &str, problems: &mut Problems) -> When {
-    let mut datetime = |text: Option<DateTimeText>, field: &str| {
-        let text = text?.0;
-        let parsed = localtime::parse_local_datetime(&text);
-        if parsed.is_none() {
-            problems.push(
-                format!("{path}.when.{field}"),
-                context,
-                format!("when.{field} must be a local date-time YYYY-MM-DDTHH:MM:SS, got {text:?}"),
-            );
-        }
-        parsed
-    };
-    let from = datetime(raw.from, "from");
-    let to = datetime(raw.to, "to");
-    let days = raw.days.map(|days| {
-        days.iter()
-            .enumerate()
-            .filter_map(|(d, name)| {
-                let day = Day::from_name(name);
-                if day.is_none() {
-                    problems.push(
-                        format!("{path}.when.days[{d}]"),
-                        context,
-                        format!("when.days must be among mon, tue, wed, thu, fri, sat, sun, got {name:?}"),
-                    );
-                }
-                day
-            })
-            .collect()
-    });
-    let hours = raw.hours.and_then(|hours| {
-        let mut time = |text: &str, field: &str| {
-            let parsed = localtime::parse_hours_minutes(text);
-            if parsed.is_none() {
-                problems.push(
-                    format!("{path}.when.hours.{field}"),
-                    context,
-                    format!("when.hours.{field} must be a time of day HH:MM (00:00 to 23:59), got {text:?}"),
-                );
-            }
-            parsed
-        };
-        let start = time(&hours.start, "start");
-        let end = time(&hours.end, "end");
-        Some(Hours { start: start?, end: end? })
-    });
-    When {
-        from,
-        to,
-        days,
-        hours,
-    }
+pub(crate) struct RawRedeem {
+    pub(crate) points_per_unit: i64,
+    pub(crate) min_points: i64,
+    pub(crate) step: i64,
+    pub(crate) max_share: DecText,
+    pub(crate) offline_allowance: i64,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBasket {
-    sale_id: Option<String>,
-    time: String,
-    member: Option<RawMember>,
-    earned_today: Option<BTreeMap<String, i64>>,
-    paid_with_points: Option<DecText>,
-    lines: Vec<RawLine>,
+    pub(crate) sale_id: Option<String>,
+    pub(crate) time: String,
+    pub(crate) member: Option<RawMember>,
+    pub(crate) earned_today: Option<BTreeMap<String, i64>>,
+    pub(crate) paid_with_points: Option<DecText>,
+    pub(crate) lines: Vec<RawLine>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMember {
-    id: String,
-    birthday: Option<String>,
-    programs: BTreeMap<String, RawMemberProgram>,
+pub(crate) struct RawMember {
+    pub(crate) id: String,
+    pub(crate) birthday: Option<String>,
+    pub(crate) programs: BTreeMap<String, RawMemberProgram>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMemberProgram {
-    tier: Option<String>,
+pub(crate) struct RawMemberProgram {
+    pub(crate) tier: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawLine {
-    line: Option<u32>,
-    sku: String,
-    category: Option<String>,
-    qty: DecText,
-    unit_price: DecText,
-    discount: Option<DecText>,
-}
-
-impl TryFrom<RawBasket> for Basket {
-    type Error = Error;
-
-    /// Interprets every decimal, then validates; all problems of both steps are reported.
-    fn try_from(raw: RawBasket) -> Result<Basket, Error> {
-        let mut problems = Problems::default();
-        let paid_with_points = raw.paid_with_points.map_or(Decimal::ZERO, |text| {
-            dec(
-                &text,
-                &mut problems,
-                "paid_with_points",
-                "",
-                "paid_with_points",
-            )
-        });
-        let lines = raw
-            .lines
-            .into_iter()
-            .enumerate()
-            .map(|(index, line)| {
-                let path = format!("lines[{index}]");
-                let context = crate::basket::line_context(line.line, index);
-                let mut field = |text: &DecText, name: &str| {
-                    dec(
-                        text,
-                        &mut problems,
-                        &format!("{path}.{name}"),
-                        &context,
-                        name,
-                    )
-                };
-                let qty = field(&line.qty, "qty");
-                let unit_price = field(&line.unit_price, "unit_price");
-                let discount = line
-                    .discount
-                    .as_ref()
-                    .map_or(Decimal::ZERO, |text| field(text, "discount"));
-                Line {
-                    line: line.line,
-                    sku: line.sku,
-                    category: line.category,
-                    qty,
-                    unit_price,
-                    discount,
-                }
-            })
-            .collect();
-        let member = raw.member.map(|member| Member {
-            id: member.id,
-            birthday: member.birthday,
-            programs: member
-                .programs
-                .into_iter()
-                .map(|(program, entry)| (program, MemberProgram { tier: entry.tier }))
-                .collect(),
-        });
-        let basket = Basket {
-            sale_id: raw.sale_id,
-            time: raw.time,
-            member,
-            earned_today: raw.earned_today.unwrap_or_default(),
-            paid_with_points,
-            lines,
-        };
-        // A line whose decimals could not be read holds placeholders; its
-        // amount would be a made-up problem, so it is not reported.
-        let unreadable: Vec<String> = problems.paths().map(line_prefix).collect();
-        let mut checked = crate::validate::basket(&basket);
-        checked.retain(|path, message| {
-            !(message.starts_with("amount")
-                && unreadable
-                    .iter()
-                    .any(|prefix| path.starts_with(prefix.as_str())))
-        });
-        problems.extend(checked);
-        problems.into_result().map(|()| basket)
-    }
-}
-
-/// `lines[3]` of `lines[3].qty`; other paths stay as they are.
-fn line_prefix(path: &str) -> String {
-    match path.find(']') {
-        Some(end) if path.starts_with("lines[") => path[..=end].to_owned(),
-        _ => path.to_owned(),
-    }
+pub(crate) struct RawLine {
+    pub(crate) line: Option<u32>,
+    pub(crate) sku: String,
+    pub(crate) category: Option<String>,
+    pub(crate) qty: DecText,
+    pub(crate) unit_price: DecText,
+    pub(crate) discount: Option<DecText>,
 }

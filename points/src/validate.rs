@@ -1,5 +1,6 @@
 //! Every refusal of spec §1 (bundle) and §2 (basket), plus this crate's
-//! limits, collected rather than stopping at the first.
+//! limits, collected rather than stopping at the first; and (`convert`)
+//! the reading of raw documents into the model that these checks finish.
 //!
 //! Ranges the spec does not state are chosen so that a quote is never
 //! negative and never needs more digits than `rust_decimal` holds exactly:
@@ -10,13 +11,28 @@ use std::collections::BTreeSet;
 
 use rust_decimal::Decimal;
 
-use crate::basket::{Basket, line_context};
-use crate::bundle::{Bundle, Program, Rule, RuleKind};
+use crate::basket::{Basket, Line, Member, line_context};
+use crate::bundle::{Bundle, Program, Rule, RuleKind, program_context};
 use crate::decimal;
-use crate::error::Problems;
+use crate::error::{Error, Problems};
 use crate::limits::*;
 use crate::localtime;
-use crate::raw::program_context;
+
+mod convert;
+
+impl Bundle {
+    /// Checks every rule of spec §1 and this crate's limits, reporting all problems.
+    pub fn validate(&self) -> Result<(), Error> {
+        bundle(self).into_result()
+    }
+}
+
+impl Basket {
+    /// Checks every rule of spec §2 and this crate's limits, reporting all problems.
+    pub fn validate(&self) -> Result<(), Error> {
+        basket(self).into_result()
+    }
+}
 
 /// Problems with a decimal's size, whatever its meaning.
 fn bounded(
@@ -175,6 +191,16 @@ pub(crate) fn bundle(bundle: &Bundle) -> Problems {
 }
 
 fn program(program: &Program, path: &str, context: &str, problems: &mut Problems) {
+    program_fields(program, path, context, problems);
+    tiers(program, path, context, problems);
+    groups(program, path, context, problems);
+    rules(program, path, context, problems);
+    limits(program, path, context, problems);
+    redeem(program, path, context, problems);
+}
+
+/// The program's own fields: currency, base rate, excluded categories.
+fn program_fields(program: &Program, path: &str, context: &str, problems: &mut Problems) {
     let currency = &program.currency;
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
         problems.push(
@@ -199,7 +225,10 @@ fn program(program: &Program, path: &str, context: &str, problems: &mut Problems
         context,
         "exclude_categories",
     );
+}
 
+/// Tier ids unique and bounded, multipliers >= 1.
+fn tiers(program: &Program, path: &str, context: &str, problems: &mut Problems) {
     let mut tier_ids = BTreeSet::new();
     if count(
         program.tiers.len(),
@@ -238,7 +267,10 @@ fn program(program: &Program, path: &str, context: &str, problems: &mut Problems
             );
         }
     }
+}
 
+/// Group ids unique and bounded, caps >= 0.
+fn groups(program: &Program, path: &str, context: &str, problems: &mut Problems) {
     let mut group_ids = BTreeSet::new();
     if count(
         program.groups.len(),
@@ -278,7 +310,10 @@ fn program(program: &Program, path: &str, context: &str, problems: &mut Problems
             }
         }
     }
+}
 
+/// Rule ids unique; each rule checked.
+fn rules(program: &Program, path: &str, context: &str, problems: &mut Problems) {
     if count(
         program.rules.len(),
         RULES_PER_PROGRAM_MAX,
@@ -301,7 +336,10 @@ fn program(program: &Program, path: &str, context: &str, problems: &mut Problems
             rule(rule_item, program, &rule_path, &rule_context, problems);
         }
     }
+}
 
+/// Caps >= 0.
+fn limits(program: &Program, path: &str, context: &str, problems: &mut Problems) {
     let limits = &program.limits;
     if let Some(cap) = limits.sale_cap {
         int_at_least(
@@ -323,6 +361,10 @@ fn program(program: &Program, path: &str, context: &str, problems: &mut Problems
             "limits.member_daily_cap",
         );
     }
+}
+
+/// Redemption settings in range.
+fn redeem(program: &Program, path: &str, context: &str, problems: &mut Problems) {
     if let Some(redeem) = &program.redeem {
         let redeem_path = format!("{path}.redeem");
         int_at_least(
@@ -370,6 +412,13 @@ fn program(program: &Program, path: &str, context: &str, problems: &mut Problems
 }
 
 fn rule(rule: &Rule, program: &Program, path: &str, context: &str, problems: &mut Problems) {
+    rule_points(rule, program, path, context, problems);
+    rule_when(rule, path, context, problems);
+    rule_limits(rule, program, path, context, problems);
+}
+
+/// Id, group, value for its kind and match lists.
+fn rule_points(rule: &Rule, program: &Program, path: &str, context: &str, problems: &mut Problems) {
     text(
         &rule.id,
         TEXT_BYTES_MAX,
@@ -422,6 +471,10 @@ fn rule(rule: &Rule, program: &Program, path: &str, context: &str, problems: &mu
         context,
         "match.skus",
     );
+}
+
+/// The time conditions: a window that is not empty, bounded days.
+fn rule_when(rule: &Rule, path: &str, context: &str, problems: &mut Problems) {
     if let (Some(from), Some(to)) = (rule.when.from, rule.when.to)
         && from >= to
     {
@@ -458,6 +511,10 @@ fn rule(rule: &Rule, program: &Program, path: &str, context: &str, problems: &mu
             ),
         );
     }
+}
+
+/// Minimum spend, declared tiers, cap.
+fn rule_limits(rule: &Rule, program: &Program, path: &str, context: &str, problems: &mut Problems) {
     if let Some(min_spend) = rule.min_spend {
         at_least(
             min_spend,
@@ -513,51 +570,7 @@ pub(crate) fn basket(basket: &Basket) -> Problems {
         );
     }
     if let Some(member) = &basket.member {
-        text(
-            &member.id,
-            TEXT_BYTES_MAX,
-            &mut problems,
-            "member.id",
-            "",
-            "member.id",
-        );
-        if let Some(birthday) = &member.birthday
-            && localtime::parse_date(birthday).is_none()
-        {
-            problems.push(
-                "member.birthday",
-                "",
-                format!("member.birthday must be a date YYYY-MM-DD, got {birthday:?}"),
-            );
-        }
-        count(
-            member.programs.len(),
-            MEMBER_PROGRAMS_MAX,
-            &mut problems,
-            "member.programs",
-            "",
-            "member.programs",
-        );
-        for (program, entry) in &member.programs {
-            text(
-                program,
-                TEXT_BYTES_MAX,
-                &mut problems,
-                "member.programs",
-                "",
-                "member.programs key",
-            );
-            if let Some(tier) = &entry.tier {
-                text(
-                    tier,
-                    TEXT_BYTES_MAX,
-                    &mut problems,
-                    &format!("member.programs.{program}.tier"),
-                    "",
-                    "tier",
-                );
-            }
-        }
+        basket_member(member, &mut problems);
     }
     count(
         basket.earned_today.len(),
@@ -577,15 +590,21 @@ pub(crate) fn basket(basket: &Basket) -> Problems {
         "paid_with_points",
     );
 
+    basket_lines(basket, &mut problems);
+    problems
+}
+
+/// The lines, bounded, each checked, and their total amount exact.
+fn basket_lines(basket: &Basket, problems: &mut Problems) {
     if !count(
         basket.lines.len(),
         LINES_MAX,
-        &mut problems,
+        problems,
         "lines",
         "",
         "lines",
     ) {
-        return problems;
+        return;
     }
     let mut numbers = BTreeSet::new();
     let mut total = Some(Decimal::ZERO);
@@ -593,63 +612,7 @@ pub(crate) fn basket(basket: &Basket) -> Problems {
         let path = format!("lines[{index}]");
         let context = line_context(line.line, index);
         let number = basket.line_number(index);
-        if !numbers.insert(number) {
-            problems.push(
-                format!("{path}.line"),
-                &context,
-                format!("line number {number} repeats an earlier line"),
-            );
-        }
-        text(
-            &line.sku,
-            TEXT_BYTES_MAX,
-            &mut problems,
-            &format!("{path}.sku"),
-            &context,
-            "sku",
-        );
-        if let Some(category) = &line.category {
-            text(
-                category,
-                TEXT_BYTES_MAX,
-                &mut problems,
-                &format!("{path}.category"),
-                &context,
-                "category",
-            );
-        }
-        let qty_ok = bounded(
-            line.qty,
-            &mut problems,
-            &format!("{path}.qty"),
-            &context,
-            "qty",
-        );
-        if qty_ok && line.qty <= Decimal::ZERO {
-            problems.push(
-                format!("{path}.qty"),
-                &context,
-                format!("qty must be > 0, got \"{}\"", line.qty),
-            );
-        }
-        at_least(
-            line.unit_price,
-            Decimal::ZERO,
-            "",
-            &mut problems,
-            &format!("{path}.unit_price"),
-            &context,
-            "unit_price",
-        );
-        at_least(
-            line.discount,
-            Decimal::ZERO,
-            "",
-            &mut problems,
-            &format!("{path}.discount"),
-            &context,
-            "discount",
-        );
+        line_fields(line, number, &mut numbers, &path, &context, problems);
         match line.amount() {
             Some(amount) if amount < Decimal::ZERO => problems.push(
                 format!("{path}.discount"),
@@ -673,5 +636,115 @@ pub(crate) fn basket(basket: &Basket) -> Problems {
             "total amount exceeds the exact range of the arithmetic".to_owned(),
         );
     }
-    problems
+}
+
+/// The member snapshot: id, birthday, bounded programs and tiers.
+fn basket_member(member: &Member, problems: &mut Problems) {
+    text(
+        &member.id,
+        TEXT_BYTES_MAX,
+        problems,
+        "member.id",
+        "",
+        "member.id",
+    );
+    if let Some(birthday) = &member.birthday
+        && localtime::parse_date(birthday).is_none()
+    {
+        problems.push(
+            "member.birthday",
+            "",
+            format!("member.birthday must be a date YYYY-MM-DD, got {birthday:?}"),
+        );
+    }
+    count(
+        member.programs.len(),
+        MEMBER_PROGRAMS_MAX,
+        problems,
+        "member.programs",
+        "",
+        "member.programs",
+    );
+    for (program, entry) in &member.programs {
+        text(
+            program,
+            TEXT_BYTES_MAX,
+            problems,
+            "member.programs",
+            "",
+            "member.programs key",
+        );
+        if let Some(tier) = &entry.tier {
+            text(
+                tier,
+                TEXT_BYTES_MAX,
+                problems,
+                &format!("member.programs.{program}.tier"),
+                "",
+                "tier",
+            );
+        }
+    }
+}
+
+/// One line's own fields; its number unique among `numbers`.
+fn line_fields(
+    line: &Line,
+    number: u32,
+    numbers: &mut BTreeSet<u32>,
+    path: &str,
+    context: &str,
+    problems: &mut Problems,
+) {
+    if !numbers.insert(number) {
+        problems.push(
+            format!("{path}.line"),
+            context,
+            format!("line number {number} repeats an earlier line"),
+        );
+    }
+    text(
+        &line.sku,
+        TEXT_BYTES_MAX,
+        problems,
+        &format!("{path}.sku"),
+        context,
+        "sku",
+    );
+    if let Some(category) = &line.category {
+        text(
+            category,
+            TEXT_BYTES_MAX,
+            problems,
+            &format!("{path}.category"),
+            context,
+            "category",
+        );
+    }
+    let qty_ok = bounded(line.qty, problems, &format!("{path}.qty"), context, "qty");
+    if qty_ok && line.qty <= Decimal::ZERO {
+        problems.push(
+            format!("{path}.qty"),
+            context,
+            format!("qty must be > 0, got \"{}\"", line.qty),
+        );
+    }
+    at_least(
+        line.unit_price,
+        Decimal::ZERO,
+        "",
+        problems,
+        &format!("{path}.unit_price"),
+        context,
+        "unit_price",
+    );
+    at_least(
+        line.discount,
+        Decimal::ZERO,
+        "",
+        problems,
+        &format!("{path}.discount"),
+        context,
+        "discount",
+    );
 }

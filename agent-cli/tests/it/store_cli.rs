@@ -1,23 +1,17 @@
 //! `pos-agent import` and `pos-agent db verify` as a user runs them: exit
 //! codes 0 / 1 / 2 and messages that name what is wrong.
 
-use std::path::Path;
 use std::process::{Command, Output};
+
+use pos_testkit::agent_proc::AgentDir;
 
 use crate::store_common::{BUNDLE, CATALOG, MEMBERS, sale};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pos-agent");
 
-fn write_config(dir: &Path) -> std::path::PathBuf {
-    let config = dir.join("agent.toml");
-    let text = format!(
-        "[terminal]\nid = \"store-1-reg-1\"\nstore_id = \"store-1\"\ntimezone = \"Europe/Berlin\"\n\n\
-         [storage]\npath = {:?}\n\n[api]\nsocket = {:?}\n",
-        dir.join("agent.db").display().to_string(),
-        dir.join("api.sock").display().to_string()
-    );
-    std::fs::write(&config, text).expect("write config");
-    config
+/// A register directory (`pos_testkit`'s harness) running this package's binary.
+fn register() -> AgentDir {
+    AgentDir::new().expect("register directory").with_bin(BIN)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -37,8 +31,8 @@ fn text(out: &Output) -> String {
 
 #[tokio::test]
 async fn import_then_verify_then_a_tampered_entry_fails_verify() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path());
+    let dir = register();
+    let config = dir.config.clone();
     let p = |name: &str, body: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, body).expect("write");
@@ -112,8 +106,8 @@ async fn import_then_verify_then_a_tampered_entry_fails_verify() {
 
 #[test]
 fn bad_snapshots_are_exit_2_and_store_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = write_config(dir.path()).display().to_string();
+    let dir = register();
+    let cfg = dir.config.display().to_string();
     let rules = dir.path().join("rules.json");
     std::fs::write(&rules, BUNDLE).expect("write");
     let members = dir.path().join("members.json");

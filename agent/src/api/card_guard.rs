@@ -47,23 +47,7 @@ mod tests {
 
     /// A synthetic Visa-range number with a valid Luhn digit (not a real card).
     fn synthetic_pan() -> String {
-        let body = "411111111111111";
-        let digits: Vec<u32> = body.chars().filter_map(|c| c.to_digit(10)).collect();
-        // Luhn: double every second digit from the right of the full number,
-        // i.e. from the rightmost digit of the body.
-        let sum: u32 = digits
-            .iter()
-            .rev()
-            .enumerate()
-            .map(|(i, &d)| {
-                if i % 2 == 0 {
-                    (d * 2) / 10 + (d * 2) % 10
-                } else {
-                    d
-                }
-            })
-            .sum();
-        format!("{body}{}", (10 - sum % 10) % 10)
+        pos_testkit::check_digit::luhn_complete("411111111111111")
     }
 
     #[test]

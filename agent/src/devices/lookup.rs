@@ -245,12 +245,6 @@ mod tests {
 
     /// Appends the GS1 check digit (test data built from readable parts).
     fn with_check_digit(body: &str) -> String {
-        let sum: u32 = body
-            .bytes()
-            .rev()
-            .enumerate()
-            .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
-            .sum();
-        format!("{body}{}", (10 - sum % 10) % 10)
+        pos_testkit::check_digit::gs1_complete(body)
     }
 }

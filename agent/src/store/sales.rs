@@ -5,14 +5,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pos_points::{Basket, Bundle, Member, MemberProgram, Quote};
+use pos_points::returns::{Refusal, ReturnedLine, SaleLedger};
+use pos_points::{Basket, Bundle, Member, MemberProgram, Program, ProgramQuote, Quote, Redeem};
 use pos_sync::EntryKind;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use rust_decimal::Decimal;
 
 use crate::model::{
-    Freshness, MemberRef, QuoteRequest, ReturnAnswer, ReturnProgram, ReturnRecord, ReturnRequest,
-    SaleAnswer, SaleRecord, SaleRequest,
+    Freshness, MemberRef, QuoteRequest, Redemption, ReturnAnswer, ReturnProgram, ReturnRecord,
+    ReturnRequest, SaleAnswer, SaleRecord, SaleRequest,
 };
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::ledger::{self, NewEntry, to_u64};
@@ -302,18 +303,7 @@ fn check_redemptions(
     let fresh_at = crate::store::sync::members_fresh_at(conn)?.unwrap_or(i64::MIN);
     let amount = prepared.basket.amount();
     for (i, r) in req.redeem.iter().enumerate() {
-        let program = bundle
-            .program(&r.program)
-            .ok_or_else(|| StoreError::UnknownProgram(r.program.clone()))?;
-        let Some(redeem) = program.redeem.as_ref() else {
-            return Err(refused(
-                i,
-                &r.program,
-                r.points,
-                "not_redeemable",
-                "the program has no redeem section".into(),
-            ));
-        };
+        let (program, redeem) = redeemable(bundle, i, r)?;
         if member.cached.as_ref().is_some_and(|m| m.blocked) {
             return Err(refused(
                 i,
@@ -343,20 +333,55 @@ fn check_redemptions(
             ));
         }
         if freshness == Freshness::Stale {
-            let allowance = redeem.offline_allowance;
-            let since = redeemed_since(conn, &member.key, &r.program, fresh_at)?;
-            if since.saturating_add(r.points) > allowance {
-                return Err(refused(
-                    i,
-                    &r.program,
-                    r.points,
-                    "offline_allowance_exceeded",
-                    format!(
-                        "member data is stale; {since} points already redeemed here since, allowance {allowance}"
-                    ),
-                ));
-            }
+            check_offline_allowance(conn, member, i, r, redeem, fresh_at)?;
         }
+    }
+    Ok(())
+}
+
+/// The program of redemption `r` and its redeem section, or why not.
+fn redeemable<'b>(
+    bundle: &'b Bundle,
+    i: usize,
+    r: &Redemption,
+) -> StoreResult<(&'b Program, &'b Redeem)> {
+    let program = bundle
+        .program(&r.program)
+        .ok_or_else(|| StoreError::UnknownProgram(r.program.clone()))?;
+    let Some(redeem) = program.redeem.as_ref() else {
+        return Err(refused(
+            i,
+            &r.program,
+            r.points,
+            "not_redeemable",
+            "the program has no redeem section".into(),
+        ));
+    };
+    Ok((program, redeem))
+}
+
+/// With stale member data: this register's redemptions for the member
+/// since its last fresh data, plus this one, within the allowance.
+fn check_offline_allowance(
+    conn: &Connection,
+    member: &Resolved,
+    i: usize,
+    r: &Redemption,
+    redeem: &Redeem,
+    fresh_at: i64,
+) -> StoreResult<()> {
+    let allowance = redeem.offline_allowance;
+    let since = redeemed_since(conn, &member.key, &r.program, fresh_at)?;
+    if since.saturating_add(r.points) > allowance {
+        return Err(refused(
+            i,
+            &r.program,
+            r.points,
+            "offline_allowance_exceeded",
+            format!(
+                "member data is stale; {since} points already redeemed here since, allowance {allowance}"
+            ),
+        ));
     }
     Ok(())
 }
@@ -385,89 +410,10 @@ pub(crate) fn commit_sale(
     check_redemptions(&tx, shared, &bundle, req, &prepared)?;
     let quote = pos_points::quote(&bundle, &prepared.basket).map_err(points_error)?;
 
-    let basket_json = serde_json::to_string(&prepared.basket)
-        .map_err(|e| StoreError::invalid("basket", e.to_string()))?;
-    let member_key = prepared.member.as_ref().map(|m| m.key.clone());
-    let committed_at = shared.now_rfc3339();
-    tx.prepare_cached(
-        "INSERT INTO sales (sale_id, request, basket, member, rules_version, amount, answer, committed_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7)",
-    )?
-    .execute(rusqlite::params![
-        req.sale_id,
-        request_json,
-        basket_json,
-        member_key,
-        ledger::to_i64(bundle.version)?,
-        prepared.basket.amount().to_string(),
-        committed_at
-    ])?;
-    for (i, line) in prepared.basket.lines.iter().enumerate() {
-        tx.prepare_cached(
-            "INSERT INTO sale_lines (sale_id, line, sku, category, qty, unit_price, discount) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(rusqlite::params![
-            req.sale_id,
-            prepared.basket.line_number(i),
-            line.sku,
-            line.category,
-            line.qty.to_string(),
-            line.unit_price.to_string(),
-            line.discount.to_string()
-        ])?;
-    }
-    for r in &req.redeem {
-        tx.prepare_cached(
-            "INSERT INTO sale_redemptions (sale_id, program, points) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(rusqlite::params![req.sale_id, r.program, r.points])?;
-    }
-
+    insert_sale(&tx, shared, req, &request_json, &prepared, bundle.version)?;
     let mut balances = BTreeMap::new();
     if let Some(member) = &prepared.member {
-        for pq in quote.programs.iter().filter(|pq| pq.total > 0) {
-            let detail = serde_json::to_string(pq).map_err(|e| json_error("quote detail", e))?;
-            ledger::append(
-                &tx,
-                shared,
-                NewEntry {
-                    kind: EntryKind::Earn,
-                    program: &pq.program,
-                    member: &member.key,
-                    points: pq.total,
-                    sale_id: Some(&req.sale_id),
-                    return_id: None,
-                    rules_version: bundle.version,
-                    occurred_at: &req.time,
-                    detail,
-                },
-            )?;
-        }
-        for r in &req.redeem {
-            let value = bundle
-                .program(&r.program)
-                .and_then(|p| pos_points::redeem::currency_value(p, r.points))
-                .unwrap_or_default();
-            let detail =
-                serde_json::json!({"points": r.points, "currency_value": value.to_string()})
-                    .to_string();
-            ledger::append(
-                &tx,
-                shared,
-                NewEntry {
-                    kind: EntryKind::Redeem,
-                    program: &r.program,
-                    member: &member.key,
-                    points: -r.points,
-                    sale_id: Some(&req.sale_id),
-                    return_id: None,
-                    rules_version: bundle.version,
-                    occurred_at: &req.time,
-                    detail,
-                },
-            )?;
-        }
+        append_sale_entries(&tx, shared, req, &bundle, &quote.programs, &member.key)?;
         let enrolled: BTreeSet<String> = prepared
             .basket
             .member
@@ -497,6 +443,101 @@ pub(crate) fn commit_sale(
         json,
         replay: false,
     })
+}
+
+/// The sale row (its answer filled in last), its lines and its redemptions.
+fn insert_sale(
+    tx: &Connection,
+    shared: &Shared,
+    req: &SaleRequest,
+    request_json: &str,
+    prepared: &Prepared,
+    rules_version: u64,
+) -> StoreResult<()> {
+    let basket_json = serde_json::to_string(&prepared.basket)
+        .map_err(|e| StoreError::invalid("basket", e.to_string()))?;
+    let member_key = prepared.member.as_ref().map(|m| m.key.clone());
+    let committed_at = shared.now_rfc3339();
+    tx.prepare_cached(
+        "INSERT INTO sales (sale_id, request, basket, member, rules_version, amount, answer, committed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7)",
+    )?
+    .execute(rusqlite::params![
+        req.sale_id,
+        request_json,
+        basket_json,
+        member_key,
+        ledger::to_i64(rules_version)?,
+        prepared.basket.amount().to_string(),
+        committed_at
+    ])?;
+    for (i, line) in prepared.basket.lines.iter().enumerate() {
+        tx.prepare_cached(
+            "INSERT INTO sale_lines (sale_id, line, sku, category, qty, unit_price, discount) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(rusqlite::params![
+            req.sale_id,
+            prepared.basket.line_number(i),
+            line.sku,
+            line.category,
+            line.qty.to_string(),
+            line.unit_price.to_string(),
+            line.discount.to_string()
+        ])?;
+    }
+    for r in &req.redeem {
+        tx.prepare_cached(
+            "INSERT INTO sale_redemptions (sale_id, program, points) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(rusqlite::params![req.sale_id, r.program, r.points])?;
+    }
+    Ok(())
+}
+
+/// An `earn` entry per program that earned points, then a `redeem` entry
+/// (−points) per redemption.
+fn append_sale_entries(
+    tx: &Connection,
+    shared: &Shared,
+    req: &SaleRequest,
+    bundle: &Bundle,
+    earned: &[ProgramQuote],
+    member: &str,
+) -> StoreResult<()> {
+    let entry = |kind, program, points, detail| NewEntry {
+        kind,
+        program,
+        member,
+        points,
+        sale_id: Some(&req.sale_id),
+        return_id: None,
+        rules_version: bundle.version,
+        occurred_at: &req.time,
+        detail,
+    };
+    for pq in earned.iter().filter(|pq| pq.total > 0) {
+        let detail = serde_json::to_string(pq).map_err(|e| json_error("quote detail", e))?;
+        ledger::append(
+            tx,
+            shared,
+            entry(EntryKind::Earn, &pq.program, pq.total, detail),
+        )?;
+    }
+    for r in &req.redeem {
+        let value = bundle
+            .program(&r.program)
+            .and_then(|p| pos_points::redeem::currency_value(p, r.points))
+            .unwrap_or_default();
+        let detail = serde_json::json!({"points": r.points, "currency_value": value.to_string()})
+            .to_string();
+        ledger::append(
+            tx,
+            shared,
+            entry(EntryKind::Redeem, &r.program, -r.points, detail),
+        )?;
+    }
+    Ok(())
 }
 
 /// A stored sale, as needed by returns.
@@ -544,6 +585,66 @@ fn returned_so_far(conn: &Connection, sale_id: &str) -> StoreResult<BTreeMap<u32
     Ok(out)
 }
 
+/// What the sale's ledger entries say per program, for `returns::settle`.
+fn sale_ledger(conn: &Connection, sale_id: &str) -> StoreResult<SaleLedger> {
+    let mut ledger = SaleLedger::default();
+    for e in &ledger::of_sale(conn, sale_id)? {
+        match e.kind {
+            EntryKind::Earn => {
+                ledger.earned.insert(e.program.clone());
+            }
+            EntryKind::Redeem => *ledger.redeemed.entry(e.program.clone()).or_default() -= e.points,
+            EntryKind::ReturnRedeem => {
+                *ledger.given_back.entry(e.program.clone()).or_default() += e.points
+            }
+            _ => {}
+        }
+    }
+    Ok(ledger)
+}
+
+/// The request's lines as the points engine takes them.
+fn returned_lines(req: &ReturnRequest) -> Vec<ReturnedLine> {
+    req.lines
+        .iter()
+        .map(|l| ReturnedLine {
+            line: l.line,
+            qty: l.qty,
+        })
+        .collect()
+}
+
+/// A return the points engine refused to plan, as the store reports it.
+fn return_refused(sale_id: &str, refusal: Refusal) -> StoreError {
+    match refusal {
+        Refusal::SaleLineAmount { line } => {
+            StoreError::Damaged(format!("sale {sale_id} line {line} amount"))
+        }
+        Refusal::SaleLineQty { line } => {
+            StoreError::Damaged(format!("sale {sale_id} line {line} qty"))
+        }
+        Refusal::UnknownLine { index, line } => StoreError::UnknownLine {
+            sale_id: sale_id.to_string(),
+            index,
+            line,
+        },
+        Refusal::ExceedsRemaining {
+            index,
+            line,
+            qty,
+            remaining,
+        } => StoreError::ExceedsRemaining {
+            index,
+            line,
+            qty: qty.to_string(),
+            remaining: remaining.to_string(),
+        },
+        Refusal::AmountOverflow { index } => {
+            StoreError::invalid(format!("lines[{index}].qty"), "amount overflows")
+        }
+    }
+}
+
 fn validate_return(req: &ReturnRequest) -> StoreResult<()> {
     validate_id("return_id", &req.return_id)?;
     if req.lines.is_empty() || req.lines.len() > RETURN_LINES_MAX {
@@ -570,89 +671,25 @@ fn validate_return(req: &ReturnRequest) -> StoreResult<()> {
     Ok(())
 }
 
-/// `POST /v1/sales/{sale_id}/returns`: one transaction, or nothing stored.
-pub(crate) fn commit_return(
-    conn: &mut Connection,
+/// The sale id, request and answer stored under `return_id`, if any.
+fn stored_return(
+    conn: &Connection,
+    return_id: &str,
+) -> StoreResult<Option<(String, String, String)>> {
+    Ok(conn
+        .prepare_cached("SELECT sale_id, request, answer FROM returns WHERE return_id = ?1")?
+        .query_row([return_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// The return row (its answer filled in last) and its lines.
+fn insert_return(
+    tx: &Connection,
     shared: &Shared,
     sale_id: &str,
     req: &ReturnRequest,
-) -> StoreResult<Committed<ReturnAnswer>> {
-    validate_id("sale_id", sale_id)?;
-    validate_return(req)?;
-    let request_json =
-        serde_json::to_string(req).map_err(|e| StoreError::invalid("return", e.to_string()))?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let existing: Option<(String, String, String)> = tx
-        .prepare_cached("SELECT sale_id, request, answer FROM returns WHERE return_id = ?1")?
-        .query_row([&req.return_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    if let Some((stored_sale_id, stored, answer)) = existing {
-        let same = stored_sale_id == sale_id && stored == request_json;
-        return replay("return", &req.return_id, same, answer);
-    }
-
-    let sale = stored_sale(&tx, sale_id)?;
-    let returned = returned_so_far(&tx, sale_id)?;
-    // Remaining quantity per line before this return, and each line's
-    // original quantity and amount.
-    let mut before: BTreeMap<u32, Decimal> = BTreeMap::new();
-    let mut original: BTreeMap<u32, (Decimal, Decimal)> = BTreeMap::new();
-    for (i, line) in sale.basket.lines.iter().enumerate() {
-        let number = sale.basket.line_number(i);
-        let amount = line
-            .qty
-            .checked_mul(line.unit_price)
-            .and_then(|a| a.checked_sub(line.discount))
-            .ok_or_else(|| StoreError::Damaged(format!("sale {sale_id} line {number} amount")))?;
-        original.insert(number, (line.qty, amount));
-        let left = line
-            .qty
-            .checked_sub(returned.get(&number).copied().unwrap_or_default())
-            .ok_or_else(|| StoreError::Damaged(format!("sale {sale_id} line {number} qty")))?;
-        if left > Decimal::ZERO {
-            before.insert(number, left);
-        }
-    }
-    let mut after = before.clone();
-    let mut returned_amount = Decimal::ZERO;
-    for (i, l) in req.lines.iter().enumerate() {
-        let Some(&(qty, amount)) = original.get(&l.line) else {
-            return Err(StoreError::UnknownLine {
-                sale_id: sale_id.to_string(),
-                index: i,
-                line: l.line,
-            });
-        };
-        let remaining = before.get(&l.line).copied().unwrap_or_default();
-        if l.qty > remaining {
-            return Err(StoreError::ExceedsRemaining {
-                index: i,
-                line: l.line,
-                qty: l.qty.to_string(),
-                remaining: remaining.to_string(),
-            });
-        }
-        let left = remaining - l.qty;
-        if left > Decimal::ZERO {
-            after.insert(l.line, left);
-        } else {
-            after.remove(&l.line);
-        }
-        // The line's amount shared out by quantity (discount included).
-        let part = amount
-            .checked_mul(l.qty)
-            .and_then(|a| a.checked_div(qty))
-            .ok_or_else(|| StoreError::invalid(format!("lines[{i}].qty"), "amount overflows"))?;
-        returned_amount = returned_amount
-            .checked_add(part)
-            .ok_or_else(|| StoreError::invalid(format!("lines[{i}].qty"), "amount overflows"))?;
-    }
-    let is_last = after.is_empty();
-
-    let bundle = rules::bundle(&tx, shared, sale.rules_version)?;
-    let reversal = pos_points::returns::reversal(&bundle, &sale.basket, &before, &after)
-        .map_err(points_error)?;
-
+    request_json: &str,
+) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO returns (return_id, sale_id, request, answer, committed_at) VALUES (?1, ?2, ?3, '', ?4)",
     )?
@@ -666,85 +703,102 @@ pub(crate) fn commit_return(
         tx.prepare_cached("INSERT INTO return_lines (return_id, line, qty) VALUES (?1, ?2, ?3)")?
             .execute(rusqlite::params![req.return_id, l.line, l.qty.to_string()])?;
     }
+    Ok(())
+}
+
+/// What every ledger entry of one return shares.
+struct ReturnOrigin<'a> {
+    sale_id: &'a str,
+    member: &'a str,
+    rules_version: u64,
+    occurred_at: &'a str,
+}
+
+/// The `return_earn` (−reversed) and `return_redeem` (+given_back) entries
+/// of one program, each only when not zero.
+fn append_return_entries(
+    tx: &Connection,
+    shared: &Shared,
+    origin: &ReturnOrigin<'_>,
+    req: &ReturnRequest,
+    program: &ReturnProgram,
+) -> StoreResult<()> {
+    let entry = |kind, points, detail| NewEntry {
+        kind,
+        program: &program.program,
+        member: origin.member,
+        points,
+        sale_id: Some(origin.sale_id),
+        return_id: Some(&req.return_id),
+        rules_version: origin.rules_version,
+        occurred_at: origin.occurred_at,
+        detail,
+    };
+    let reversed = program.reversed;
+    if reversed > 0 {
+        let detail = serde_json::json!({"return_id": req.return_id, "lines": req.lines, "reversed": reversed}).to_string();
+        ledger::append(tx, shared, entry(EntryKind::ReturnEarn, -reversed, detail))?;
+    }
+    let given_back = program.given_back;
+    if given_back > 0 {
+        let detail =
+            serde_json::json!({"return_id": req.return_id, "given_back": given_back}).to_string();
+        ledger::append(
+            tx,
+            shared,
+            entry(EntryKind::ReturnRedeem, given_back, detail),
+        )?;
+    }
+    Ok(())
+}
+
+/// `POST /v1/sales/{sale_id}/returns`: one transaction, or nothing stored.
+pub(crate) fn commit_return(
+    conn: &mut Connection,
+    shared: &Shared,
+    sale_id: &str,
+    req: &ReturnRequest,
+) -> StoreResult<Committed<ReturnAnswer>> {
+    validate_id("sale_id", sale_id)?;
+    validate_return(req)?;
+    let request_json =
+        serde_json::to_string(req).map_err(|e| StoreError::invalid("return", e.to_string()))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some((stored_sale_id, stored, answer)) = stored_return(&tx, &req.return_id)? {
+        let same = stored_sale_id == sale_id && stored == request_json;
+        return replay("return", &req.return_id, same, answer);
+    }
+
+    let sale = stored_sale(&tx, sale_id)?;
+    let returned = returned_so_far(&tx, sale_id)?;
+    let remaining = pos_points::returns::plan(&sale.basket, &returned, &returned_lines(req))
+        .map_err(|refusal| return_refused(sale_id, refusal))?;
+
+    let bundle = rules::bundle(&tx, shared, sale.rules_version)?;
+    let reversal =
+        pos_points::returns::reversal(&bundle, &sale.basket, &remaining.before, &remaining.after)
+            .map_err(points_error)?;
+
+    insert_return(&tx, shared, sale_id, req, &request_json)?;
 
     let mut programs = Vec::new();
     if let Some(member) = &sale.member {
-        let entries = ledger::of_sale(&tx, sale_id)?;
-        let mut earned: BTreeSet<String> = BTreeSet::new();
-        let mut redeemed: BTreeMap<String, i64> = BTreeMap::new();
-        let mut back: BTreeMap<String, i64> = BTreeMap::new();
-        for e in &entries {
-            match e.kind {
-                EntryKind::Earn => {
-                    earned.insert(e.program.clone());
-                }
-                EntryKind::Redeem => *redeemed.entry(e.program.clone()).or_default() -= e.points,
-                EntryKind::ReturnRedeem => *back.entry(e.program.clone()).or_default() += e.points,
-                _ => {}
-            }
-        }
-        let names: BTreeSet<String> = earned.iter().chain(redeemed.keys()).cloned().collect();
+        let entries = sale_ledger(&tx, sale_id)?;
         let occurred_at = shared.now_rfc3339();
-        let original_amount = sale.basket.amount();
-        for program in names {
-            let reversed = if earned.contains(&program) {
-                reversal.get(&program).copied().unwrap_or(0).max(0)
-            } else {
-                0
+        for settled in pos_points::returns::settle(&reversal, &entries, &remaining) {
+            let program = ReturnProgram {
+                program: settled.program,
+                reversed: settled.reversed,
+                given_back: settled.given_back,
             };
-            let given_back = match redeemed.get(&program) {
-                Some(&points) => pos_points::returns::redeemed_back(
-                    points,
-                    back.get(&program).copied().unwrap_or(0),
-                    returned_amount,
-                    original_amount,
-                    is_last,
-                ),
-                None => 0,
+            let origin = ReturnOrigin {
+                sale_id,
+                member,
+                rules_version: sale.rules_version,
+                occurred_at: &occurred_at,
             };
-            if reversed > 0 {
-                let detail = serde_json::json!({"return_id": req.return_id, "lines": req.lines, "reversed": reversed}).to_string();
-                ledger::append(
-                    &tx,
-                    shared,
-                    NewEntry {
-                        kind: EntryKind::ReturnEarn,
-                        program: &program,
-                        member,
-                        points: -reversed,
-                        sale_id: Some(sale_id),
-                        return_id: Some(&req.return_id),
-                        rules_version: sale.rules_version,
-                        occurred_at: &occurred_at,
-                        detail,
-                    },
-                )?;
-            }
-            if given_back > 0 {
-                let detail =
-                    serde_json::json!({"return_id": req.return_id, "given_back": given_back})
-                        .to_string();
-                ledger::append(
-                    &tx,
-                    shared,
-                    NewEntry {
-                        kind: EntryKind::ReturnRedeem,
-                        program: &program,
-                        member,
-                        points: given_back,
-                        sale_id: Some(sale_id),
-                        return_id: Some(&req.return_id),
-                        rules_version: sale.rules_version,
-                        occurred_at: &occurred_at,
-                        detail,
-                    },
-                )?;
-            }
-            programs.push(ReturnProgram {
-                program,
-                reversed,
-                given_back,
-            });
+            append_return_entries(&tx, shared, &origin, req, &program)?;
+            programs.push(program);
         }
     }
     let answer = ReturnAnswer {

@@ -274,28 +274,9 @@ enum Existing {
 /// Checks `path` without writing to it. Refuses a non-SQLite file, a
 /// corrupted one, a foreign SQLite database and a newer schema.
 fn inspect(path: &Path) -> StoreResult<Existing> {
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let len = match std::fs::metadata(path) {
-        Ok(meta) => meta.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Fresh),
-        Err(e) => return Err(io(e)),
-    };
-    if len == 0 {
+    let Some(len) = sqlite_file_len(path)? else {
         return Ok(Existing::Fresh);
-    }
-    let mut header = [0u8; 16];
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    if len < SQLITE_HEADER_BYTES || file.read_exact(&mut header).is_err() || &header != SQLITE_MAGIC
-    {
-        return Err(StoreError::NotSqlite {
-            path: path.to_path_buf(),
-        });
-    }
-    drop(file);
-
+    };
     // Read-write without CREATE: a read-only connection cannot open a WAL
     // database whose -shm is missing (after a crash), and opening does not
     // write: only our statements would, and we issue none that write here.
@@ -313,12 +294,45 @@ fn inspect(path: &Path) -> StoreResult<Existing> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| corrupt(path, e))?;
     let tables = table_names(&conn).map_err(|e| corrupt(path, e))?;
+    if app_id != APPLICATION_ID && app_id == 0 && version == 0 && tables.is_empty() {
+        // An empty SQLite file (e.g. made by `sqlite3 agent.db ""`).
+        return Ok(Existing::Fresh);
+    }
+    check_ours(path, app_id, version, tables)?;
+    check_pages(&conn, path, len)?;
+    Ok(Existing::Ours { version })
+}
 
+/// The file's length when it holds something, `None` when it is absent or
+/// empty; refuses a file that does not start with the SQLite header.
+fn sqlite_file_len(path: &Path) -> StoreResult<Option<u64>> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = match std::fs::metadata(path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut header = [0u8; 16];
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    if len < SQLITE_HEADER_BYTES || file.read_exact(&mut header).is_err() || &header != SQLITE_MAGIC
+    {
+        return Err(StoreError::NotSqlite {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Some(len))
+}
+
+/// Our application id, a schema no newer than this build's, and no table
+/// this build does not know.
+fn check_ours(path: &Path, app_id: i32, version: i64, tables: Vec<String>) -> StoreResult<()> {
     if app_id != APPLICATION_ID {
-        if app_id == 0 && version == 0 && tables.is_empty() {
-            // An empty SQLite file (e.g. made by `sqlite3 agent.db ""`).
-            return Ok(Existing::Fresh);
-        }
         return Err(StoreError::Foreign {
             path: path.to_path_buf(),
             detail: format!(
@@ -344,12 +358,16 @@ fn inspect(path: &Path) -> StoreResult<Existing> {
             detail: format!("unknown tables: {}", preview(&unknown)),
         });
     }
-    // quick_check reads every page: catches a damaged file before we write
-    // to it and make things worse. O(file size), once per start: measured
-    // 0.6 s for 817 MB with the page cache warm, 16 s cold on a slow disk,
-    // so its time is logged for whoever wonders why a start was slow.
+    Ok(())
+}
+
+/// quick_check reads every page: catches a damaged file before we write
+/// to it and make things worse. O(file size), once per start: measured
+/// 0.6 s for 817 MB with the page cache warm, 16 s cold on a slow disk,
+/// so its time is logged for whoever wonders why a start was slow.
+fn check_pages(conn: &Connection, path: &Path, len: u64) -> StoreResult<()> {
     let started = std::time::Instant::now();
-    let messages = quick_check(&conn).map_err(|e| corrupt(path, e))?;
+    let messages = quick_check(conn).map_err(|e| corrupt(path, e))?;
     tracing::info!(
         message = "Store checked (quick_check).",
         path = %path.display(),
@@ -362,7 +380,7 @@ fn inspect(path: &Path) -> StoreResult<Existing> {
             detail: messages.join("; "),
         });
     }
-    Ok(Existing::Ours { version })
+    Ok(())
 }
 
 fn corrupt(path: &Path, error: rusqlite::Error) -> StoreError {

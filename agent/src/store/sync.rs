@@ -3,7 +3,7 @@
 //! figures for health.
 
 use pos_points::Bundle;
-use pos_sync::Digest32;
+use pos_sync::{Digest32, LedgerEntry};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::model::{CatalogSnapshot, ImportSummary, MemberData, MembersSnapshot, StoreStats};
@@ -146,40 +146,11 @@ pub(crate) fn rebase(
     server_hash: Digest32,
 ) -> StoreResult<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut moving = Vec::new();
-    {
-        let mut stmt = tx.prepare(&format!(
-            "SELECT {ENTRY_COLUMNS}, local_date, created_unix_ms FROM ledger WHERE status = 0 ORDER BY seq"
-        ))?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let (entry, _) = ledger::from_row(row)?;
-            let local_date: String = row.get(15)?;
-            let created: i64 = row.get(16)?;
-            moving.push((entry, local_date, created));
-        }
-    }
+    let moving = unsynced(&tx)?;
     let Some(first) = moving.first() else {
         return Ok(0);
     };
-    let after_seq = first.0.seq - 1;
-    let settled_max: Option<i64> = tx
-        .prepare_cached("SELECT MAX(seq) FROM ledger WHERE status != 0")?
-        .query_row([], |r| r.get(0))?;
-    if let Some(settled) = settled_max
-        && to_u64(settled, "seq")? > after_seq
-    {
-        return Err(StoreError::Damaged(format!(
-            "unsynced entries are not a suffix of the ledger (settled entry {settled} after unsynced {})",
-            first.0.seq
-        )));
-    }
-    if server_high < after_seq {
-        return Err(StoreError::invalid(
-            "server_high",
-            format!("{server_high} is below the last synced entry {after_seq}"),
-        ));
-    }
+    let after_seq = rebase_point(&tx, first.0.seq, server_high)?;
     tx.prepare_cached(
         "INSERT INTO rebases (after_seq, server_high, server_hash, moved, at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -193,6 +164,62 @@ pub(crate) fn rebase(
     let rebase_id = tx.last_insert_rowid();
     tx.prepare_cached("DELETE FROM ledger WHERE status = 0")?
         .execute([])?;
+    rechain(&tx, rebase_id, &moving, server_high, server_hash)?;
+    tx.commit()?;
+    Ok(moving.len() as u64)
+}
+
+/// An unsynced entry with its stored `local_date` and `created_unix_ms`.
+type Unsynced = (LedgerEntry, String, i64);
+
+/// Every unsynced entry, in seq order.
+fn unsynced(conn: &Connection) -> StoreResult<Vec<Unsynced>> {
+    let mut moving = Vec::new();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {ENTRY_COLUMNS}, local_date, created_unix_ms FROM ledger WHERE status = 0 ORDER BY seq"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (entry, _) = ledger::from_row(row)?;
+        let local_date: String = row.get(15)?;
+        let created: i64 = row.get(16)?;
+        moving.push((entry, local_date, created));
+    }
+    Ok(moving)
+}
+
+/// The last synced seq, checked: the unsynced entries (from `first_seq`)
+/// are a suffix of the ledger, and the server holds at least up to it.
+fn rebase_point(conn: &Connection, first_seq: u64, server_high: u64) -> StoreResult<u64> {
+    let after_seq = first_seq - 1;
+    let settled_max: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM ledger WHERE status != 0")?
+        .query_row([], |r| r.get(0))?;
+    if let Some(settled) = settled_max
+        && to_u64(settled, "seq")? > after_seq
+    {
+        return Err(StoreError::Damaged(format!(
+            "unsynced entries are not a suffix of the ledger (settled entry {settled} after unsynced {first_seq})"
+        )));
+    }
+    if server_high < after_seq {
+        return Err(StoreError::invalid(
+            "server_high",
+            format!("{server_high} is below the last synced entry {after_seq}"),
+        ));
+    }
+    Ok(after_seq)
+}
+
+/// Re-numbers `moving` from `server_high + 1`, chained after
+/// `server_hash`, recording each old seq and hash under `rebase_id`.
+fn rechain(
+    conn: &Connection,
+    rebase_id: i64,
+    moving: &[Unsynced],
+    server_high: u64,
+    server_hash: Digest32,
+) -> StoreResult<()> {
     let mut prev = server_hash;
     let mut seq = server_high;
     for (mut entry, local_date, created) in moving.iter().cloned() {
@@ -202,7 +229,7 @@ pub(crate) fn rebase(
         entry.seq = seq;
         entry.chain_after(prev);
         prev = entry.hash;
-        tx.prepare_cached(
+        conn.prepare_cached(
             "INSERT INTO ledger_superseded (rebase_id, old_seq, new_seq, entry_id, old_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(rusqlite::params![
@@ -212,10 +239,9 @@ pub(crate) fn rebase(
             entry.entry_id.to_string(),
             old_hash.0.as_slice()
         ])?;
-        ledger::insert(&tx, &entry, &local_date, created)?;
+        ledger::insert(conn, &entry, &local_date, created)?;
     }
-    tx.commit()?;
-    Ok(moving.len() as u64)
+    Ok(())
 }
 
 pub(crate) fn stats(conn: &Connection) -> StoreResult<StoreStats> {

@@ -197,7 +197,7 @@ async fn event_streams_are_bounded_and_other_requests_still_served() {
     let agent = reg.start().await;
     let mut streams = Vec::new();
     for _ in 0..pos_agent::api::EVENT_STREAMS_MAX {
-        streams.push(crate::common::open_events(&agent.socket).await);
+        streams.push(crate::common::open_events(agent.socket()).await);
     }
     let (status, body) = agent.get("/v1/events").await;
     let message = assert_error(status, &body, 503, "too_many_event_streams");
@@ -212,21 +212,7 @@ async fn event_streams_are_bounded_and_other_requests_still_served() {
 
 /// A synthetic Visa-range number with a valid Luhn check digit (no real card).
 fn synthetic_pan() -> String {
-    let body = "453201511283036";
-    let sum: u32 = body
-        .chars()
-        .rev()
-        .filter_map(|c| c.to_digit(10))
-        .enumerate()
-        .map(|(i, d)| {
-            if i % 2 == 0 {
-                (d * 2) / 10 + (d * 2) % 10
-            } else {
-                d
-            }
-        })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
+    pos_testkit::check_digit::luhn_complete("453201511283036")
 }
 
 #[tokio::test]

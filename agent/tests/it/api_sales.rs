@@ -463,7 +463,7 @@ async fn metrics_counters_move_after_a_sale() {
 #[tokio::test]
 async fn the_session_builds_a_basket_from_the_catalog_commits_it_and_emits_events() {
     let (_reg, agent) = started().await;
-    let mut events = crate::common::open_events(&agent.socket).await;
+    let mut events = crate::common::open_events(agent.socket()).await;
 
     let (status, view) = agent.post("/v1/session/start", &json!({})).await;
     assert_eq!(status, 200, "{view}");

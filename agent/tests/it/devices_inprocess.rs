@@ -6,7 +6,6 @@
 //!
 //! Timeouts only stop a broken test from hanging; nothing asserts on timing.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,10 +16,9 @@ use pos_agent::model::CatalogSnapshot;
 use pos_agent::store::{Store, StoreOptions};
 use pos_codes::{DecodeSettings, Measure, VariableMeasureLayout};
 use pos_drivers::{DeviceSettings, Role};
+use pos_testkit::pty::Pty;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio_serial::{SerialPort, SerialStream};
 
 const EVENT_WAIT: Duration = Duration::from_secs(20);
 
@@ -60,27 +58,8 @@ async fn provision(reg: &Register) {
     store.close().await.expect("close store");
 }
 
-/// A pty whose slave end a device loop opens by path.
-struct Pty {
-    master: SerialStream,
-    slave_path: PathBuf,
-}
-
 fn new_pty() -> Pty {
-    let (master, slave) = SerialStream::pair().expect("a pty pair (needs /dev/ptmx)");
-    let slave_path = PathBuf::from(slave.name().expect("the slave end has a name"));
-    drop(slave);
-    Pty { master, slave_path }
-}
-
-impl Pty {
-    async fn write(&mut self, bytes: &[u8]) {
-        self.master
-            .write_all(bytes)
-            .await
-            .expect("write to the pty");
-        self.master.flush().await.expect("flush the pty");
-    }
+    Pty::new().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn device(name: &str, pty: &Pty, role: Role) -> DeviceSettings {
@@ -165,13 +144,7 @@ fn d(s: &str) -> Decimal {
 
 /// Appends the GS1 check digit.
 fn ean13(first12: &str) -> String {
-    let sum: u32 = first12
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{first12}{}", (10 - sum % 10) % 10)
+    pos_testkit::check_digit::gs1_complete(first12)
 }
 
 /// Starts the daemon, opens the event stream and waits until health shows
@@ -216,7 +189,9 @@ async fn weighed_and_gs1_priced_labels_and_bad_scans() {
 
     // 1.250 kg of a 2.40/kg item: the weight is the quantity.
     let label = ean13("280007701250");
-    pty.write(format!("{label}\r").as_bytes()).await;
+    pty.write(format!("{label}\r").as_bytes())
+        .await
+        .expect("write to the pty");
     let scan = events.scan().await;
     assert_eq!(scan["outcome"]["kind"], "line_added", "{scan}");
     assert_eq!(scan["outcome"]["sku"], "00077");
@@ -228,7 +203,9 @@ async fn weighed_and_gs1_priced_labels_and_bad_scans() {
 
     // GS1-128 with a 392n price: one piece at the label's price, found under
     // the EAN-13 form after the GTIN-14 missed.
-    pty.write(b"]C1010950110153000339220125\r").await;
+    pty.write(b"]C1010950110153000339220125\r")
+        .await
+        .expect("write to the pty");
     let scan = events.scan().await;
     assert_eq!(scan["outcome"]["kind"], "line_added", "{scan}");
     assert_eq!(scan["outcome"]["sku"], "9501101530003");
@@ -238,7 +215,9 @@ async fn weighed_and_gs1_priced_labels_and_bad_scans() {
     );
 
     // A wrong check digit: shown as invalid, nothing added.
-    pty.write(b"]E04006381333932\r").await;
+    pty.write(b"]E04006381333932\r")
+        .await
+        .expect("write to the pty");
     let scan = events.scan().await;
     assert_eq!(scan["decoded"]["valid"], false, "{scan}");
     assert_eq!(scan["outcome"]["kind"], "invalid");
@@ -250,7 +229,9 @@ async fn weighed_and_gs1_priced_labels_and_bad_scans() {
     );
 
     // A track 2 account that is no member card: ignored, said why.
-    pty.write(b";5012345678=2912?\r").await;
+    pty.write(b";5012345678=2912?\r")
+        .await
+        .expect("write to the pty");
     let scan = events.scan().await;
     assert_eq!(scan["outcome"]["kind"], "ignored", "{scan}");
 
@@ -284,7 +265,10 @@ async fn card_reader_ignores_non_cards_and_item_scanner_still_takes_member_cards
     let (daemon, mut events) = start(&reg, devices).await;
 
     // A card reader reads any digits as a member card (no prefix needed).
-    reader.write(b";1234567890=2912?\r").await;
+    reader
+        .write(b";1234567890=2912?\r")
+        .await
+        .expect("write to the pty");
     let scan = events.scan().await;
     assert_eq!(scan["device"], "reader");
     assert_eq!(scan["role"], "card");
@@ -294,12 +278,15 @@ async fn card_reader_ignores_non_cards_and_item_scanner_still_takes_member_cards
         "{scan}"
     );
     // Text on a card reader is not a product.
-    reader.write(b"GROC-1\r").await;
+    reader.write(b"GROC-1\r").await.expect("write to the pty");
     let scan = events.scan().await;
     assert_eq!(scan["outcome"]["kind"], "ignored", "{scan}");
 
     // The loyalty card on the item scanner: attached, by member id.
-    scanner.write(b"9990000010013\r").await;
+    scanner
+        .write(b"9990000010013\r")
+        .await
+        .expect("write to the pty");
     let scan = events.scan().await;
     assert_eq!(scan["device"], "scanner");
     assert_eq!(
@@ -375,7 +362,7 @@ async fn a_missing_device_is_down_in_health_and_the_agent_still_serves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_random_frames_is_each_accounted_for_and_breaks_nothing() {
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
     // Fewer than the events channel holds, so none may be dropped however
     // slowly the forwarder works through them (a longer burst is dropped and
     // counted by design: the device loop never waits).
@@ -393,8 +380,9 @@ async fn a_burst_of_random_frames_is_each_accounted_for_and_breaks_nothing() {
     };
     let (daemon, _events) = start(&reg, devices).await;
 
-    // Seeded, so a failure replays; any bytes but the terminator (CR) and LF.
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5ca7);
+    // Seeded and the seed printed, so a failure replays
+    // (`POS_TEST_SEED=<n>`); any bytes but the terminator (CR) and LF.
+    let mut rng = pos_testkit::seed::rng();
     let mut burst = Vec::new();
     for _ in 0..FRAMES {
         let len = rng.gen_range(1..=60);
@@ -408,8 +396,8 @@ async fn a_burst_of_random_frames_is_each_accounted_for_and_breaks_nothing() {
         }));
         burst.push(b'\r');
     }
-    pty.write(&burst).await;
-    pty.write(b"]C0GROC-1\r").await;
+    pty.write(&burst).await.expect("write to the pty");
+    pty.write(b"]C0GROC-1\r").await.expect("write to the pty");
 
     // The clean scan after the burst lands in the checkout.
     let deadline = tokio::time::Instant::now() + EVENT_WAIT;

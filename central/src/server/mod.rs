@@ -6,7 +6,7 @@
 //! ([`error`]). Storage calls block (SQLite), so they run on
 //! `spawn_blocking`. The token is checked before anything else of a
 //! request is read: [`auth`]'s extractors run as a route layer over every
-//! route of [`sync_api`] (terminal token) and [`admin_api`] (admin token).
+//! route of `sync_api` (terminal token) and `admin_api` (admin token).
 //! [`serve`] runs the router on `pos_http`'s serving loop, the one the
 //! agent uses too.
 //!

@@ -2,5 +2,4 @@
 //! one per file, which keeps a test build small on disk and quick to link.
 //! Run one group with `cargo test -p pos-codes --test it <module>::`.
 
-mod luhn;
 mod properties;

@@ -9,7 +9,7 @@ use pos_codes::gtin::normalise_gtin14;
 use pos_codes::{DecodeSettings, Decoded, decode_barcode, decode_track};
 use proptest::prelude::*;
 
-use crate::luhn::luhn_complete;
+use pos_testkit::check_digit::luhn_complete;
 
 fn digits(s: &str) -> Vec<u8> {
     s.bytes().map(|b| b - b'0').collect()

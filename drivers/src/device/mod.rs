@@ -578,7 +578,7 @@ async fn read_until_ended(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pos_codes::testing::synthetic_pan;
+    use pos_testkit::check_digit::synthetic_pan;
 
     fn pipeline(role: Role) -> (Pipeline, mpsc::Receiver<DeviceEvent>) {
         let (tx, rx) = mpsc::channel(4);

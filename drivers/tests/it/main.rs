@@ -4,7 +4,4 @@
 
 mod evdev_device;
 mod framing_properties;
-/// pos-codes' independent Luhn check, shared rather than written out again.
-#[path = "../../../codes/tests/it/luhn.rs"]
-mod luhn;
 mod serial_pty;

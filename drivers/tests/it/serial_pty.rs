@@ -13,35 +13,20 @@ use pos_drivers::{
     DeviceEvent, DeviceSettings, DeviceStatus, DiscardReason, Role, ScanRole, Suffix, run_device,
 };
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
-use tokio_serial::{SerialPort, SerialStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::luhn::luhn_complete;
+use pos_testkit::check_digit::luhn_complete;
+use pos_testkit::pty::Pty;
 
 const EVENT_WAIT: Duration = Duration::from_secs(15);
 
-/// A pty whose slave end the driver opens by path.
-struct Pty {
-    master: SerialStream,
-    slave_path: PathBuf,
-}
-
 fn new_pty() -> Pty {
-    let (master, slave) = SerialStream::pair().expect("a pty pair (needs /dev/ptmx)");
-    let slave_path = PathBuf::from(slave.name().expect("the slave end has a name"));
-    // Closed here so the driver can open it exclusively; the pty lives while the master does.
-    drop(slave);
-    Pty { master, slave_path }
+    Pty::new().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// Points `link` at `target`, replacing it atomically (as udev does for by-id links).
 fn point_link(link: &Path, target: &Path) {
-    let tmp = link.with_extension("new");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).unwrap();
-    std::fs::rename(&tmp, link).unwrap();
+    pos_testkit::pty::point_link(link, target).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 struct Harness {
@@ -126,8 +111,7 @@ impl Harness {
 }
 
 async fn write(pty: &mut Pty, bytes: &[u8]) {
-    pty.master.write_all(bytes).await.unwrap();
-    pty.master.flush().await.unwrap();
+    pty.write(bytes).await.unwrap();
 }
 
 /// A synthetic Luhn-valid number in the Visa range, built at run time: never a real card.

@@ -10,8 +10,8 @@ use pos_sync::protocol::{
 use pos_sync::signing::{parse_public_key, verify_bundle};
 use pos_sync::testing::Chain;
 use pos_sync::{ClientConfig, EntryKind, LedgerEntry, SyncClient, SyncError, Token};
-use pos_tests::central_proc::Central;
-use pos_tests::proxy::{Mode, Proxy};
+use pos_testkit::central_proc::Central;
+use pos_testkit::proxy::{Mode, Proxy};
 
 const TERMINAL: &str = "store-1-reg-1";
 /// Short enough that a blackholed request fails quickly, long enough for a

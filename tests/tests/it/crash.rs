@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pos_tests::agent_proc::{AgentDir, AgentProc};
+use pos_testkit::agent_proc::{AgentDir, AgentProc};
 use rand::Rng;
 use serde_json::{Value, json};
 
@@ -90,9 +90,11 @@ async fn acknowledged_sales_survive_kill_9_exactly_once() {
     dir.import(&rules, Some(&members), None).expect("import");
 
     let client = Arc::new(Mutex::new(Client::default()));
+    // The kill moments: printed seed, `POS_TEST_SEED=<n>` repeats them.
+    let mut rng = pos_testkit::seed::rng();
     for round in 0..KILLS {
         let mut agent = dir.start().await.expect("agent starts after a crash");
-        let wait = rand::thread_rng().gen_range(RUN_BEFORE_KILL_MS_MIN..=RUN_BEFORE_KILL_MS_MAX);
+        let wait = rng.gen_range(RUN_BEFORE_KILL_MS_MIN..=RUN_BEFORE_KILL_MS_MAX);
         tokio::select! {
             _ = commit_until_error(&agent, client.clone(), round) => {}
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use pos_tests::bins;
+use pos_testkit::bins;
 
 /// Only stops a hung demo from hanging the test run; the demo itself
 /// waits at most 30 s for any one thing.

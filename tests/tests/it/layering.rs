@@ -33,16 +33,24 @@ fn workspace() -> PathBuf {
 }
 
 /// The names of every crate in `cargo tree -p PACKAGE -e normal` with the
-/// given feature flags. Offline first (everything the tree names was
-/// fetched to build the tests); where cargo wants a manifest it never
-/// downloaded (a fresh machine), again with the network, lock file fixed.
+/// given feature flags.
 fn normal_dependencies(package: &str, features: &[String]) -> Result<Vec<String>> {
+    let mut args: Vec<String> = ["-p", package, "-e", "normal"].map(String::from).to_vec();
+    args.extend_from_slice(features);
+    tree(&args)
+}
+
+/// The names of every crate `cargo tree ARGS` lists. Offline first
+/// (everything the tree names was fetched to build the tests); where cargo
+/// wants a manifest it never downloaded (a fresh machine), again with the
+/// network, lock file fixed.
+fn tree(args: &[String]) -> Result<Vec<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut failures = Vec::new();
     for network in [&["--offline", "--locked"][..], &["--locked"][..]] {
         let out = Command::new(&cargo)
-            .args(["tree", "-p", package, "-e", "normal", "--prefix", "none"])
-            .args(features)
+            .args(["tree", "--prefix", "none"])
+            .args(args)
             .args(network)
             .current_dir(workspace())
             .output()
@@ -61,7 +69,11 @@ fn normal_dependencies(package: &str, features: &[String]) -> Result<Vec<String>
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    bail!("cargo tree -p {package} failed: {}", failures.join("; "))
+    bail!(
+        "cargo tree {} failed: {}",
+        args.join(" "),
+        failures.join("; ")
+    )
 }
 
 /// The `cargo tree` feature flags of the Debian package's build, from its
@@ -133,5 +145,18 @@ fn the_default_binary_has_the_demo_and_central() -> Result<()> {
             "{name} not in {BINARY_PACKAGE}'s default tree: {crates:?}"
         );
     }
+    Ok(())
+}
+
+/// The test kit is a dev-dependency only: no crate of the workspace
+/// depends on it to build (the inverted tree holds pos-testkit alone).
+#[test]
+fn no_crate_depends_on_the_test_kit_but_for_its_tests() -> Result<()> {
+    let args = ["--workspace", "-e", "normal,build", "-i", "pos-testkit"].map(String::from);
+    let dependents = tree(&args)?;
+    ensure!(
+        dependents == ["pos-testkit"],
+        "crates depend on pos-testkit outside their tests: {dependents:?}"
+    );
     Ok(())
 }

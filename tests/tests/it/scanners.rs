@@ -8,19 +8,17 @@
 //! The scan-to-event latency is measured by `cargo bench -p pos-agent
 //! --bench scan_to_event`.
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
-use pos_tests::agent_proc::{AgentDir, request_raw};
+use pos_testkit::agent_proc::{AgentDir, request_raw};
+use pos_testkit::check_digit::luhn_complete;
+use pos_testkit::pty::{Pty, point_link};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio_serial::{SerialPort, SerialStream};
 
 /// Upper bound for anything that must happen (an event, a state change).
 const EVENT_WAIT: Duration = Duration::from_secs(20);
@@ -32,43 +30,7 @@ const MEMBER_CARD: &str = "9990000010013";
 
 // --- pseudo-terminals ---------------------------------------------------------
 
-/// A pty whose slave end the agent opens by path; the master is the scanner.
-struct Pty {
-    master: SerialStream,
-    slave_path: PathBuf,
-}
-
-fn new_pty() -> Result<Pty> {
-    let (master, slave) = SerialStream::pair().context("a pty pair (needs /dev/ptmx)")?;
-    let slave_path = PathBuf::from(slave.name().context("the slave end has a name")?);
-    // Closed here: the agent opens it; the pty lives while the master does.
-    drop(slave);
-    // The master is opened without close-on-exec: an agent spawned later
-    // would inherit it and keep the pty alive after the test "unplugs" it.
-    nix::fcntl::fcntl(
-        master.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .context("set close-on-exec on the pty master")?;
-    Ok(Pty { master, slave_path })
-}
-
-impl Pty {
-    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.master.write_all(bytes).await?;
-        self.master.flush().await?;
-        Ok(())
-    }
-}
-
-/// Points `link` at `target`, replacing it atomically (as udev does).
-fn point_link(link: &Path, target: &Path) -> Result<()> {
-    let tmp = link.with_extension("new");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)?;
-    std::fs::rename(&tmp, link)?;
-    Ok(())
-}
+// (Pty and point_link: pos_testkit::pty.)
 
 // --- a register with one scanner ---------------------------------------------
 
@@ -261,20 +223,14 @@ impl Events {
 
 /// An EAN-13 with its check digit computed (test data from readable parts).
 fn ean13(first12: &str) -> String {
-    let sum: u32 = first12
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{first12}{}", (10 - sum % 10) % 10)
+    pos_testkit::check_digit::gs1_complete(first12)
 }
 
 // --- the tests ------------------------------------------------------------------
 
 #[tokio::test]
 async fn scans_fill_the_session_member_products_and_unknown_codes() -> Result<()> {
-    let mut pty = new_pty()?;
+    let mut pty = Pty::new()?;
     let reg = register(&pty, "")?;
     let agent = reg.dir.start().await?;
     let socket = reg.dir.socket.clone();
@@ -376,7 +332,7 @@ async fn scans_fill_the_session_member_products_and_unknown_codes() -> Result<()
 
 #[tokio::test]
 async fn byte_by_byte_and_crlf_scans_are_single_clean_scans() -> Result<()> {
-    let mut pty = new_pty()?;
+    let mut pty = Pty::new()?;
     let reg = register(&pty, "")?;
     let _agent = reg.dir.start().await?;
     let socket = reg.dir.socket.clone();
@@ -413,7 +369,7 @@ async fn byte_by_byte_and_crlf_scans_are_single_clean_scans() -> Result<()> {
 
 #[tokio::test]
 async fn a_crlf_configured_device_reads_crlf_and_bare_cr_scans() -> Result<()> {
-    let mut pty = new_pty()?;
+    let mut pty = Pty::new()?;
     let reg = register_with_suffix(&pty, "\\r\\n", "")?;
     let _agent = reg.dir.start().await?;
     let socket = reg.dir.socket.clone();
@@ -435,7 +391,7 @@ async fn a_crlf_configured_device_reads_crlf_and_bare_cr_scans() -> Result<()> {
 
 #[tokio::test]
 async fn noise_overlong_and_stalled_frames_are_reported_and_the_stream_resyncs() -> Result<()> {
-    let mut pty = new_pty()?;
+    let mut pty = Pty::new()?;
     let reg = register(&pty, "")?;
     let _agent = reg.dir.start().await?;
     let socket = reg.dir.socket.clone();
@@ -482,7 +438,7 @@ async fn noise_overlong_and_stalled_frames_are_reported_and_the_stream_resyncs()
 
 #[tokio::test]
 async fn unplug_reports_down_and_replug_under_a_new_node_works_again() -> Result<()> {
-    let mut first = new_pty()?;
+    let mut first = Pty::new()?;
     let reg = register(&first, "")?;
     let _agent = reg.dir.start().await?;
     let socket = reg.dir.socket.clone();
@@ -504,7 +460,7 @@ async fn unplug_reports_down_and_replug_under_a_new_node_works_again() -> Result
     wait_device_state(&socket, "down").await?;
 
     // Replug: a new pty, the configured link switched to it.
-    let mut second = new_pty()?;
+    let mut second = Pty::new()?;
     point_link(&reg.link, &second.slave_path)?;
     let (name, data) = events.next().await?;
     assert_eq!(name, "device_up", "{data}");
@@ -524,89 +480,10 @@ async fn unplug_reports_down_and_replug_under_a_new_node_works_again() -> Result
 
 // --- payment cards ----------------------------------------------------------
 
-fn luhn_valid(digits: &str) -> bool {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            match (i % 2 == 1, d * 2) {
-                (true, dd) if dd > 9 => dd - 9,
-                (true, dd) => dd,
-                (false, _) => d,
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
 /// A synthetic Luhn-valid number in the Visa range, made at run time:
 /// never a real card.
 fn synthetic_pan() -> Result<String> {
-    (0..10)
-        .map(|d| format!("411100009876543{d}"))
-        .find(|p| luhn_valid(p))
-        .context("one last digit makes it Luhn-valid")
-}
-
-/// `pos-agent run` with stderr into a file (debug logs can outgrow a pipe).
-struct LoggedAgent {
-    child: Child,
-}
-
-impl LoggedAgent {
-    async fn start(dir: &AgentDir, log: &Path) -> Result<LoggedAgent> {
-        let child = Command::new(pos_tests::agent_proc::agent_bin())
-            .arg("run")
-            .arg("--config")
-            .arg(&dir.config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()?;
-        let mut agent = LoggedAgent { child };
-        let deadline = Instant::now() + EVENT_WAIT;
-        loop {
-            if let Some(status) = agent.child.try_wait()? {
-                bail!(
-                    "pos-agent exited early ({status}): {}",
-                    std::fs::read_to_string(log)?
-                );
-            }
-            if let Ok((200, _)) = request_raw(&dir.socket, "GET", "/v1/health", None).await {
-                return Ok(agent);
-            }
-            if Instant::now() > deadline {
-                bail!("pos-agent did not answer within {EVENT_WAIT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn terminate(&mut self) -> Result<std::process::ExitStatus> {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id())?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
-        let deadline = Instant::now() + EVENT_WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                bail!("pos-agent did not stop within {EVENT_WAIT:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for LoggedAgent {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    Ok(luhn_complete("411100009876543"))
 }
 
 /// Fails naming `place` when any of `needles` occurs in `haystack`.
@@ -621,10 +498,10 @@ fn assert_absent(place: &str, haystack: &[u8], needles: &[&str]) {
 
 #[tokio::test]
 async fn a_payment_card_swipe_leaves_no_trace_anywhere() -> Result<()> {
-    let mut pty = new_pty()?;
+    let mut pty = Pty::new()?;
     let reg = register(&pty, "[log]\nlevel = \"debug\"\nformat = \"text\"\n")?;
     let log = reg.dir.path().join("agent.log");
-    let mut agent = LoggedAgent::start(&reg.dir, &log).await?;
+    let mut agent = reg.dir.start_logging_to(&log).await?;
     let socket = reg.dir.socket.clone();
     wait_device_state(&socket, "up").await?;
     let mut events = Events::open(&socket).await?;

@@ -7,7 +7,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use pos_tests::agent_proc::{AgentDir, AgentProc};
+use pos_testkit::agent_proc::{AgentDir, AgentProc};
 
 /// `WatchdogSec=` as systemd passes it: keep-alives every 150 ms.
 const WATCHDOG_USEC: &str = "300000";

@@ -1,33 +1,20 @@
-//! Shared helpers of the API tests: a register directory with its config,
-//! provisioning through the store library, the REAL `pos-agent run`
-//! binary, and an HTTP/1.1 client over its Unix socket.
-//!
-//! (A small copy of the idea of `tests/src/agent_proc.rs`, kept here so the
-//! agent package's tests can send raw requests with any content type. The
-//! binary is another package's, `pos-agent-cli`: [`bin`] builds and finds
-//! it.)
+//! Shared helpers of the API tests: the test data, provisioning through the
+//! store library, and a panicking face on `pos_testkit::agent_proc` (the
+//! one harness for the REAL `pos-agent run` binary), so a test reads as
+//! its assertions.
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use pos_agent::model::{CatalogSnapshot, MembersSnapshot};
 use pos_agent::store::{Store, StoreOptions};
+use pos_testkit::agent_proc::{AgentDir, AgentProc};
 use serde_json::{Value, json};
 
-/// The `pos-agent` binary (package `pos-agent-cli`), built once per test process.
-pub fn bin() -> PathBuf {
-    pos_tests::bins::path("pos-agent")
-}
-/// Generous: debug builds on a loaded 2-core machine start slowly.
-pub const START_TIMEOUT_MS: u64 = 30_000;
-pub const STOP_TIMEOUT_MS: u64 = 20_000;
-pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+pub use pos_testkit::agent_proc::request_with as try_request;
 
 /// A rules bundle with a redeemable program (`main`) and one without
 /// redemption (`plain`).
@@ -69,36 +56,24 @@ pub fn catalog_json() -> Value {
     ]})
 }
 
-/// A register's directory: config, database and socket in a tempdir.
+/// A register's directory: config, database and socket in a tempdir
+/// (`pos_testkit`'s [`AgentDir`], whose fields it shows).
 pub struct Register {
-    pub dir: tempfile::TempDir,
-    pub config: PathBuf,
-    pub db: PathBuf,
-    pub socket: PathBuf,
+    pub dir: AgentDir,
+}
+
+impl Deref for Register {
+    type Target = AgentDir;
+    fn deref(&self) -> &AgentDir {
+        &self.dir
+    }
 }
 
 impl Register {
     /// A standalone register; `api_extra` is appended to its `[api]` table.
     pub fn new(api_extra: &str) -> Register {
-        let dir = tempfile::Builder::new()
-            .prefix("pos-api-test-")
-            .tempdir()
-            .expect("create tempdir");
-        let config = dir.path().join("agent.toml");
-        let db = dir.path().join("agent.db");
-        let socket = dir.path().join("api.sock");
-        let text = format!(
-            "[terminal]\nid = \"store-1-reg-1\"\nstore_id = \"store-1\"\ntimezone = \"Europe/Berlin\"\n\n\
-             [storage]\npath = {db:?}\n\n[api]\nsocket = {socket:?}\n{api_extra}\n",
-            db = db.display().to_string(),
-            socket = socket.display().to_string(),
-        );
-        std::fs::write(&config, text).expect("write config");
         Register {
-            dir,
-            config,
-            db,
-            socket,
+            dir: AgentDir::with_extra_toml(api_extra).expect("create the register's directory"),
         }
     }
 
@@ -130,94 +105,50 @@ impl Register {
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).expect("write file");
-        path
+        self.dir.write_file(name, text).expect("write file")
     }
 
     /// Starts `pos-agent run` and waits until `/v1/health` answers 200.
     pub async fn start(&self) -> Agent {
-        let child = Command::new(bin())
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pos-agent run");
-        let mut agent = Agent {
-            child,
-            socket: self.socket.clone(),
-        };
-        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
-        loop {
-            if let Some(status) = agent.child.try_wait().expect("poll child") {
-                panic!("pos-agent run exited early ({status}): {}", agent.stderr());
-            }
-            if agent.socket.exists()
-                && let Ok((200, _)) =
-                    try_request(&agent.socket, "GET", "/v1/health", None, None).await
-            {
-                return agent;
-            }
-            assert!(Instant::now() < deadline, "pos-agent did not start: {}", {
-                let _ = agent.child.kill();
-                agent.stderr()
-            });
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let proc = self.dir.start().await.unwrap_or_else(|e| panic!("{e:#}"));
+        Agent { proc }
     }
 
     /// Runs `pos-agent ARGS` to completion.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run pos-agent")
+        let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        self.dir.run_cli(&args).expect("run pos-agent")
     }
 }
 
-/// A running `pos-agent run`; killed on drop.
+/// A running `pos-agent run` (`pos_testkit`'s [`AgentProc`]); killed on drop.
 pub struct Agent {
-    pub child: Child,
-    pub socket: PathBuf,
+    proc: AgentProc,
+}
+
+impl Deref for Agent {
+    type Target = AgentProc;
+    fn deref(&self) -> &AgentProc {
+        &self.proc
+    }
 }
 
 impl Agent {
     pub fn stderr(&mut self) -> String {
-        use std::io::Read;
-        let mut text = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut text);
-        }
-        text
+        self.proc.take_stderr()
     }
 
-    /// SIGTERM and wait for the exit (killing after [`STOP_TIMEOUT_MS`]).
+    /// SIGTERM and wait for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         self.signal("TERM")
     }
 
-    /// Sends `SIG<name>` and waits for the exit (killing after
-    /// [`STOP_TIMEOUT_MS`]).
+    /// Sends `SIG<name>` and waits for the exit.
     pub fn signal(&mut self, name: &str) -> ExitStatus {
         let signal: nix::sys::signal::Signal = format!("SIG{name}")
             .parse()
             .unwrap_or_else(|_| panic!("unknown signal {name}"));
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits i32"));
-        nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("kill -{name}: {e}"));
-        let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll child") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("pos-agent did not stop within {STOP_TIMEOUT_MS} ms of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.proc.signal(signal).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Any request; `content_type` `None` sends none.
@@ -228,9 +159,9 @@ impl Agent {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> (u16, Vec<u8>) {
-        try_request(&self.socket, method, path, content_type, body)
+        try_request(self.socket(), method, path, content_type, body)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e:#}"))
     }
 
     /// A request whose answer must be JSON; gives status and value.
@@ -263,15 +194,6 @@ impl Agent {
     }
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Asserts the API error shape and code; gives the message.
 pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) -> String {
     assert_eq!(status, want_status, "status for {body}");
@@ -289,57 +211,9 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
     message.to_string()
 }
 
-/// One request on a fresh connection (the agent's own client, with the
-/// tests' longer timeout).
-pub async fn try_request(
-    socket: &Path,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: Option<Vec<u8>>,
-) -> Result<(u16, Vec<u8>), String> {
-    pos_agent::api::client::request_with(
-        socket,
-        method,
-        path,
-        content_type,
-        body,
-        REQUEST_TIMEOUT_MS,
-    )
-    .await
-    .map(|(status, bytes)| (status, bytes.to_vec()))
-    .map_err(|e| e.to_string())
-}
-
 /// Opens `GET /v1/events` and gives a receiver of raw SSE text chunks.
 pub async fn open_events(socket: &Path) -> tokio::sync::mpsc::Receiver<String> {
-    let stream = tokio::net::UnixStream::connect(socket)
+    pos_testkit::agent_proc::open_events(socket)
         .await
-        .expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let request = hyper::Request::builder()
-        .uri("/v1/events")
-        .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let answer = sender.send_request(request).await.expect("send");
-    assert_eq!(answer.status(), 200);
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let mut body = answer.into_body();
-    tokio::spawn(async move {
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Ok(data) = frame.into_data()
-                && tx
-                    .send(String::from_utf8_lossy(&data).into_owned())
-                    .await
-                    .is_err()
-            {
-                break;
-            }
-        }
-    });
-    rx
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }

@@ -24,7 +24,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, ensure};
-use pos_tests::proxy::{Mode, Proxy};
+use pos_testkit::proxy::{Mode, Proxy};
 use serde_json::{Value, json};
 use support::*;
 

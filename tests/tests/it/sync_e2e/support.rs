@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use pos_tests::agent_proc::{AgentDir, AgentProc};
-use pos_tests::central_proc::Central;
+use pos_testkit::agent_proc::{AgentDir, AgentProc};
+use pos_testkit::central_proc::Central;
 use serde_json::{Value, json};
 
 /// How long a test waits for sync to reach a state before failing. Long

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! # fn demo() -> anyhow::Result<()> {
-//! use pos_tests::central_proc::Central;
+//! use pos_testkit::central_proc::Central;
 //! let central = Central::start()?;           // TLS on 127.0.0.1, a free port
 //! let token = central.add_terminal("store-1-reg-1")?;
 //! central.publish_rules("examples/rules.json")?;
@@ -41,6 +41,8 @@ pub struct Central {
     pub addr: SocketAddr,
     /// TLS (false with `--insecure-http`).
     pub tls: bool,
+    /// The `pos-central` binary.
+    bin: PathBuf,
 }
 
 impl Central {
@@ -55,12 +57,22 @@ impl Central {
     }
 
     fn start_with(tls: bool) -> Result<Central> {
+        Central::start_bin(central_bin(), tls)
+    }
+
+    /// `init` + `serve` (TLS unless `tls` is false) on 127.0.0.1 with the
+    /// `pos-central` binary `bin` (e.g. `CARGO_BIN_EXE_pos-central`).
+    pub fn start_bin(bin: impl Into<PathBuf>, tls: bool) -> Result<Central> {
+        let bin = bin.into();
         let dir = tempfile::tempdir().context("creating the central's tempdir")?;
-        let out = run(&[
-            "init",
-            "--dir",
-            dir.path().to_str().context("tempdir path is not UTF-8")?,
-        ])?;
+        let out = run(
+            &bin,
+            &[
+                "init",
+                "--dir",
+                dir.path().to_str().context("tempdir path is not UTF-8")?,
+            ],
+        )?;
         if !out.status.success() {
             bail!(
                 "pos-central init failed: {}",
@@ -73,6 +85,7 @@ impl Central {
             url: String::new(),
             addr: "127.0.0.1:0".parse().context("parsing an address")?,
             tls,
+            bin,
         };
         central.serve("127.0.0.1:0")?;
         Ok(central)
@@ -80,7 +93,7 @@ impl Central {
 
     /// (Re)starts `serve`; `listen` may name the old port to come back on it.
     pub fn serve(&mut self, listen: &str) -> Result<()> {
-        let mut cmd = Command::new(central_bin());
+        let mut cmd = Command::new(&self.bin);
         cmd.args(["serve", "--dir"])
             .arg(self.dir.path())
             .args(["--listen", listen])
@@ -158,7 +171,7 @@ impl Central {
                 .to_str()
                 .context("tempdir path is not UTF-8")?,
         );
-        run(&all)
+        run(&self.bin, &all)
     }
 
     fn cli_ok(&self, args: &[&str]) -> Result<String> {
@@ -233,8 +246,8 @@ impl Drop for Central {
     }
 }
 
-fn run(args: &[&str]) -> Result<Output> {
-    let out = Command::new(central_bin())
+fn run(bin: &Path, args: &[&str]) -> Result<Output> {
+    let out = Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -1,4 +1,6 @@
-//! Shape errors (syntax, unknown or missing fields, wrong types) with the
+//! Text into the model: the entry points ([`Bundle::parse`],
+//! [`Basket::parse_json`], serde's `Deserialize`) and the rendering of shape
+//! errors (syntax, unknown or missing fields, wrong types) with the
 //! path of the offending field, and the program/rule ids when the document
 //! is readable enough to find them.
 //!
@@ -13,13 +15,78 @@
 //! error cannot be stepped over (a missing field, a bad array element, bad
 //! syntax).
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer};
 use serde_json::Value;
 use serde_path_to_error::{Path, Segment};
 
-use crate::bundle::Format;
+use crate::basket::Basket;
+use crate::bundle::Bundle;
 use crate::error::{Error, ErrorKind, Problem};
 use crate::limits::{DOCUMENT_BYTES_MAX, SHAPE_PROBLEMS_MAX};
+use crate::raw::{DECIMAL_EXPECTED, RawBasket, RawBundle};
+
+/// The file format of a rules bundle. Both map to the same structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `.json`
+    Json,
+    /// `.toml`
+    Toml,
+}
+
+impl Format {
+    /// The format named by the file extension (`json` or `toml`, any case);
+    /// `None` for anything else. The content is never sniffed: a bundle means
+    /// what its name says it is.
+    pub fn from_path(path: &std::path::Path) -> Option<Format> {
+        let extension = path.extension()?.to_str()?;
+        if extension.eq_ignore_ascii_case("json") {
+            Some(Format::Json)
+        } else if extension.eq_ignore_ascii_case("toml") {
+            Some(Format::Toml)
+        } else {
+            None
+        }
+    }
+}
+
+impl Bundle {
+    /// Parses and validates a bundle; every problem found is in the error.
+    pub fn parse(text: &str, format: Format) -> Result<Bundle, Error> {
+        match deserialize::<RawBundle>(text, format, "bundle") {
+            Ok(raw) => Bundle::try_from(raw),
+            Err(shape) => Err(shape.into_error(|rest| Bundle::try_from(rest).map(drop))),
+        }
+    }
+}
+
+impl Basket {
+    /// Parses and validates a JSON basket; every problem found is in the error.
+    pub fn parse_json(text: &str) -> Result<Basket, Error> {
+        match deserialize::<RawBasket>(text, Format::Json, "basket") {
+            Ok(raw) => Basket::try_from(raw),
+            Err(shape) => Err(shape.into_error(|rest| Basket::try_from(rest).map(drop))),
+        }
+    }
+}
+
+/// Deserializing validates, as `#[serde(try_from)]` would: the raw shape,
+/// then the conversion, its problems as one custom error.
+impl<'de> Deserialize<'de> for Bundle {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Bundle, D::Error> {
+        let raw = RawBundle::deserialize(deserializer)?;
+        Bundle::try_from(raw).map_err(de::Error::custom)
+    }
+}
+
+/// As for [`Bundle`].
+impl<'de> Deserialize<'de> for Basket {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Basket, D::Error> {
+        let raw = RawBasket::deserialize(deserializer)?;
+        Basket::try_from(raw).map_err(de::Error::custom)
+    }
+}
 
 /// A document that did not read: its shape problems and, when every bad
 /// field could be stepped over, what the rest of it reads as.
@@ -60,7 +127,23 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
             rest: None,
         });
     }
-    let first = match format {
+    let (path, message) = match read_typed(text, format) {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    let document: Option<Value> = match format {
+        Format::Json => serde_json::from_str(text).ok(),
+        Format::Toml => toml::from_str(text).ok(),
+    };
+    Err(read_past_errors(document, path, message))
+}
+
+/// The first shape error: where (if serde says) and what.
+type ShapeError = (Option<Path>, String);
+
+/// The typed read, stopping at the first shape error.
+fn read_typed<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, ShapeError> {
+    match format {
         Format::Json => {
             let mut deserializer = serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize(&mut deserializer)
@@ -78,19 +161,19 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
                 .map_err(|e| (Some(e.path().clone()), e.into_inner().to_string())),
             Err(e) => Err((None, e.to_string())),
         },
-    };
-    let (mut path, message) = match first {
-        Ok(value) => return Ok(value),
-        Err(error) => error,
-    };
-    let mut document: Option<Value> = match format {
-        Format::Json => serde_json::from_str(text).ok(),
-        Format::Toml => toml::from_str(text).ok(),
-    };
+    }
+}
+
+/// Steps over each bad field of the schema-free `document` and reads the
+/// rest again, collecting problems, until it reads or cannot go on.
+fn read_past_errors<T: DeserializeOwned>(
+    mut document: Option<Value>,
+    mut path: Option<Path>,
+    mut message: String,
+) -> ShapeErrors<T> {
     let mut problems = vec![problem(path.as_ref(), document.as_ref(), message.clone())];
     let mut rest = None;
     let mut removed: Vec<String> = Vec::new();
-    let mut message = message;
     while let Some(doc) = document.as_mut() {
         if problems.len() >= SHAPE_PROBLEMS_MAX {
             break;
@@ -116,13 +199,7 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
                 if let Some(field) = missing_field(&message) {
                     // A field this loop removed is not missing from the
                     // input; either way reading cannot go on.
-                    let full = match path.as_ref().map(ToString::to_string) {
-                        Some(parent) if !parent.is_empty() && parent != "." => {
-                            format!("{parent}.{field}")
-                        }
-                        _ => field.to_owned(),
-                    };
-                    if !removed.contains(&full) {
+                    if !removed.contains(&field_path(path.as_ref(), field)) {
                         problems.push(problem(path.as_ref(), Some(doc), message));
                     }
                     break;
@@ -131,11 +208,16 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
             }
         }
     }
-    Err(ShapeErrors { problems, rest })
+    ShapeErrors { problems, rest }
 }
 
-/// What the decimal fields' deserializer says it expects (see `raw::DecText`).
-pub(crate) const DECIMAL_EXPECTED: &str = "a decimal as a string";
+/// `parent.field`, or `field` at the root.
+fn field_path(parent: Option<&Path>, field: &str) -> String {
+    match parent.map(ToString::to_string) {
+        Some(parent) if !parent.is_empty() && parent != "." => format!("{parent}.{field}"),
+        _ => field.to_owned(),
+    }
+}
 
 /// `value` of "missing field `value`".
 fn missing_field(message: &str) -> Option<&str> {

@@ -1,14 +1,14 @@
 //! Locating (and if need be building) the workspace binaries.
 //!
 //! `CARGO_BIN_EXE_*` only exists for binaries of the test's own package, and
-//! these tests live in their own crate, so the binaries are found next to the
-//! test executable (`target/<profile>/`). They are built once per test
+//! most tests live in other packages (the end-to-end tests in their own), so
+//! the binaries are found next to the test executable (`target/<profile>/`). They are built once per test
 //! process with the same cargo, target directory and profile, so `cargo test
 //! --workspace` needs nothing set up beforehand and never runs a stale binary.
 //!
 //! Always the one command `cargo build -p pos-agent-cli -p pos-central --bins`
 //! (from this crate's directory `--bin` alone would only see this crate's
-//! binaries): building one package at a time enables other dependency
+//! binaries, which are none): building one package at a time enables other dependency
 //! features than building both, and every test binary would then rebuild
 //! half the workspace for the other one. `pos-agent-cli` builds with its
 //! default features, so the binary has `pos-agent demo`.

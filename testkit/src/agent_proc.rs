@@ -5,9 +5,13 @@
 //! on purpose: the crash test kills the process with SIGKILL and starts a new
 //! one on the same directory, so the database outlives any one process.
 //!
+//! The binary is [`agent_bin`] (built by [`crate::bins`]) unless
+//! [`AgentDir::with_bin`] names another, e.g. `CARGO_BIN_EXE_pos-agent` in
+//! the binary's own package.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use pos_tests::agent_proc::AgentDir;
+//! use pos_testkit::agent_proc::AgentDir;
 //! let dir = AgentDir::new()?;
 //! dir.import("examples/rules.json", None, None)?;
 //! let agent = dir.start().await?;
@@ -23,6 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
@@ -31,8 +36,8 @@ use serde_json::Value;
 pub const START_TIMEOUT_MS: u64 = 30_000;
 /// How long one HTTP request may take before the helper gives up.
 pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
-/// How long `terminate` waits for a clean exit after SIGTERM.
-pub const STOP_TIMEOUT_MS: u64 = 15_000;
+/// How long `terminate` and `signal` wait for the exit after the signal.
+pub const STOP_TIMEOUT_MS: u64 = 20_000;
 /// Largest answer body the helper reads (ledger pages are the big ones).
 pub const ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
 
@@ -54,6 +59,9 @@ pub struct AgentDir {
     pub socket: PathBuf,
     /// `[terminal] id`.
     pub terminal_id: String,
+    /// The `pos-agent` binary this register runs; `None`: [`agent_bin`],
+    /// looked up (and built) only when first run.
+    bin: Option<PathBuf>,
 }
 
 impl AgentDir {
@@ -63,8 +71,9 @@ impl AgentDir {
         AgentDir::with_extra_toml("")
     }
 
-    /// As [`AgentDir::new`], with `extra` appended to the config text (for
-    /// example a `[central]` table). `extra` must not repeat `[terminal]`,
+    /// As [`AgentDir::new`], with `extra` appended to the config text right
+    /// after `[api] socket` (so it may start with more `[api]` keys, then
+    /// tables such as `[central]`). `extra` must not repeat `[terminal]`,
     /// `[storage]` or `[api]`.
     pub fn with_extra_toml(extra: &str) -> Result<AgentDir> {
         let dir = tempfile::Builder::new()
@@ -89,7 +98,19 @@ impl AgentDir {
             db,
             socket,
             terminal_id,
+            bin: None,
         })
+    }
+
+    /// This register runs `bin` instead of [`agent_bin`].
+    pub fn with_bin(mut self, bin: impl Into<PathBuf>) -> AgentDir {
+        self.bin = Some(bin.into());
+        self
+    }
+
+    /// The `pos-agent` binary this register runs.
+    pub fn bin(&self) -> PathBuf {
+        self.bin.clone().unwrap_or_else(agent_bin)
     }
 
     /// The temporary directory everything lives in.
@@ -150,7 +171,7 @@ impl AgentDir {
 
     /// Runs `pos-agent ARGS...` to completion and gives its output.
     pub fn run_cli(&self, args: &[std::ffi::OsString]) -> Result<Output> {
-        Command::new(agent_bin())
+        Command::new(self.bin())
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -166,41 +187,34 @@ impl AgentDir {
     /// [`AgentDir::start`] with extra environment variables (e.g. the ones
     /// systemd sets: `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
     pub async fn start_with_env(&self, env: &[(&str, &std::ffi::OsStr)]) -> Result<AgentProc> {
-        let child = Command::new(agent_bin())
+        self.spawn(env, Stdio::piped()).await
+    }
+
+    /// [`AgentDir::start`] with stderr written to `log` (debug logs can
+    /// outgrow a pipe nobody reads); [`AgentProc::take_stderr`] is then empty.
+    pub async fn start_logging_to(&self, log: &Path) -> Result<AgentProc> {
+        let file =
+            std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+        self.spawn(&[], file.into()).await
+    }
+
+    async fn spawn(&self, env: &[(&str, &std::ffi::OsStr)], stderr: Stdio) -> Result<AgentProc> {
+        let child = Command::new(self.bin())
             .arg("run")
             .arg("--config")
             .arg(&self.config)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .context("spawn pos-agent run")?;
         let mut agent = AgentProc {
             child,
             socket: self.socket.clone(),
         };
-        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
-        loop {
-            if let Some(status) = agent.child.try_wait().context("poll pos-agent")? {
-                let stderr = agent.take_stderr();
-                bail!("pos-agent run exited early ({status}): {stderr}");
-            }
-            if agent.socket.exists()
-                && let Ok((200, _)) = agent.get("/v1/health").await
-            {
-                return Ok(agent);
-            }
-            if Instant::now() > deadline {
-                agent.kill9();
-                let stderr = agent.take_stderr();
-                bail!(
-                    "pos-agent run did not answer on {} within {START_TIMEOUT_MS} ms: {stderr}",
-                    agent.socket.display(),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        agent.wait_healthy().await?;
+        Ok(agent)
     }
 }
 
@@ -212,9 +226,40 @@ pub struct AgentProc {
 }
 
 impl AgentProc {
+    /// Waits until `GET /v1/health` answers 200 (killing the process after
+    /// [`START_TIMEOUT_MS`]).
+    async fn wait_healthy(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        loop {
+            if let Some(status) = self.child.try_wait().context("poll pos-agent")? {
+                let stderr = self.take_stderr();
+                bail!("pos-agent run exited early ({status}): {stderr}");
+            }
+            if self.socket.exists()
+                && let Ok((200, _)) = self.get("/v1/health").await
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                let stderr = self.take_stderr();
+                bail!(
+                    "pos-agent run did not answer on {} within {START_TIMEOUT_MS} ms: {stderr}",
+                    self.socket.display(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The API socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// SIGKILL, then reap: the crash the store must survive.
@@ -226,10 +271,16 @@ impl AgentProc {
     /// SIGTERM and wait for the exit status (killing after
     /// [`STOP_TIMEOUT_MS`]).
     pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        self.signal(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    /// Sends `signal` and waits for the exit status (killing after
+    /// [`STOP_TIMEOUT_MS`]).
+    pub fn signal(&mut self, signal: nix::sys::signal::Signal) -> Result<std::process::ExitStatus> {
         let pid = nix::unistd::Pid::from_raw(
             i32::try_from(self.child.id()).context("pid does not fit in i32")?,
         );
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("send SIGTERM")?;
+        nix::sys::signal::kill(pid, signal).with_context(|| format!("send {signal}"))?;
         let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
         loop {
             if let Some(status) = self.child.try_wait().context("poll pos-agent")? {
@@ -237,7 +288,7 @@ impl AgentProc {
             }
             if Instant::now() > deadline {
                 self.kill9();
-                bail!("pos-agent did not exit within {STOP_TIMEOUT_MS} ms of SIGTERM");
+                bail!("pos-agent did not exit within {STOP_TIMEOUT_MS} ms of {signal}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -299,30 +350,35 @@ impl Drop for AgentProc {
 }
 
 /// One HTTP/1.1 request to a Unix socket, on a fresh connection, with
-/// [`REQUEST_TIMEOUT_MS`]. Usable without an [`AgentProc`] (e.g. against an
-/// in-process server).
+/// [`REQUEST_TIMEOUT_MS`]; a body is sent as `application/json`. Usable
+/// without an [`AgentProc`] (e.g. against an in-process server).
 pub async fn request_raw(
     socket: &Path,
     method: &str,
     path: &str,
     body: Option<Vec<u8>>,
 ) -> Result<(u16, Vec<u8>)> {
+    let content_type = body.as_ref().map(|_| "application/json");
+    request_with(socket, method, path, content_type, body).await
+}
+
+/// [`request_raw`] with any `Content-Type` (`None` sends none), for the
+/// tests of how the API treats the wrong one.
+pub async fn request_with(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Result<(u16, Vec<u8>)> {
     let work = async {
-        let stream = tokio::net::UnixStream::connect(socket)
-            .await
-            .with_context(|| format!("connect {}", socket.display()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP handshake")?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = connect(socket).await?;
         let mut builder = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, "localhost");
-        if body.is_some() {
-            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(content_type) = content_type {
+            builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
         }
         let request = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -333,10 +389,56 @@ pub async fn request_raw(
             .collect()
             .await
             .map_err(|e| anyhow!("read answer body: {e}"))?;
-        driver.abort();
         Ok::<_, anyhow::Error>((status, collected.to_bytes().to_vec()))
     };
     tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), work)
         .await
         .map_err(|_| anyhow!("{method} {path}: no answer within {REQUEST_TIMEOUT_MS} ms"))?
+}
+
+/// An HTTP/1.1 connection to a Unix socket, driven by a task that ends with
+/// the connection (when the sender is dropped).
+async fn connect(socket: &Path) -> Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .with_context(|| format!("connect {}", socket.display()))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP handshake")?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Opens `GET /v1/events` and gives a receiver of the raw SSE text chunks
+/// (closed when the stream ends).
+pub async fn open_events(socket: &Path) -> Result<tokio::sync::mpsc::Receiver<String>> {
+    let mut sender = connect(socket).await?;
+    let request = hyper::Request::builder()
+        .uri("/v1/events")
+        .header(hyper::header::HOST, "localhost")
+        .body(Full::new(Bytes::new()))
+        .context("build request")?;
+    let answer = sender.send_request(request).await.context("send request")?;
+    if answer.status() != 200 {
+        bail!("GET /v1/events: {}", answer.status());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut body = answer.into_body();
+    tokio::spawn(async move {
+        // The sender lives as long as the stream is read.
+        let _sender = sender;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data()
+                && tx
+                    .send(String::from_utf8_lossy(&data).into_owned())
+                    .await
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    Ok(rx)
 }
