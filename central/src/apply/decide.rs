@@ -505,3 +505,195 @@ fn skew_secs(occurred_at: &str, received: jiff::Timestamp) -> Option<i64> {
     let ts: jiff::Timestamp = occurred_at.parse().ok()?;
     Some(received.as_second() - ts.as_second())
 }
+
+#[cfg(test)]
+mod tests {
+    use pos_sync::protocol::UploadBatch;
+    use pos_sync::testing::Chain;
+    use pos_sync::wire;
+
+    use super::*;
+
+    const T: &str = "t-1";
+
+    fn now() -> jiff::Timestamp {
+        "2026-11-28T12:00:00Z".parse().unwrap()
+    }
+
+    fn chain() -> Chain {
+        Chain::new(T).occurred_at("2026-11-28T11:05:00+01:00")
+    }
+
+    fn batch(entries: &[LedgerEntry]) -> ReceivedBatch {
+        let b = UploadBatch {
+            terminal_id: T.into(),
+            first_seq: entries[0].seq,
+            entries: entries.to_vec(),
+        };
+        wire::decode_upload(&wire::encode_upload(&b).unwrap()).unwrap()
+    }
+
+    fn context() -> BatchContext {
+        BatchContext {
+            programs: HashSet::from(["main".to_string()]),
+            ..BatchContext::default()
+        }
+    }
+
+    const START: ChainHead = ChainHead {
+        seq: 0,
+        hash: Digest32::ZERO,
+    };
+
+    fn run<'b>(b: &'b ReceivedBatch, c: &BatchContext) -> Decision<'b> {
+        decide(START, b, c, now(), BTreeSet::new())
+    }
+
+    fn kinds(d: &Decision<'_>) -> Vec<ConflictKind> {
+        d.writes.conflicts.iter().map(|c| c.kind).collect()
+    }
+
+    #[test]
+    fn new_entries_are_applied_and_their_sums_written() {
+        let mut r = chain();
+        let b = batch(&[r.earn("M-1", 100), r.earn("M-1", 5)]);
+        let d = run(&b, &context());
+        assert_eq!(d.results, vec![EntryResult::Applied; 2]);
+        let key = ("M-1".to_string(), "main".to_string());
+        assert_eq!(d.writes.applied.get(&key), Some(&105));
+        assert_eq!(d.writes.head.map(|h| h.seq), Some(2));
+        assert!(d.touched.contains("M-1") && d.writes.conflicts.is_empty());
+    }
+
+    #[test]
+    fn a_debit_past_the_balance_is_an_overdraft_applied_anyway() {
+        let mut r = chain();
+        let b = batch(&[r.earn("M-1", 10), r.entry(EntryKind::Redeem, "M-1", -30)]);
+        let d = run(&b, &context());
+        let want = EntryResult::Overdraft { shortfall: 20 };
+        assert_eq!(d.results, vec![EntryResult::Applied, want]);
+        assert_eq!(kinds(&d), vec![ConflictKind::Overdraft]);
+        assert_eq!(d.writes.entries[1].verdict.status(), EntryStatus::Overdraft);
+    }
+
+    #[test]
+    fn an_entry_id_counted_before_is_a_duplicate_that_consumes_its_seq() {
+        let mut r = chain();
+        let b = batch(&[r.earn("M-1", 10)]);
+        let mut c = context();
+        c.counted.insert(b.entries[0].entry_id);
+        let d = run(&b, &c);
+        assert_eq!(d.results, vec![EntryResult::Duplicate]);
+        assert_eq!(d.writes.entries[0].verdict, Verdict::Duplicate);
+        assert!(d.writes.applied.is_empty());
+    }
+
+    #[test]
+    fn rejections_name_their_reason_and_are_conflicts() {
+        let mut r = chain();
+        let unknown = r.entry_with(|e| {
+            e.member = "M-1".into();
+            e.program = "other".into();
+        });
+        let b = batch(&[unknown]);
+        let d = run(&b, &context());
+        let reason = "unknown program \"other\": not in any published bundle".to_string();
+        assert_eq!(d.results, vec![EntryResult::Rejected { reason }]);
+        assert_eq!(kinds(&d), vec![ConflictKind::Rejected]);
+
+        let mut r = chain();
+        r.resume_after(0, Digest32([7; 32]));
+        let b = batch(&[r.earn("M-1", 1)]);
+        let d = run(&b, &context());
+        let reason = "broken chain: prev_hash of seq 1 is not the hash of seq 0".to_string();
+        assert_eq!(d.results, vec![EntryResult::Rejected { reason }]);
+    }
+
+    #[test]
+    fn a_redemption_settles_its_sales_hold_once() {
+        let mut r = chain();
+        let redeem = |r: &mut Chain| {
+            r.entry_with(|e| {
+                e.kind = EntryKind::Redeem;
+                e.member = "M-1".into();
+                e.points = -40;
+                e.sale_id = Some("S-1".into());
+            })
+        };
+        let b = batch(&[redeem(&mut r), redeem(&mut r)]);
+        let mut c = context();
+        let key = ("M-1".to_string(), "main".to_string());
+        let account = Account {
+            opening: 100,
+            applied: 0,
+            held: 40,
+        };
+        c.accounts.insert(key.clone(), account);
+        let hold = OpenHold {
+            member: "M-1".into(),
+            points: 40,
+        };
+        c.sale_holds
+            .insert(("S-1".into(), "main".into()), Some(hold));
+        let d = run(&b, &c);
+        // 100 - 40 - 40: the hold's 40 are spent, not counted twice.
+        assert_eq!(d.results, vec![EntryResult::Applied; 2]);
+        assert_eq!(d.writes.settled_holds, vec![("S-1".into(), "main".into())]);
+        assert_eq!(d.writes.applied.get(&key), Some(&-80));
+    }
+
+    #[test]
+    fn a_day_of_clock_skew_is_a_conflict_on_an_applied_entry() {
+        let mut r = Chain::new(T).occurred_at("2026-11-20T12:00:00Z");
+        let b = batch(&[r.earn("M-1", 1)]);
+        let d = run(&b, &context());
+        assert_eq!(d.results, vec![EntryResult::Applied]);
+        assert_eq!(kinds(&d), vec![ConflictKind::ClockSkew]);
+    }
+
+    #[test]
+    fn a_batch_past_the_head_is_a_gap_and_a_changed_hash_a_seq_reuse() {
+        let mut r = chain();
+        let entries = [r.earn("M-1", 1), r.earn("M-1", 2)];
+        let later = batch(&entries[1..]);
+        assert_eq!(gap(START, &later), Some(BatchOutcome::Gap { expected: 1 }));
+        let b = batch(&entries);
+        let head = ChainHead {
+            seq: 1,
+            hash: entries[0].hash,
+        };
+        assert_eq!(resent_range(head, &b), Some(1..=1));
+        let same = StoredSeq {
+            hash: entries[0].hash,
+            credited_member: Some("M-1".into()),
+        };
+        let stored = HashMap::from([(1, same.clone())]);
+        let members = BTreeSet::from(["M-1".to_string()]);
+        assert_eq!(
+            check_resent(head, &b, &stored).unwrap(),
+            Resent::Consistent(members)
+        );
+        let other = StoredSeq {
+            hash: Digest32([9; 32]),
+            ..same
+        };
+        let stored = HashMap::from([(1, other)]);
+        let Resent::Reused { conflict, .. } = check_resent(head, &b, &stored).unwrap() else {
+            panic!("expected seq_reused");
+        };
+        assert_eq!(conflict.kind, ConflictKind::SeqReused);
+        assert!(check_resent(head, &b, &HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn statuses_and_kinds_keep_their_stored_names() {
+        for s in EntryStatus::ALL {
+            assert_eq!(EntryStatus::parse(s.as_str()), Some(s));
+        }
+        for k in ConflictKind::ALL {
+            assert_eq!(ConflictKind::parse(k.as_str()), Some(k));
+        }
+        let names: Vec<_> = ConflictKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["overdraft", "rejected", "seq_reused", "clock_skew"]);
+    }
+}
