@@ -1,7 +1,7 @@
 //! Terminals and the admin listings (ledger, conflicts).
 
 use pos_sync::Digest32;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{digest_of, u64_of, uuid_of};
 use crate::error::CentralError;
@@ -84,65 +84,40 @@ pub(super) fn ledger(
            AND (?2 IS NULL OR credited_member = ?2 OR member = ?2)
          ORDER BY terminal_id, seq LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![filter.terminal, filter.member, limit], |r| {
-        Ok((
-            (
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, Option<Vec<u8>>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ),
-            (
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<String>>(7)?,
-                r.get::<_, Option<String>>(8)?,
-                r.get::<_, Option<i64>>(9)?,
-                r.get::<_, Option<String>>(10)?,
-                r.get::<_, Option<String>>(11)?,
-            ),
-            (
-                r.get::<_, Option<i64>>(12)?,
-                r.get::<_, Option<String>>(13)?,
-                r.get::<_, Option<String>>(14)?,
-                r.get::<_, String>(15)?,
-                r.get::<_, Option<String>>(16)?,
-                r.get::<_, String>(17)?,
-            ),
-        ))
-    })?;
+    let mut rows = stmt.query(params![filter.terminal, filter.member, limit])?;
     let mut out = Vec::new();
-    for row in rows {
-        let (
-            (terminal_id, seq, entry_id, hash, prev_hash, kind),
-            (program, member, credited_member, points, sale_id, return_id),
-            (rules_version, occurred_at, detail, status, reason, received_at),
-        ) = row?;
-        out.push(StoredEntry {
-            terminal_id,
-            seq: u64_of(seq, "seq")?,
-            entry_id: uuid_of(entry_id)?,
-            hash: digest_of(hash, "hash")?,
-            prev_hash: prev_hash.map(|h| digest_of(h, "prev_hash")).transpose()?,
-            kind,
-            program,
-            member,
-            credited_member,
-            points,
-            sale_id,
-            return_id,
-            rules_version: rules_version
-                .map(|v| u64_of(v, "rules_version"))
-                .transpose()?,
-            occurred_at,
-            detail,
-            status,
-            reason,
-            received_at,
-        });
+    while let Some(row) = rows.next()? {
+        out.push(stored_entry(row)?);
     }
     Ok(out)
+}
+
+/// One `entries` row in the column order of [`ledger`]'s query.
+fn stored_entry(r: &Row<'_>) -> Result<StoredEntry, CentralError> {
+    let prev_hash: Option<Vec<u8>> = r.get(4)?;
+    let rules_version: Option<i64> = r.get(12)?;
+    Ok(StoredEntry {
+        terminal_id: r.get(0)?,
+        seq: u64_of(r.get(1)?, "seq")?,
+        entry_id: uuid_of(r.get(2)?)?,
+        hash: digest_of(r.get(3)?, "hash")?,
+        prev_hash: prev_hash.map(|h| digest_of(h, "prev_hash")).transpose()?,
+        kind: r.get(5)?,
+        program: r.get(6)?,
+        member: r.get(7)?,
+        credited_member: r.get(8)?,
+        points: r.get(9)?,
+        sale_id: r.get(10)?,
+        return_id: r.get(11)?,
+        rules_version: rules_version
+            .map(|v| u64_of(v, "rules_version"))
+            .transpose()?,
+        occurred_at: r.get(13)?,
+        detail: r.get(14)?,
+        status: r.get(15)?,
+        reason: r.get(16)?,
+        received_at: r.get(17)?,
+    })
 }
 
 pub(super) fn conflicts(conn: &Connection, limit: usize) -> Result<Vec<Conflict>, CentralError> {
