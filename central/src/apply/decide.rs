@@ -3,7 +3,7 @@
 //!
 //! A new check on entries (issue 9: points re-derived, rules version
 //! published, corrected credits) is a [`Rejection`] variant and a line in
-//! [`rejection`], or a [`Verdict`] variant with its [`EntryStatus`]; the
+//! `Run::rejection`, or a [`Verdict`] variant with its [`EntryStatus`]; the
 //! storage side stays as it is.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

@@ -1,7 +1,7 @@
 //! The embedded SQLite backend of [`Storage`], one file per concern:
-//! [`schema`] (migrations, pragmas), [`intake`] (the loads and stores of an
-//! upload batch), [`holds`], [`members`] (downloads and balances),
-//! [`import`] (snapshots), [`bundles`] and [`admin`] (terminals, listings).
+//! `schema` (migrations, pragmas), `intake` (the loads and stores of an
+//! upload batch), `holds`, `members` (downloads and balances),
+//! `import` (snapshots), `bundles` and `admin` (terminals, listings).
 //! The sync rules themselves are in [`crate::apply`]: this backend only
 //! loads and stores.
 //!
