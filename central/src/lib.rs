@@ -6,6 +6,7 @@
 //! and catalog changes and online holds ([`server`]). The binary adds the
 //! command line, key and certificate files ([`files`]).
 
+pub mod apply;
 pub mod embedded;
 pub mod error;
 pub mod files;

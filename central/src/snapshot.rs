@@ -149,24 +149,7 @@ impl CheckedSnapshot for MembersSnapshot {
                     m.cards.len()
                 ));
             }
-            for (c, card) in m.cards.iter().enumerate() {
-                let card_at = locate.field(i, &format!("cards[{c}]"));
-                if crate::guard::is_payment_card(card) {
-                    // Checked first, and never echoed: the number must not
-                    // reach a log or an answer either.
-                    errors.push(format!("{card_at}: {}", crate::guard::PAYMENT_CARD_REASON));
-                    continue;
-                }
-                if let Err(e) = check_text(&card_at, card) {
-                    errors.push(e);
-                }
-                if let Some(first) = cards.insert(card, i) {
-                    errors.push(format!(
-                        "{card_at}: card {card:?} is already {}'s",
-                        locate.record(first)
-                    ));
-                }
-            }
+            check_cards(m, i, locate, &mut cards, &mut errors);
             if let Some(b) = &m.birthday
                 && b.parse::<jiff::civil::Date>().is_err()
             {
@@ -175,25 +158,59 @@ impl CheckedSnapshot for MembersSnapshot {
                     locate.field(i, "birthday")
                 ));
             }
-            for (program, p) in &m.programs {
-                let at = locate.field(i, &format!("programs.{program}"));
-                if let Err(e) = check_text(&at, program) {
-                    errors.push(e);
-                }
-                if let Some(t) = &p.tier
-                    && let Err(e) = check_text(&format!("{at}.tier"), t)
-                {
-                    errors.push(e);
-                }
-                if p.pending != 0 {
-                    errors.push(format!(
-                        "{at}.pending: must be 0 (no pending period in v1), got {}",
-                        p.pending
-                    ));
-                }
-            }
+            check_programs(m, i, locate, &mut errors);
         }
         finish(errors)
+    }
+}
+
+/// A member's cards: none a payment card, each well formed and nobody
+/// else's (`cards` holds those seen so far, with their member's index).
+fn check_cards<'a>(
+    m: &'a MemberData,
+    i: usize,
+    locate: &Locate<'_>,
+    cards: &mut HashMap<&'a str, usize>,
+    errors: &mut Vec<String>,
+) {
+    for (c, card) in m.cards.iter().enumerate() {
+        let card_at = locate.field(i, &format!("cards[{c}]"));
+        if crate::guard::is_payment_card(card) {
+            // Checked first, and never echoed: the number must not
+            // reach a log or an answer either.
+            errors.push(format!("{card_at}: {}", crate::guard::PAYMENT_CARD_REASON));
+            continue;
+        }
+        if let Err(e) = check_text(&card_at, card) {
+            errors.push(e);
+        }
+        if let Some(first) = cards.insert(card, i) {
+            errors.push(format!(
+                "{card_at}: card {card:?} is already {}'s",
+                locate.record(first)
+            ));
+        }
+    }
+}
+
+/// A member's programs: well-formed ids and tiers, nothing pending.
+fn check_programs(m: &MemberData, i: usize, locate: &Locate<'_>, errors: &mut Vec<String>) {
+    for (program, p) in &m.programs {
+        let at = locate.field(i, &format!("programs.{program}"));
+        if let Err(e) = check_text(&at, program) {
+            errors.push(e);
+        }
+        if let Some(t) = &p.tier
+            && let Err(e) = check_text(&format!("{at}.tier"), t)
+        {
+            errors.push(e);
+        }
+        if p.pending != 0 {
+            errors.push(format!(
+                "{at}.pending: must be 0 (no pending period in v1), got {}",
+                p.pending
+            ));
+        }
     }
 }
 

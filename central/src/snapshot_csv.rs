@@ -60,77 +60,112 @@ fn in_file(what: &str, error: CentralError) -> CentralError {
 
 fn read_members(text: &str) -> Result<MembersSnapshot, CentralError> {
     let mut rows = Rows::read(text, &MEMBER_COLUMNS, &["id"])?;
-    let mut members: Vec<MemberData> = Vec::new();
-    let mut first_lines: Vec<u64> = Vec::new();
-    let mut by_id: HashMap<String, usize> = HashMap::new();
-    let mut programs: HashMap<(usize, String), u64> = HashMap::new();
+    let mut acc = MemberRows::default();
     let mut errors = Vec::new();
     while let Some(row) = rows.next_row(&mut errors) {
-        let line = row.line;
-        let id = row.get("id").to_string();
-        if id.is_empty() {
-            errors.push(format!("line {line}, id: empty"));
+        let Some(member) = member_of_row(&row, &mut errors) else {
             continue;
-        }
-        // Checked before any message can quote the id, and never echoed.
-        if crate::guard::is_payment_card(&id) {
-            errors.push(format!(
-                "line {line}, id: {}",
-                crate::guard::PAYMENT_CARD_REASON
-            ));
-            continue;
-        }
-        let member = MemberData {
-            id: id.clone(),
-            cards: row
-                .get("cards")
-                .split_whitespace()
-                .map(String::from)
-                .collect(),
-            birthday: Some(row.get("birthday"))
-                .filter(|b| !b.is_empty())
-                .map(String::from),
-            blocked: match row.get("blocked") {
-                "" | "false" => false,
-                "true" => true,
-                other => {
-                    errors.push(format!(
-                        "line {line}, blocked: must be true or false, got {other:?}"
-                    ));
-                    false
-                }
-            },
-            programs: Default::default(),
         };
-        let index = match by_id.entry(id.clone()) {
+        let index = acc.merge(member, row.line, &mut errors);
+        acc.add_program(&row, index, &mut errors);
+    }
+    finish(errors)?;
+    let snapshot = MembersSnapshot {
+        members: acc.members,
+    };
+    snapshot.validate_in(&Locate::lines(&acc.first_lines))?;
+    Ok(snapshot)
+}
+
+/// The member a row names, without its program; None (with the error
+/// noted) when its id is empty or a payment card.
+fn member_of_row(row: &Row<'_>, errors: &mut Vec<String>) -> Option<MemberData> {
+    let line = row.line;
+    let id = row.get("id").to_string();
+    if id.is_empty() {
+        errors.push(format!("line {line}, id: empty"));
+        return None;
+    }
+    // Checked before any message can quote the id, and never echoed.
+    if crate::guard::is_payment_card(&id) {
+        errors.push(format!(
+            "line {line}, id: {}",
+            crate::guard::PAYMENT_CARD_REASON
+        ));
+        return None;
+    }
+    Some(MemberData {
+        id,
+        cards: row
+            .get("cards")
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+        birthday: Some(row.get("birthday"))
+            .filter(|b| !b.is_empty())
+            .map(String::from),
+        blocked: match row.get("blocked") {
+            "" | "false" => false,
+            "true" => true,
+            other => {
+                errors.push(format!(
+                    "line {line}, blocked: must be true or false, got {other:?}"
+                ));
+                false
+            }
+        },
+        programs: Default::default(),
+    })
+}
+
+/// Members read so far: one per id, whatever number of rows (one per
+/// program) it spans.
+#[derive(Default)]
+struct MemberRows {
+    members: Vec<MemberData>,
+    /// The line each member first appeared on, by index.
+    first_lines: Vec<u64>,
+    by_id: HashMap<String, usize>,
+    /// (member index, program) → the line it was given on.
+    programs: HashMap<(usize, String), u64>,
+}
+
+impl MemberRows {
+    /// The index of `member`, added when new; a later row of the same id
+    /// must agree on cards, birthday and blocked.
+    fn merge(&mut self, member: MemberData, line: u64, errors: &mut Vec<String>) -> usize {
+        let index = match self.by_id.entry(member.id.clone()) {
             Entry::Vacant(vacant) => {
-                vacant.insert(members.len());
-                members.push(member);
-                first_lines.push(line);
-                members.len() - 1
+                vacant.insert(self.members.len());
+                self.members.push(member);
+                self.first_lines.push(line);
+                return self.members.len() - 1;
             }
-            Entry::Occupied(occupied) => {
-                let index = *occupied.get();
-                let first = &members[index];
-                let differs = if first.cards != member.cards {
-                    Some("cards")
-                } else if first.birthday != member.birthday {
-                    Some("birthday")
-                } else if first.blocked != member.blocked {
-                    Some("blocked")
-                } else {
-                    None
-                };
-                if let Some(field) = differs {
-                    errors.push(format!(
-                        "line {line}, {field}: differs from line {} for member {id:?}; \
-                         every row of a member must agree on cards, birthday and blocked",
-                        first_lines[index]
-                    ));
-                }
-                index
-            }
+            Entry::Occupied(occupied) => *occupied.get(),
         };
+        let first = &self.members[index];
+        let differs = if first.cards != member.cards {
+            Some("cards")
+        } else if first.birthday != member.birthday {
+            Some("birthday")
+        } else if first.blocked != member.blocked {
+            Some("blocked")
+        } else {
+            None
+        };
+        if let Some(field) = differs {
+            errors.push(format!(
+                "line {line}, {field}: differs from line {} for member {:?}; \
+                 every row of a member must agree on cards, birthday and blocked",
+                self.first_lines[index], member.id
+            ));
+        }
+        index
+    }
+
+    /// The row's program, if it names one, for the member at `index`.
+    fn add_program(&mut self, row: &Row<'_>, index: usize, errors: &mut Vec<String>) {
+        let line = row.line;
         let program = row.get("program");
         if program.is_empty() {
             for column in ["tier", "available", "pending"] {
@@ -138,27 +173,26 @@ fn read_members(text: &str) -> Result<MembersSnapshot, CentralError> {
                     errors.push(format!("line {line}, {column}: given without a program"));
                 }
             }
-            continue;
+            return;
         }
-        if let Some(first) = programs.insert((index, program.to_string()), line) {
+        if let Some(first) = self.programs.insert((index, program.to_string()), line) {
+            let id = &self.members[index].id;
             errors.push(format!(
                 "line {line}, program: {program:?} again for member {id:?} (first on line {first})"
             ));
-            continue;
+            return;
         }
         let data = MemberProgramData {
             tier: Some(row.get("tier"))
                 .filter(|t| !t.is_empty())
                 .map(String::from),
-            available: row.integer("available", &mut errors),
-            pending: row.integer("pending", &mut errors),
+            available: row.integer("available", errors),
+            pending: row.integer("pending", errors),
         };
-        members[index].programs.insert(program.to_string(), data);
+        self.members[index]
+            .programs
+            .insert(program.to_string(), data);
     }
-    finish(errors)?;
-    let snapshot = MembersSnapshot { members };
-    snapshot.validate_in(&Locate::lines(&first_lines))?;
-    Ok(snapshot)
 }
 
 fn read_catalog(text: &str) -> Result<CatalogSnapshot, CentralError> {

@@ -1,0 +1,268 @@
+//! Online redemption holds (sync spec §4): while a register's member data
+//! is fresh it asks central to reserve the points of a redemption; the
+//! sale's later redeem entry settles the hold ([`super::decide`]).
+
+use pos_sync::protocol::{HoldAnswer, HoldRequest};
+
+use super::{Account, SyncTx};
+use crate::error::CentralError;
+
+/// An online redemption hold lapses after 2 h if no ledger entry settled it
+/// and the register did not release it: long enough for a register to sync
+/// the sale after a short outage, short enough that an abandoned sale does
+/// not lock a member's points for a day.
+pub const HOLD_TTL_SECS: i64 = 2 * 3_600;
+/// Most points one hold may reserve.
+pub const HOLD_POINTS_MAX: i64 = 1_000_000_000;
+/// A hold's row is kept this long after its expiry, whether it lapsed,
+/// settled or was released: a record for whoever looks into a disputed
+/// redemption. After that it only grows the table, and it is deleted. An
+/// expired hold reserves nothing, so deleting it changes no balance.
+pub const HOLD_KEPT_SECS: i64 = 7 * 24 * 3_600;
+/// Most old hold rows deleted per hold placed: the purge rides on each
+/// placement, so its cost per placement stays bounded however long central
+/// went without one.
+pub const HOLD_PURGE_ROWS_MAX: i64 = 100;
+
+/// A hold's state (the `holds.state` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HoldState {
+    Open,
+    /// The sale's redeem entry arrived and spent the points.
+    Settled,
+    Released,
+}
+
+impl HoldState {
+    pub const ALL: [HoldState; 3] = [HoldState::Open, HoldState::Settled, HoldState::Released];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldState::Open => "open",
+            HoldState::Settled => "settled",
+            HoldState::Released => "released",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<HoldState> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Which hold: one per (terminal, sale, program).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HoldKey<'a> {
+    pub terminal_id: &'a str,
+    pub sale_id: &'a str,
+    pub program: &'a str,
+}
+
+/// A hold row as loaded, whatever its state and expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredHold {
+    pub state: HoldState,
+    pub points: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A hold to place, with the purge of old rows that rides on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewHold<'a> {
+    pub key: HoldKey<'a>,
+    /// The member the points are reserved from (a card token resolved).
+    pub member: &'a str,
+    pub points: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Hold rows that expired before this (Unix seconds) may be deleted…
+    pub purge_before: i64,
+    /// …at most this many.
+    pub purge_max: i64,
+}
+
+/// What to do with a hold request once its member may hold points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HoldDecision {
+    /// Answer without writing anything.
+    Answer(HoldAnswer),
+    /// Place the hold; `available` is what is left after it.
+    Place { available: i64 },
+}
+
+/// The loads and stores of one transaction that holds need beyond those of
+/// an upload batch.
+pub trait HoldTx: SyncTx {
+    fn program_known(&self, program: &str) -> Result<bool, CentralError>;
+    /// The member's blocked flag (false for a member central does not know).
+    fn member_blocked(&self, member: &str) -> Result<bool, CentralError>;
+    fn hold_state(&self, key: &HoldKey<'_>) -> Result<Option<StoredHold>, CentralError>;
+    /// Places (or replaces) a hold, deletes up to `purge_max` hold rows that
+    /// expired before `purge_before`, and gives the member a new revision
+    /// (its available points changed).
+    fn store_hold(&self, hold: &NewHold<'_>) -> Result<(), CentralError>;
+}
+
+/// Refuses a request whose points are out of range.
+pub fn check_points(points: i64) -> Result<(), CentralError> {
+    if points <= 0 || points > HOLD_POINTS_MAX {
+        return Err(CentralError::Invalid(format!(
+            "hold points must be between 1 and {HOLD_POINTS_MAX}, got {points}"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `points` can be held from `account`, given the sale's `existing`
+/// hold: a retried request replaces its own open hold rather than stacking
+/// a second one.
+pub fn decide_hold(
+    points: i64,
+    existing: Option<StoredHold>,
+    account: Account,
+    now_secs: i64,
+) -> HoldDecision {
+    let own = match existing {
+        // The sale's redeem entry already arrived and spent the points: a
+        // late retry of its hold must not reserve them a second time.
+        Some(h) if h.state == HoldState::Settled => {
+            return HoldDecision::Answer(HoldAnswer::Granted {
+                available: account.available(),
+            });
+        }
+        Some(h) if h.state == HoldState::Open && h.expires_at > now_secs => h.points,
+        _ => 0,
+    };
+    let available = account.available().saturating_add(own);
+    if points > available {
+        return HoldDecision::Answer(HoldAnswer::Insufficient { available });
+    }
+    HoldDecision::Place {
+        available: available - points,
+    }
+}
+
+/// Places (or replaces) the hold of (terminal, sale, program) when the
+/// member's available points cover it, inside the caller's transaction.
+pub fn place_hold(
+    tx: &impl HoldTx,
+    request: &HoldRequest,
+    now: jiff::Timestamp,
+) -> Result<HoldAnswer, CentralError> {
+    check_points(request.points)?;
+    let now_secs = now.as_second();
+    if !tx.program_known(&request.program)? {
+        return Err(CentralError::Invalid(format!(
+            "unknown program {:?}: not in any published bundle",
+            request.program
+        )));
+    }
+    let member = tx
+        .card_owner(&request.member)?
+        .unwrap_or_else(|| request.member.clone());
+    if tx.member_blocked(&member)? {
+        return Ok(HoldAnswer::Blocked);
+    }
+    let key = HoldKey {
+        terminal_id: &request.terminal_id,
+        sale_id: &request.sale_id,
+        program: &request.program,
+    };
+    let existing = tx.hold_state(&key)?;
+    let account = tx.account(&member, &request.program, now_secs)?;
+    match decide_hold(request.points, existing, account, now_secs) {
+        HoldDecision::Answer(answer) => Ok(answer),
+        HoldDecision::Place { available } => {
+            tx.store_hold(&NewHold {
+                key,
+                member: &member,
+                points: request.points,
+                expires_at: now_secs + HOLD_TTL_SECS,
+                purge_before: now_secs - HOLD_KEPT_SECS,
+                purge_max: HOLD_PURGE_ROWS_MAX,
+            })?;
+            Ok(HoldAnswer::Granted { available })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_000_000;
+
+    fn account(available: i64) -> Account {
+        Account {
+            opening: available,
+            ..Account::default()
+        }
+    }
+
+    fn hold(state: HoldState, points: i64, expires_at: i64) -> Option<StoredHold> {
+        Some(StoredHold {
+            state,
+            points,
+            expires_at,
+        })
+    }
+
+    #[test]
+    fn points_out_of_range_are_refused() {
+        assert!(check_points(0).is_err());
+        assert!(check_points(-5).is_err());
+        assert!(check_points(HOLD_POINTS_MAX + 1).is_err());
+        assert!(check_points(1).is_ok());
+        assert!(check_points(HOLD_POINTS_MAX).is_ok());
+    }
+
+    #[test]
+    fn a_covered_hold_is_placed_and_answers_what_is_left() {
+        let d = decide_hold(30, None, account(100), NOW);
+        assert_eq!(d, HoldDecision::Place { available: 70 });
+    }
+
+    #[test]
+    fn an_uncovered_hold_answers_insufficient() {
+        let d = decide_hold(130, None, account(100), NOW);
+        let want = HoldAnswer::Insufficient { available: 100 };
+        assert_eq!(d, HoldDecision::Answer(want));
+    }
+
+    #[test]
+    fn a_retry_replaces_its_own_open_hold() {
+        // Of 100 points, 40 are held by the sale's own hold: a retry for
+        // 100 may use them again.
+        let mut a = account(100);
+        a.held = 40;
+        let d = decide_hold(100, hold(HoldState::Open, 40, NOW + 1), a, NOW);
+        assert_eq!(d, HoldDecision::Place { available: 0 });
+    }
+
+    #[test]
+    fn an_expired_or_released_own_hold_gives_nothing_back() {
+        for existing in [
+            hold(HoldState::Open, 40, NOW),
+            hold(HoldState::Released, 40, NOW + 1),
+        ] {
+            let d = decide_hold(120, existing, account(100), NOW);
+            let want = HoldAnswer::Insufficient { available: 100 };
+            assert_eq!(d, HoldDecision::Answer(want));
+        }
+    }
+
+    #[test]
+    fn a_settled_hold_is_granted_without_reserving_again() {
+        let d = decide_hold(500, hold(HoldState::Settled, 40, NOW + 1), account(60), NOW);
+        let want = HoldAnswer::Granted { available: 60 };
+        assert_eq!(d, HoldDecision::Answer(want));
+    }
+
+    #[test]
+    fn states_keep_their_stored_names() {
+        for s in HoldState::ALL {
+            assert_eq!(HoldState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(HoldState::parse("lapsed"), None);
+    }
+}

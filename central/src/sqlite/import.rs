@@ -1,0 +1,107 @@
+//! Member and catalog snapshots imported by the admin (upserts).
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::next_rev;
+use crate::error::CentralError;
+use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
+
+pub(super) fn members(
+    tx: &Transaction<'_>,
+    snapshot: &MembersSnapshot,
+) -> Result<usize, CentralError> {
+    for (i, m) in snapshot.members.iter().enumerate() {
+        let rev = next_rev(tx)?;
+        let tiers: BTreeMap<&String, &Option<String>> =
+            m.programs.iter().map(|(p, s)| (p, &s.tier)).collect();
+        let tiers = serde_json::to_string(&tiers)
+            .map_err(|e| CentralError::Invalid(format!("members[{i}]: {e}")))?;
+        tx.prepare_cached(
+            "INSERT INTO members (id, birthday, blocked, tiers, rev) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET birthday = excluded.birthday,
+                blocked = excluded.blocked, tiers = excluded.tiers, rev = excluded.rev",
+        )?
+        .execute(params![m.id, m.birthday, m.blocked, tiers, rev])?;
+        tx.prepare_cached("DELETE FROM cards WHERE member = ?1")?
+            .execute([&m.id])?;
+        for card in &m.cards {
+            // The snapshot is the truth: a card listed here moves to this
+            // member, and its previous owner shows up as changed.
+            let owner: Option<String> = tx
+                .prepare_cached("SELECT member FROM cards WHERE card = ?1")?
+                .query_row([card], |r| r.get(0))
+                .optional()?;
+            if let Some(owner) = owner.filter(|o| *o != m.id) {
+                let rev = next_rev(tx)?;
+                tx.prepare_cached("UPDATE members SET rev = ?1 WHERE id = ?2")?
+                    .execute(params![rev, owner])?;
+            }
+            tx.prepare_cached(
+                "INSERT INTO cards (card, member) VALUES (?1, ?2)
+                 ON CONFLICT (card) DO UPDATE SET member = excluded.member",
+            )?
+            .execute([card, &m.id])?;
+            link_card_points(tx, card, &m.id)?;
+        }
+        for (program, state) in &m.programs {
+            tx.prepare_cached(
+                "INSERT INTO balances (member, program, opening, applied) VALUES (?1, ?2, ?3, 0)
+                 ON CONFLICT (member, program) DO UPDATE SET opening = excluded.opening",
+            )?
+            .execute(params![m.id, program, state.available])?;
+        }
+    }
+    Ok(snapshot.members.len())
+}
+
+pub(super) fn catalog(
+    tx: &Transaction<'_>,
+    snapshot: &CatalogSnapshot,
+) -> Result<usize, CentralError> {
+    for p in &snapshot.products {
+        let rev = next_rev(tx)?;
+        tx.prepare_cached(
+            "INSERT INTO products (sku, name, category, price, rev) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (sku) DO UPDATE SET name = excluded.name,
+                category = excluded.category, price = excluded.price, rev = excluded.rev",
+        )?
+        .execute(params![p.sku, p.name, p.category, p.price.to_string(), rev])?;
+    }
+    Ok(snapshot.products.len())
+}
+
+/// A register earns under a card token central does not know yet (agent
+/// spec §3) until central links the card to a member: then the points (and
+/// any open holds) kept under the token move to the member. Stored entries
+/// are not rewritten: they keep the token as `credited_member`.
+fn link_card_points(tx: &Transaction<'_>, card: &str, member: &str) -> Result<(), CentralError> {
+    if card == member {
+        return Ok(());
+    }
+    let rows: Vec<(String, i64, i64)> = tx
+        .prepare_cached("SELECT program, opening, applied FROM balances WHERE member = ?1")?
+        .query_map([card], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for (program, opening, applied) in rows {
+        tx.prepare_cached(
+            "INSERT INTO balances (member, program, opening, applied) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT (member, program) DO UPDATE SET applied = applied + excluded.applied",
+        )?
+        .execute(params![member, program, opening.saturating_add(applied)])?;
+    }
+    tx.prepare_cached("DELETE FROM balances WHERE member = ?1")?
+        .execute([card])?;
+    tx.prepare_cached("UPDATE holds SET member = ?1 WHERE member = ?2")?
+        .execute([member, card])?;
+    // The token's own row (if a register saw it as a member) changes too:
+    // it no longer holds points.
+    let rev = next_rev(tx)?;
+    tx.prepare_cached("UPDATE members SET rev = ?1 WHERE id = ?2")?
+        .execute(params![rev, card])?;
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! The embedded SQLite backend of [`Storage`], one file per concern:
+//! `schema` (migrations, pragmas), `intake` (the loads and stores of an
+//! upload batch), `holds`, `members` (downloads and balances),
+//! `import` (snapshots), `bundles` and `admin` (terminals, listings).
+//! The sync rules themselves are in [`crate::apply`]: this backend only
+//! loads and stores.
+//!
+//! One connection behind a mutex: central's writes are serialised anyway
+//! (SQLite has one writer), a batch of 1,000 entries is applied in one
+//! transaction in milliseconds, and a single connection keeps the prepared
+//! statement cache warm. A PostgreSQL backend would pool instead.
+
+mod admin;
+mod bundles;
+mod holds;
+mod import;
+mod intake;
+mod members;
+mod schema;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use pos_sync::Digest32;
+use pos_sync::protocol::{
+    CatalogChanges, HoldAnswer, HoldRelease, HoldRequest, MemberChanges, ProgramBalance,
+    ReceivedBatch, SignedBundle, UploadAnswer,
+};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use uuid::Uuid;
+
+use crate::apply;
+pub use crate::apply::hold::{HOLD_KEPT_SECS, HOLD_TTL_SECS};
+use crate::error::CentralError;
+use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
+use crate::storage::{Conflict, LedgerFilter, NewBundle, Storage, StoredEntry, TerminalInfo};
+
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+fn u64_of(v: i64, what: &str) -> Result<u64, CentralError> {
+    u64::try_from(v).map_err(|_| CentralError::Corrupt(format!("{what} is negative: {v}")))
+}
+
+fn i64_of(v: u64, what: &str) -> Result<i64, CentralError> {
+    i64::try_from(v).map_err(|_| CentralError::Invalid(format!("{what} {v} is too large")))
+}
+
+fn digest_of(bytes: Vec<u8>, what: &str) -> Result<Digest32, CentralError> {
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| CentralError::Corrupt(format!("{what} is not 32 bytes")))?;
+    Ok(Digest32(arr))
+}
+
+fn uuid_of(bytes: Vec<u8>) -> Result<Uuid, CentralError> {
+    Uuid::from_slice(&bytes).map_err(|_| CentralError::Corrupt("entry_id is not 16 bytes".into()))
+}
+
+/// The next value of the change counter that member and product download
+/// cursors follow.
+fn next_rev(tx: &Transaction<'_>) -> Result<i64, CentralError> {
+    Ok(tx.query_row(
+        "UPDATE meta SET value = value + 1 WHERE key = 'rev' RETURNING value",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStorage, CentralError> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn open_in_memory() -> Result<SqliteStorage, CentralError> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<SqliteStorage, CentralError> {
+        schema::prepare(&mut conn)?;
+        Ok(SqliteStorage {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half transaction
+        // (rusqlite rolls back on drop), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in one write transaction, committed when it returns `Ok`
+    /// and rolled back otherwise.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, CentralError>,
+    ) -> Result<T, CentralError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn add_terminal(&self, terminal_id: &str, token_hash: [u8; 32]) -> Result<(), CentralError> {
+        self.write(|tx| admin::add_terminal(tx, terminal_id, token_hash))
+    }
+
+    fn terminal_for_token(&self, token_hash: [u8; 32]) -> Result<Option<String>, CentralError> {
+        admin::terminal_for_token(&self.conn(), token_hash)
+    }
+
+    fn terminals(&self) -> Result<Vec<TerminalInfo>, CentralError> {
+        admin::terminals(&self.conn())
+    }
+
+    fn apply_batch(
+        &self,
+        batch: &ReceivedBatch,
+        received_at: jiff::Timestamp,
+    ) -> Result<UploadAnswer, CentralError> {
+        self.write(|tx| apply::apply_batch(tx, batch, received_at))
+    }
+
+    fn publish_bundle(&self, bundle: NewBundle, at: jiff::Timestamp) -> Result<(), CentralError> {
+        self.write(|tx| bundles::publish(tx, bundle, at))
+    }
+
+    fn newest_bundle(&self, after: Option<u64>) -> Result<Option<SignedBundle>, CentralError> {
+        bundles::newest(&self.conn(), after)
+    }
+
+    fn bundle(&self, version: u64) -> Result<Option<SignedBundle>, CentralError> {
+        bundles::by_version(&self.conn(), version)
+    }
+
+    fn current_bundle_version(&self) -> Result<Option<u64>, CentralError> {
+        bundles::current_version(&self.conn())
+    }
+
+    fn import_members(&self, snapshot: &MembersSnapshot) -> Result<usize, CentralError> {
+        self.write(|tx| import::members(tx, snapshot))
+    }
+
+    fn import_catalog(&self, snapshot: &CatalogSnapshot) -> Result<usize, CentralError> {
+        self.write(|tx| import::catalog(tx, snapshot))
+    }
+
+    fn member_changes(&self, cursor: u64, limit: usize) -> Result<MemberChanges, CentralError> {
+        members::member_changes(&self.conn(), cursor, limit)
+    }
+
+    fn catalog_changes(&self, cursor: u64, limit: usize) -> Result<CatalogChanges, CentralError> {
+        members::catalog_changes(&self.conn(), cursor, limit)
+    }
+
+    fn member_balances(
+        &self,
+        member_or_card: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Option<(String, Vec<ProgramBalance>)>, CentralError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        members::member_balances(&tx, member_or_card, now)
+    }
+
+    fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<StoredEntry>, CentralError> {
+        admin::ledger(&self.conn(), filter)
+    }
+
+    fn conflicts(&self, limit: usize) -> Result<Vec<Conflict>, CentralError> {
+        admin::conflicts(&self.conn(), limit)
+    }
+
+    fn place_hold(
+        &self,
+        request: &HoldRequest,
+        now: jiff::Timestamp,
+    ) -> Result<HoldAnswer, CentralError> {
+        // Out-of-range points are refused before taking the write lock.
+        apply::hold::check_points(request.points)?;
+        self.write(|tx| apply::hold::place_hold(tx, request, now))
+    }
+
+    fn release_hold(&self, release: &HoldRelease) -> Result<bool, CentralError> {
+        self.write(|tx| holds::release(tx, release))
+    }
+}

@@ -1,0 +1,150 @@
+//! The schema and the connection settings central's database runs with.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::CentralError;
+
+/// How long a writer waits for a lock held by another connection (the CLI's
+/// `terminal add` while `serve` runs) before failing: 5 s.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// The schema, one migration per entry; `PRAGMA user_version` records how
+/// many have run. Never edit a released migration: append one.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO meta (key, value) VALUES ('rev', 0);
+CREATE TABLE terminals (
+    id TEXT PRIMARY KEY,
+    token_hash BLOB NOT NULL UNIQUE,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    last_hash BLOB NOT NULL,
+    last_contact TEXT,
+    created_at TEXT NOT NULL
+);
+-- Every seq a terminal consumed, including rejected and duplicate ones, so
+-- the chain is complete; rows are never updated.
+CREATE TABLE entries (
+    terminal_id TEXT NOT NULL REFERENCES terminals(id),
+    seq INTEGER NOT NULL,
+    entry_id BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    prev_hash BLOB,
+    kind TEXT,
+    program TEXT,
+    member TEXT,
+    credited_member TEXT,
+    points INTEGER,
+    sale_id TEXT,
+    return_id TEXT,
+    rules_version INTEGER,
+    occurred_at TEXT,
+    detail TEXT,
+    status TEXT NOT NULL CHECK (status IN ('applied', 'overdraft', 'rejected', 'duplicate')),
+    reason TEXT,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (terminal_id, seq)
+);
+CREATE INDEX entries_entry_id ON entries (entry_id);
+CREATE INDEX entries_credited_member ON entries (credited_member);
+CREATE TABLE members (
+    id TEXT PRIMARY KEY,
+    birthday TEXT,
+    blocked INTEGER NOT NULL DEFAULT 0,
+    tiers TEXT NOT NULL DEFAULT '{}',
+    rev INTEGER NOT NULL
+);
+CREATE INDEX members_rev ON members (rev);
+CREATE TABLE cards (
+    card TEXT PRIMARY KEY,
+    member TEXT NOT NULL REFERENCES members(id)
+);
+CREATE INDEX cards_member ON cards (member);
+-- balance = opening (imported) + applied (sum of applied ledger points).
+CREATE TABLE balances (
+    member TEXT NOT NULL,
+    program TEXT NOT NULL,
+    opening INTEGER NOT NULL DEFAULT 0,
+    applied INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (member, program)
+);
+CREATE TABLE products (
+    sku TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    category TEXT,
+    price TEXT NOT NULL,
+    rev INTEGER NOT NULL
+);
+CREATE INDEX products_rev ON products (rev);
+CREATE TABLE bundles (
+    version INTEGER PRIMARY KEY,
+    format TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    published_at TEXT NOT NULL
+);
+CREATE TABLE programs (id TEXT PRIMARY KEY, first_version INTEGER NOT NULL);
+CREATE TABLE holds (
+    terminal_id TEXT NOT NULL,
+    sale_id TEXT NOT NULL,
+    program TEXT NOT NULL,
+    member TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'settled', 'released')),
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (terminal_id, sale_id, program)
+);
+CREATE INDEX holds_open ON holds (member, program) WHERE state = 'open';
+CREATE TABLE conflicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    seq INTEGER,
+    entry_id BLOB,
+    member TEXT,
+    program TEXT,
+    shortfall INTEGER,
+    detail TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"#,
+    // 2: holds are purged by expiry (HOLD_KEPT_SECS).
+    r#"
+CREATE INDEX holds_expiry ON holds (expires_at);
+"#,
+];
+
+/// Sets the pragmas central relies on and migrates the schema.
+pub(super) fn prepare(conn: &mut Connection) -> Result<(), CentralError> {
+    // WAL: readers (admin listings) never block the batch writer, and a
+    // commit is one sequential append.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a batch acknowledged to a register is on disk even after a
+    // power cut; the register will never send those entries again.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // The CLI (`terminal add`) may write while `serve` holds the lock:
+    // wait rather than fail at once.
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    // Off by default in SQLite; we want the REFERENCES to hold.
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    migrate(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), CentralError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let done: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let done = usize::try_from(done).unwrap_or(usize::MAX);
+    if done > MIGRATIONS.len() {
+        return Err(CentralError::Corrupt(format!(
+            "database schema version {done} is newer than this program ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for sql in &MIGRATIONS[done..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.commit()?;
+    Ok(())
+}
