@@ -15,8 +15,8 @@ use pos_sync::protocol::{
 use pos_sync::signing::{check_parsed_version, verify_bundle};
 
 use crate::model::{MemberData, MemberProgramData, Product};
-use crate::store::sync::{CATALOG_CURSOR, MEMBERS_CURSOR};
-use crate::store::{Store, StoreError};
+use crate::store::sync::{CATALOG_CURSOR, CENTRAL_RULES_NEWEST, MEMBERS_CURSOR};
+use crate::store::{RulesInput, Store, StoreError};
 use crate::sync_worker::SyncWorkerError;
 use crate::sync_worker::holds::OwnHolds;
 
@@ -35,7 +35,15 @@ pub enum RulesOutcome {
     Refused(String),
 }
 
-/// Fetches the newest bundle above the cached version, verifies and caches it.
+/// Fetches the newest bundle above the newest version this register can
+/// use, verifies and caches it, and records central's newest version (for
+/// the drift health shows).
+///
+/// Which version to ask after (`docs/signed-rules.md`): the newest whose
+/// signature verifies, not the newest row. A version central never
+/// published (an unsigned import, a row edited in the file) would
+/// otherwise hold back every newer signed version for good, and a row
+/// that does not verify is downloaded again and repaired.
 pub async fn rules(
     store: &Store,
     client: &SyncClient,
@@ -43,14 +51,19 @@ pub async fn rules(
 ) -> Result<RulesOutcome, SyncWorkerError> {
     let current = store.newest_rules_version().await?;
     let answer = client.newest_rules(current).await?;
+    store
+        .set_sync_state(CENTRAL_RULES_NEWEST, &answer.newest.to_string())
+        .await?;
     let Some(signed) = answer.bundle else {
         return Ok(RulesOutcome::UpToDate);
     };
-    let bundle = match verify_and_parse(&signed, key, current) {
-        Ok(bundle) => bundle,
-        Err(reason) => return Ok(refused(signed.version, reason)),
-    };
-    match store.store_rules(bundle, "central").await {
+    if let Err(reason) = verify_and_parse(&signed, key, current) {
+        return Ok(refused(signed.version, reason));
+    }
+    match store
+        .store_rules(RulesInput::Signed(signed.clone()), "central")
+        .await
+    {
         Ok(_) => {
             tracing::info!(
                 message = "Rules bundle downloaded.",
@@ -61,7 +74,9 @@ pub async fn rules(
         Err(
             e @ (StoreError::InvalidRules(_)
             | StoreError::RulesOutdated { .. }
-            | StoreError::RulesConflict(_)),
+            | StoreError::RulesConflict(_)
+            | StoreError::RulesUnsigned(_)
+            | StoreError::BadSignature(_)),
         ) => Ok(refused(signed.version, e.to_string())),
         Err(e) => Err(e.into()),
     }
