@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::VerifyingKey;
 use pos_points::{Bundle, Format};
+use pos_sync::SyncError;
 use pos_sync::protocol::SignedBundle;
 use pos_sync::signed_file::{format_from_name, format_name};
 use pos_sync::signing::{parse_verified, verify_signature};
@@ -129,6 +130,14 @@ pub(crate) fn newest_usable_version(
     Ok(None)
 }
 
+/// A refusal's own words, without `SyncError`'s "rules bundle refused:".
+fn reason(error: SyncError) -> String {
+    match error {
+        SyncError::Bundle(text) => text,
+        other => other.to_string(),
+    }
+}
+
 fn to_u64(v: i64) -> StoreResult<u64> {
     u64::try_from(v).map_err(|_| StoreError::Damaged(format!("negative rules version {v}")))
 }
@@ -184,8 +193,8 @@ fn parse_row(shared: &Shared, version: u64, row: &Row) -> StoreResult<Bundle> {
             "rules_public_key is not a usable Ed25519 key".to_string(),
         )),
         (Some(Ok(key)), Some(signed)) => {
-            verify_signature(signed, &key).map_err(|e| unverified(e.to_string()))?;
-            parse_verified(signed).map_err(|e| unverified(e.to_string()))
+            verify_signature(signed, &key).map_err(|e| unverified(reason(e)))?;
+            parse_verified(signed).map_err(|e| unverified(reason(e)))
         }
         (None, Some(signed)) => parse_verified(signed)
             .map_err(|e| StoreError::Damaged(format!("cached rules version {version}: {e}"))),
@@ -249,15 +258,14 @@ fn check(shared: &Shared, input: &RulesInput) -> StoreResult<Checked> {
             ));
         }
         (Some(Ok(key)), RulesInput::Signed(signed)) => {
-            verify_signature(signed, &key).map_err(|e| StoreError::BadSignature(e.to_string()))?;
+            verify_signature(signed, &key).map_err(|e| StoreError::BadSignature(reason(e)))?;
             Checked {
-                bundle: parse_verified(signed)
-                    .map_err(|e| StoreError::InvalidRules(e.to_string()))?,
+                bundle: parse_verified(signed).map_err(|e| StoreError::InvalidRules(reason(e)))?,
                 signed: Some(signed.clone()),
             }
         }
         (None, RulesInput::Signed(signed)) => Checked {
-            bundle: parse_verified(signed).map_err(|e| StoreError::InvalidRules(e.to_string()))?,
+            bundle: parse_verified(signed).map_err(|e| StoreError::InvalidRules(reason(e)))?,
             signed: Some(signed.clone()),
         },
         (None, RulesInput::Plain(b)) => Checked {
