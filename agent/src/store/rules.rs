@@ -138,6 +138,23 @@ fn reason(error: SyncError) -> String {
     }
 }
 
+/// Versions up to `up_to` held without a signature, the newest first, at
+/// most `limit`: what the rules download asks central for again.
+pub(crate) fn unsigned_versions(
+    conn: &Connection,
+    up_to: u64,
+    limit: u32,
+) -> StoreResult<Vec<u64>> {
+    let versions: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT version FROM rules WHERE signature IS NULL AND version <= ?1 \
+             ORDER BY version DESC LIMIT ?2",
+        )?
+        .query_map(rusqlite::params![to_i64(up_to)?, limit], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    versions.into_iter().map(to_u64).collect()
+}
+
 fn to_u64(v: i64) -> StoreResult<u64> {
     u64::try_from(v).map_err(|_| StoreError::Damaged(format!("negative rules version {v}")))
 }

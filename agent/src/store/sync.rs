@@ -457,6 +457,13 @@ impl crate::store::Store {
     pub async fn newest_rules_version(&self) -> StoreResult<Option<u64>> {
         self.read(rules::newest_usable_version).await
     }
+
+    /// Versions up to `up_to` held without a signature (cached before
+    /// signatures were kept), the newest first, at most `limit`.
+    pub async fn unsigned_rules_versions(&self, up_to: u64, limit: u32) -> StoreResult<Vec<u64>> {
+        self.read(move |conn, _| rules::unsigned_versions(conn, up_to, limit))
+            .await
+    }
 }
 
 impl crate::store::Store {

@@ -8,6 +8,8 @@
 //! - a bundle row edited in the SQLite file is not used after a restart
 //!   (sales answer `rules_unverified`, health says why) until central's
 //!   signed bytes repair it;
+//! - bundles cached before signatures were kept are completed from
+//!   central, so old sales can be returned again;
 //! - a version central never published (an unsigned row, as an import
 //!   before this change left it) does not hold back central's newer
 //!   versions, and a signed-looking one shows as drift in health and status.
@@ -220,5 +222,68 @@ async fn a_version_central_never_published_neither_holds_back_its_rules_nor_hide
         "{text}"
     );
     assert!(text.contains("central rules: 2"), "{text}");
+    Ok(())
+}
+
+/// A register upgraded from before signatures were kept: its bundles came
+/// from central but are unsigned now. The first sync completes the newest
+/// and the older ones from central's signed bytes, so an old sale can be
+/// returned again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundles_cached_before_signatures_were_kept_are_completed_from_central() -> Result<()> {
+    let mut world = World::new()?;
+    let addr = world.central.addr;
+    let dir = world.register(REG, &world.central.url)?;
+    let mut agent = dir.start().await?;
+    assert_eq!(earned(&agent, "S-v1", 10).await?, 10);
+    world
+        .central
+        .publish_rules(world.file("rules-v2.json", RULES_V2)?)?;
+    sync_now(&agent).await?;
+    eventually("v2 downloaded", || async {
+        let h = health(&agent).await?;
+        Ok((h["rules_version"] == 2).then_some(()))
+    })
+    .await?;
+    synced(&agent).await?;
+    agent.terminate()?;
+    // What migration 2 finds in a register that cached both before.
+    sql(
+        &dir,
+        "UPDATE rules SET signed_bytes = NULL, signed_format = NULL, signature = NULL",
+    )?;
+    world.central.kill();
+    let agent = dir.start().await?;
+    let (status, answer) = agent
+        .post(
+            "/v1/sales/S-v1/returns",
+            &serde_json::json!({"return_id": "R-1", "lines": [{"line": 1, "qty": "1"}]}),
+        )
+        .await?;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (503, &"rules_unverified".into()),
+        "{answer}"
+    );
+    world.central.serve(&addr.to_string())?;
+    sync_now(&agent).await?;
+    eventually("both versions signed again", || async {
+        let conn = rusqlite::Connection::open(&dir.db)?;
+        let unsigned: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM rules WHERE signature IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok((unsigned == 0).then_some(()))
+    })
+    .await?;
+    let (status, answer) = agent
+        .post(
+            "/v1/sales/S-v1/returns",
+            &serde_json::json!({"return_id": "R-1", "lines": [{"line": 1, "qty": "1"}]}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(earned(&agent, "S-v2", 10).await?, 20);
     Ok(())
 }
