@@ -6,8 +6,8 @@
 
 use pos_sync::Digest32;
 use pos_sync::protocol::{
-    BundleFormat, CatalogChanges, HoldAnswer, HoldRelease, HoldRequest, MemberChanges,
-    ProgramBalance, ReceivedBatch, SignedBundle, UploadAnswer,
+    CatalogChanges, HoldAnswer, HoldRelease, HoldRequest, MemberChanges, ProgramBalance,
+    ReceivedBatch, SignedBundle, UploadAnswer,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -141,18 +141,5 @@ pub trait Storage: Send + Sync + 'static {
     fn release_hold(&self, release: &HoldRelease) -> Result<bool, CentralError>;
 }
 
-/// How a bundle format is stored.
-pub fn format_name(format: BundleFormat) -> &'static str {
-    match format {
-        BundleFormat::Json => "json",
-        BundleFormat::Toml => "toml",
-    }
-}
-
-pub fn format_from_name(name: &str) -> Option<BundleFormat> {
-    match name {
-        "json" => Some(BundleFormat::Json),
-        "toml" => Some(BundleFormat::Toml),
-        _ => None,
-    }
-}
+/// How a bundle format is stored: the names of the signed rules file.
+pub use pos_sync::signed_file::{format_from_name, format_name};

@@ -47,6 +47,7 @@ pub mod error;
 pub mod protocol;
 pub mod rechain;
 pub mod retry;
+pub mod signed_file;
 pub mod signing;
 pub mod snapshot;
 #[cfg(any(test, feature = "testing"))]

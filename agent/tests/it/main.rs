@@ -17,3 +17,4 @@ mod store_ledger;
 mod store_open;
 mod store_returns;
 mod store_sales;
+mod store_signed_rules;

@@ -3,7 +3,7 @@
 mod admin;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -62,6 +62,17 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         target: admin::Target,
+    },
+    /// Write a published rules bundle with its signature (a signed rules
+    /// file, docs/signed-rules.md): what `pos-agent import --rules` takes on
+    /// a register with [central]. Reads the state directory directly.
+    ExportRules {
+        version: u64,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Import a members snapshot through the admin API: JSON (agent spec
     /// §2), or CSV when FILE ends in `.csv` (columns in the README).
@@ -142,6 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::PublishRules { file, target } => admin::publish_rules(&file, &target),
+        Command::ExportRules { version, dir, out } => export_rules(&dir, version, out.as_deref()),
         Command::ImportMembers { file, target } => {
             admin::post_snapshot_file("/v1/admin/members", &file, &target)
         }
@@ -150,6 +162,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::AdminGet { path, target } => admin::get(&path, &target),
     }
+}
+
+fn export_rules(dir: &Path, version: u64, out: Option<&Path>) -> anyhow::Result<()> {
+    let storage = CentralDir::new(dir).open_storage()?;
+    let text = pos_central::rules::export(&storage, version)?;
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "rules version {version} with its signature written to {}",
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 fn check_terminal_id(id: &str) -> anyhow::Result<()> {
