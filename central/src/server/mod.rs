@@ -23,8 +23,9 @@
 //! | `POST /v1/admin/members`, `/v1/admin/catalog` | admin | snapshot JSON (agent spec §2), or CSV as `text/csv` (`snapshot_csv`) → `{"imported": n}` |
 //! | `GET /v1/admin/members/{id or card}` | admin | `{"member", "programs": {P: {"balance", "available", "pending"}}}` |
 //! | `GET /v1/admin/ledger?terminal=&member=&limit=` | admin | `{"entries": [...]}` in (terminal, seq) order |
-//! | `GET /v1/admin/terminals` | admin | `{"terminals": [{"terminal_id", "last_seq", "last_hash", "last_contact"}]}` |
-//! | `GET /v1/admin/conflicts?limit=` | admin | `{"conflicts": [...]}`, newest first |
+//! | `GET /v1/admin/terminals` | admin | `{"terminals": [{"terminal_id", "last_seq", "last_hash", "last_contact", "created_at", "last_used_at", "state", "revoked_at", "previous_token_valid_until"}]}` |
+//! | `GET /v1/admin/conflicts?kind=&terminal=&since=&until=&before=&limit=` | admin | `{"conflicts": [{..., "count", "first_at", "last_at"}], "next_before"}`, newest first; a bad value is 400 naming the parameter |
+//! | `POST /v1/admin/adjustments` | admin | `{"member", "program", "points", "reason", "author"}` → 201 `{"entry", "programs"}`; 400 naming a bad field, 404 for an unknown member |
 
 use std::future::Future;
 use std::sync::Arc;
