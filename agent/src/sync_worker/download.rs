@@ -83,7 +83,7 @@ pub async fn rules(
     }
 }
 
-/// Most old versions asked for again per cycle by [`complete_unsigned`].
+/// Most old versions asked for again per cycle by `complete_unsigned`.
 pub const RULES_COMPLETED_PER_CYCLE_MAX: u32 = 16;
 
 /// Versions held without a signature (cached before signatures were kept)
