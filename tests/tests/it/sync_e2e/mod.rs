@@ -20,6 +20,7 @@
 //! `POST /v1/sync/now` cuts backoff waits short after an outage ends.
 
 mod support;
+mod verified_intake;
 
 use std::collections::BTreeSet;
 
