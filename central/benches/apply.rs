@@ -57,7 +57,7 @@ fn batches(count: usize) -> Vec<UploadBatch> {
             terminal_id: TERMINAL.into(),
             first_seq: c[0].seq,
             entries: c.to_vec(),
-            documents: vec![],
+            documents: pos_sync::testing::documents_for(c),
         })
         .collect()
 }

@@ -22,17 +22,23 @@ pub fn prepare(
             bytes.len()
         )));
     }
-    let text = std::str::from_utf8(&bytes)
+    let bundle = parse(&bytes, format)?;
+    let programs = bundle.programs.iter().map(|p| p.id.clone()).collect();
+    let signed = sign_bundle(key, bundle.version, format, bytes);
+    Ok(NewBundle { signed, programs })
+}
+
+/// The bundle the bytes of a published (or about to be published) bundle
+/// hold; central re-derives entries' points with it (`docs/sync-v2.md` §3).
+pub fn parse(bytes: &[u8], format: BundleFormat) -> Result<pos_points::Bundle, CentralError> {
+    let text = std::str::from_utf8(bytes)
         .map_err(|e| CentralError::Invalid(format!("bundle is not UTF-8: {e}")))?;
     let points_format = match format {
         BundleFormat::Json => pos_points::Format::Json,
         BundleFormat::Toml => pos_points::Format::Toml,
     };
-    let bundle = pos_points::Bundle::parse(text, points_format)
-        .map_err(|e| CentralError::Invalid(format!("invalid bundle:\n{e}")))?;
-    let programs = bundle.programs.iter().map(|p| p.id.clone()).collect();
-    let signed = sign_bundle(key, bundle.version, format, bytes);
-    Ok(NewBundle { signed, programs })
+    pos_points::Bundle::parse(text, points_format)
+        .map_err(|e| CentralError::Invalid(format!("invalid bundle:\n{e}")))
 }
 
 /// The signed rules file of a published version (`docs/signed-rules.md`):

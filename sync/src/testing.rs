@@ -3,8 +3,11 @@
 //! (`agent/src/store/ledger.rs`), which takes seq and the last hash from
 //! the database; this builds the same chain without one.
 
+use std::collections::BTreeMap;
+
 use uuid::Uuid;
 
+use crate::protocol::{Document, ProgramPoints, SaleDocument};
 use crate::{Digest32, EntryKind, LedgerEntry};
 
 /// Appends entries to one terminal's chain: seq from 1, each entry chained
@@ -87,6 +90,78 @@ impl Chain {
         e.chain_after(self.last);
         self.last = e.hash;
         e
+    }
+}
+
+/// The rules bundle the documents of [`documents_for`] are quoted with, at
+/// every version a test publishes (`{version}` is replaced): program `main`,
+/// one point per currency unit, redeemable one point per unit with no
+/// minimum, so an entry's points are its basket's amount.
+pub const BUNDLE_JSON: &str = r#"{"version": {version}, "programs": [
+    {"id": "main", "currency": "EUR", "base_rate": "1",
+     "redeem": {"points_per_unit": 1, "min_points": 0, "step": 1, "max_share": "1",
+                "offline_allowance": 1000000}}]}"#;
+
+/// [`BUNDLE_JSON`] at `version`.
+pub fn bundle_json(version: u64) -> String {
+    BUNDLE_JSON.replace("{version}", &version.to_string())
+}
+
+/// The sale documents (`docs/sync-v2.md` §2) that make `entries` what
+/// [`BUNDLE_JSON`] gives, as an honest register would send them: per sale,
+/// one line of `earned + redeemed` currency units of which `redeemed` were
+/// paid with points. Only `earn` and `redeem` entries of program `main` are
+/// covered; the document takes the member, time and rules version of the
+/// sale's first entry.
+pub fn documents_for(entries: &[LedgerEntry]) -> Vec<Document> {
+    let mut sales: BTreeMap<String, (&LedgerEntry, i64, i64)> = BTreeMap::new();
+    for entry in entries {
+        let Some(sale) = entry.sale_id.clone() else {
+            continue;
+        };
+        let slot = sales.entry(sale).or_insert((entry, 0, 0));
+        match entry.kind {
+            EntryKind::Earn => slot.1 += entry.points,
+            EntryKind::Redeem => slot.2 -= entry.points,
+            _ => {}
+        }
+    }
+    sales
+        .into_iter()
+        .map(|(sale_id, (first, earned, redeemed))| {
+            Document::Sale(sale_document(&sale_id, first, earned, redeemed))
+        })
+        .collect()
+}
+
+/// One sale's document: a basket of `earned + redeemed` units paying
+/// `redeemed` with points, for the member and time of `entry`.
+pub fn sale_document(
+    sale_id: &str,
+    entry: &LedgerEntry,
+    earned: i64,
+    redeemed: i64,
+) -> SaleDocument {
+    let basket = serde_json::json!({
+        "sale_id": sale_id,
+        "time": entry.occurred_at,
+        "member": {"id": entry.member, "programs": {"main": {}}},
+        "paid_with_points": format!("{redeemed}.00"),
+        "lines": [{"line": 1, "sku": "TEST", "qty": "1",
+                   "unit_price": format!("{}.00", earned + redeemed)}],
+    });
+    SaleDocument {
+        sale_id: sale_id.to_string(),
+        rules_version: entry.rules_version,
+        basket: basket.to_string(),
+        redeemed: if redeemed > 0 {
+            vec![ProgramPoints {
+                program: "main".into(),
+                points: redeemed,
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }
 

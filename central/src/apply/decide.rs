@@ -10,10 +10,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::ops::RangeInclusive;
 
-use pos_sync::protocol::{BatchOutcome, EntryResult, ReceivedBatch, ReceivedEntry};
+use pos_sync::protocol::{
+    BatchOutcome, Document, DocumentKey, EntryResult, ReceivedBatch, ReceivedEntry,
+};
 use pos_sync::{Digest32, EntryKind, LedgerEntry};
 use uuid::Uuid;
 
+use super::verify::{self, Verifier};
 use super::{Account, AccountKey, ChainHead, ConflictKind, EntryStatus, NewConflict, OpenHold};
 use super::{StoredSeq, Touched};
 use crate::error::CentralError;
@@ -32,6 +35,19 @@ pub enum Rejection {
     HashMismatch { seq: u64 },
     /// Its program is in no published bundle.
     UnknownProgram(String),
+    /// Its document is missing or disagrees, or its points are not what the
+    /// rules give (`docs/sync-v2.md` §3, checks 4 and 5).
+    Unverified(verify::Failure),
+}
+
+impl Rejection {
+    /// The conflict kind that records it.
+    pub fn conflict_kind(&self) -> ConflictKind {
+        match self {
+            Rejection::Unverified(verify::Failure::Mismatch(_)) => ConflictKind::PointsMismatch,
+            _ => ConflictKind::Rejected,
+        }
+    }
 }
 
 impl fmt::Display for Rejection {
@@ -45,6 +61,7 @@ impl fmt::Display for Rejection {
             Rejection::HashMismatch { seq } => {
                 write!(f, "hash mismatch: entry altered (seq {seq})")
             }
+            Rejection::Unverified(failure) => write!(f, "{failure}"),
             Rejection::UnknownProgram(program) => {
                 write!(
                     f,
@@ -66,12 +83,18 @@ pub enum Verdict {
     /// Its entry id is already counted under another seq.
     Duplicate,
     Rejected(Rejection),
+    /// Applied with `credited` points instead of the entry's (check 6, or a
+    /// return bounded by what central counted for its sale).
+    Corrected {
+        credited: i64,
+        reason: String,
+    },
 }
 
 impl Verdict {
     pub fn status(&self) -> EntryStatus {
         match self {
-            Verdict::Applied => EntryStatus::Applied,
+            Verdict::Applied | Verdict::Corrected { .. } => EntryStatus::Applied,
             Verdict::Overdraft { .. } => EntryStatus::Overdraft,
             Verdict::Duplicate => EntryStatus::Duplicate,
             Verdict::Rejected(_) => EntryStatus::Rejected,
@@ -89,6 +112,10 @@ impl Verdict {
             Verdict::Rejected(r) => EntryResult::Rejected {
                 reason: r.to_string(),
             },
+            Verdict::Corrected { credited, reason } => EntryResult::Corrected {
+                credited: *credited,
+                reason: reason.clone(),
+            },
         }
     }
 
@@ -96,6 +123,16 @@ impl Verdict {
     pub fn reason(&self) -> Option<String> {
         match self {
             Verdict::Rejected(r) => Some(r.to_string()),
+            Verdict::Corrected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
+    /// The points that moved the balance when they differ from the entry's
+    /// (the stored `credited` column).
+    pub fn credited(&self) -> Option<i64> {
+        match self {
+            Verdict::Corrected { credited, .. } => Some(*credited),
             _ => None,
         }
     }
@@ -138,7 +175,7 @@ pub struct Decision<'b> {
 }
 
 /// What the batch's new entries are decided against.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct BatchContext {
     pub programs: HashSet<String>,
     /// Name a register used → the card's member (None: not a known card).
@@ -149,6 +186,8 @@ pub struct BatchContext {
     pub accounts: HashMap<AccountKey, Account>,
     /// (sale, program) → the terminal's open hold for it, if any.
     pub sale_holds: HashMap<(String, String), Option<OpenHold>>,
+    /// What checks 4–6 verify the entries against.
+    pub facts: verify::Facts,
 }
 
 impl BatchContext {
@@ -260,6 +299,8 @@ pub fn decide<'b>(
 ) -> Decision<'b> {
     let mut run = Run {
         context,
+        documents: &batch.documents,
+        verifier: Verifier::new(&context.facts),
         received_at,
         at: received_at.to_string(),
         head,
@@ -280,6 +321,8 @@ pub fn decide<'b>(
 /// The state of a batch being decided, entry after entry.
 struct Run<'b, 'c> {
     context: &'c BatchContext,
+    documents: &'b BTreeMap<DocumentKey, Document>,
+    verifier: Verifier<'c>,
     received_at: jiff::Timestamp,
     at: String,
     head: ChainHead,
@@ -346,16 +389,25 @@ impl<'b> Run<'b, '_> {
         let verdict = if already {
             self.touched.insert(credited.clone());
             Verdict::Duplicate
-        } else if let Some(rejection) = self.rejection(seq, entry) {
-            let conflict = self.conflict(ConflictKind::Rejected, seq, entry, &credited);
-            self.writes.conflicts.push(NewConflict {
-                detail: rejection.to_string(),
-                ..conflict
-            });
-            Verdict::Rejected(rejection)
         } else {
-            self.counted.insert(entry.entry_id);
-            self.apply_points(seq, entry, &credited)
+            match self.verified(seq, entry, &credited) {
+                Err(rejection) => {
+                    let kind = rejection.conflict_kind();
+                    let conflict = self.conflict(kind, seq, entry, &credited);
+                    self.writes.conflicts.push(NewConflict {
+                        detail: rejection.to_string(),
+                        ..conflict
+                    });
+                    Verdict::Rejected(rejection)
+                }
+                Ok(verified) => {
+                    self.counted.insert(entry.entry_id);
+                    self.verifier.record(entry, &credited, &verified);
+                    let verdict = self.apply_points(seq, entry, &credited, verified.credited);
+                    self.corrected(seq, entry, &credited, verified)
+                        .unwrap_or(verdict)
+                }
+            }
         };
         if verdict.status().counts() {
             self.check_clock(seq, entry, &credited);
@@ -386,25 +438,67 @@ impl<'b> Run<'b, '_> {
         }
     }
 
-    /// Counts the points, settling the sale's hold first: the redemption
-    /// spends what the hold reserved.
-    fn apply_points(&mut self, seq: u64, entry: &LedgerEntry, credited: &str) -> Verdict {
+    /// The rejection of [`Run::rejection`], else checks 4–6 ([`verify`]).
+    fn verified(
+        &self,
+        seq: u64,
+        entry: &LedgerEntry,
+        credited: &str,
+    ) -> Result<verify::Verified, Rejection> {
+        if let Some(rejection) = self.rejection(seq, entry) {
+            return Err(rejection);
+        }
+        self.verifier
+            .check(entry, credited, self.documents)
+            .map_err(Rejection::Unverified)
+    }
+
+    /// The `corrected` verdict and its conflict, when central counted other
+    /// points than the entry's.
+    fn corrected(
+        &mut self,
+        seq: u64,
+        entry: &LedgerEntry,
+        credited: &str,
+        verified: verify::Verified,
+    ) -> Option<Verdict> {
+        let reason = verified.correction?;
+        let conflict = self.conflict(ConflictKind::ContextCorrected, seq, entry, credited);
+        self.writes.conflicts.push(NewConflict {
+            detail: reason.clone(),
+            ..conflict
+        });
+        Some(Verdict::Corrected {
+            credited: verified.credited,
+            reason,
+        })
+    }
+
+    /// Counts `points` (the entry's, or central's figure), settling the
+    /// sale's hold first: the redemption spends what the hold reserved.
+    fn apply_points(
+        &mut self,
+        seq: u64,
+        entry: &LedgerEntry,
+        credited: &str,
+        points: i64,
+    ) -> Verdict {
         let key = (credited.to_string(), entry.program.clone());
         self.touch_account(&key);
         let settled = self.settle_hold(entry);
         let account = self.accounts.entry(key).or_default();
         account.held = account.held.saturating_sub(settled);
-        let after = account.available().saturating_add(entry.points);
-        account.applied = account.applied.saturating_add(entry.points);
+        let after = account.available().saturating_add(points);
+        account.applied = account.applied.saturating_add(points);
         self.touched.insert(credited.to_string());
-        if entry.points < 0 && after < 0 {
-            let shortfall = after.saturating_neg().min(entry.points.saturating_neg());
+        if points < 0 && after < 0 {
+            let shortfall = after.saturating_neg().min(points.saturating_neg());
             let conflict = self.conflict(ConflictKind::Overdraft, seq, entry, credited);
             self.writes.conflicts.push(NewConflict {
                 shortfall: Some(shortfall),
                 detail: format!(
                     "{} of {} points not covered; available is now {after}",
-                    shortfall, -entry.points
+                    shortfall, -points
                 ),
                 ..conflict
             });
@@ -509,7 +603,7 @@ fn skew_secs(occurred_at: &str, received: jiff::Timestamp) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use pos_sync::protocol::UploadBatch;
-    use pos_sync::testing::Chain;
+    use pos_sync::testing::{self, Chain};
     use pos_sync::wire;
 
     use super::*;
@@ -529,14 +623,20 @@ mod tests {
             terminal_id: T.into(),
             first_seq: entries[0].seq,
             entries: entries.to_vec(),
-            documents: vec![],
+            documents: testing::documents_for(entries),
         };
         wire::decode_upload(&wire::encode_upload(&b).unwrap()).unwrap()
     }
 
     fn context() -> BatchContext {
+        let text = testing::bundle_json(1);
+        let bundle = pos_points::Bundle::parse(&text, pos_points::Format::Json).unwrap();
         BatchContext {
             programs: HashSet::from(["main".to_string()]),
+            facts: verify::Facts {
+                bundles: HashMap::from([(1, std::sync::Arc::new(bundle))]),
+                ..verify::Facts::default()
+            },
             ..BatchContext::default()
         }
     }
@@ -613,15 +713,17 @@ mod tests {
     #[test]
     fn a_redemption_settles_its_sales_hold_once() {
         let mut r = chain();
-        let redeem = |r: &mut Chain| {
+        let redeem = |r: &mut Chain, sale: &str| {
             r.entry_with(|e| {
                 e.kind = EntryKind::Redeem;
                 e.member = "M-1".into();
                 e.points = -40;
-                e.sale_id = Some("S-1".into());
+                e.sale_id = Some(sale.into());
             })
         };
-        let b = batch(&[redeem(&mut r), redeem(&mut r)]);
+        // A sale redeems once per program (docs/sync-v2.md §3): the second
+        // redemption is another sale's, which holds nothing.
+        let b = batch(&[redeem(&mut r, "S-1"), redeem(&mut r, "S-2")]);
         let mut c = context();
         let key = ("M-1".to_string(), "main".to_string());
         let account = Account {
@@ -637,10 +739,76 @@ mod tests {
         c.sale_holds
             .insert(("S-1".into(), "main".into()), Some(hold));
         let d = run(&b, &c);
-        // 100 - 40 - 40: the hold's 40 are spent, not counted twice.
+        // 100 - 40 - 40: the hold's 40 are spent, not counted twice (else
+        // the second redemption would overdraw).
         assert_eq!(d.results, vec![EntryResult::Applied; 2]);
         assert_eq!(d.writes.settled_holds, vec![("S-1".into(), "main".into())]);
         assert_eq!(d.writes.applied.get(&key), Some(&-80));
+    }
+
+    fn batch_with(entries: &[LedgerEntry], documents: Vec<Document>) -> ReceivedBatch {
+        let b = UploadBatch {
+            terminal_id: T.into(),
+            first_seq: entries[0].seq,
+            entries: entries.to_vec(),
+            documents,
+        };
+        wire::decode_upload(&wire::encode_upload(&b).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn points_the_rules_do_not_give_are_a_points_mismatch_that_consumes_the_seq() {
+        let mut r = chain();
+        let forged = r.earn("M-1", 50_000);
+        let honest = r.earn("M-1", 5);
+        let mut documents = testing::documents_for(std::slice::from_ref(&honest));
+        let sale = forged.sale_id.clone().unwrap();
+        let as_sold = testing::sale_document(&sale, &forged, 73, 0);
+        documents.push(Document::Sale(as_sold));
+        let b = batch_with(&[forged, honest], documents);
+        let d = run(&b, &context());
+        let reason = "earn of 50000 points for sale S-1 in program main, but rules version 1 give 73 for this sale";
+        let rejected = EntryResult::Rejected {
+            reason: reason.into(),
+        };
+        assert_eq!(d.results, vec![rejected, EntryResult::Applied]);
+        assert_eq!(kinds(&d), vec![ConflictKind::PointsMismatch]);
+        let key = ("M-1".to_string(), "main".to_string());
+        assert_eq!(d.writes.applied.get(&key), Some(&5));
+        assert_eq!(d.writes.head.map(|h| h.seq), Some(2));
+    }
+
+    #[test]
+    fn a_corrected_credit_moves_the_balance_by_centrals_figure() {
+        let mut r = chain();
+        let b = batch(&[r.earn("M-1", 73)]);
+        let mut c = context();
+        let capped = testing::bundle_json(1).replace(
+            "\"base_rate\": \"1\",",
+            "\"base_rate\": \"1\", \"limits\": {\"member_daily_cap\": 100},",
+        );
+        let capped = pos_points::Bundle::parse(&capped, pos_points::Format::Json).unwrap();
+        c.facts.bundles.insert(1, std::sync::Arc::new(capped));
+        let day = (
+            "M-1".to_string(),
+            "main".to_string(),
+            "2026-11-28".to_string(),
+        );
+        c.facts.earned_on.insert(day, 80);
+        let d = run(&b, &c);
+        let EntryResult::Corrected { credited, reason } = &d.results[0] else {
+            panic!("expected corrected, got {:?}", d.results);
+        };
+        assert_eq!(*credited, 20);
+        assert!(
+            reason.contains("earned_today 0 is below the 80"),
+            "{reason}"
+        );
+        assert_eq!(kinds(&d), vec![ConflictKind::ContextCorrected]);
+        let key = ("M-1".to_string(), "main".to_string());
+        assert_eq!(d.writes.applied.get(&key), Some(&20));
+        assert_eq!(d.writes.entries[0].verdict.credited(), Some(20));
+        assert_eq!(d.writes.entries[0].verdict.status(), EntryStatus::Applied);
     }
 
     #[test]
@@ -695,6 +863,16 @@ mod tests {
             assert_eq!(ConflictKind::parse(k.as_str()), Some(k));
         }
         let names: Vec<_> = ConflictKind::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["overdraft", "rejected", "seq_reused", "clock_skew"]);
+        assert_eq!(
+            names,
+            [
+                "overdraft",
+                "rejected",
+                "seq_reused",
+                "clock_skew",
+                "points_mismatch",
+                "context_corrected"
+            ]
+        );
     }
 }

@@ -17,15 +17,17 @@
 pub mod adjust;
 pub mod decide;
 pub mod hold;
+pub mod verify;
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
-use pos_sync::Digest32;
 use pos_sync::protocol::{
     BatchOutcome, MemberBalance, ProgramBalance, ReceivedBatch, UploadAnswer,
 };
+use pos_sync::{Digest32, LedgerEntry};
 use uuid::Uuid;
 
 use crate::error::CentralError;
@@ -82,14 +84,23 @@ pub enum ConflictKind {
     Rejected,
     SeqReused,
     ClockSkew,
+    /// The entry's points are not what the rules give for its document
+    /// (`docs/sync-v2.md` §3, check 5).
+    PointsMismatch,
+    /// Applied with central's lower figure: the register's member context
+    /// differed from central's (check 6), or a return exceeded what central
+    /// counted for its sale.
+    ContextCorrected,
 }
 
 impl ConflictKind {
-    pub const ALL: [ConflictKind; 4] = [
+    pub const ALL: [ConflictKind; 6] = [
         ConflictKind::Overdraft,
         ConflictKind::Rejected,
         ConflictKind::SeqReused,
         ConflictKind::ClockSkew,
+        ConflictKind::PointsMismatch,
+        ConflictKind::ContextCorrected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +109,8 @@ impl ConflictKind {
             ConflictKind::Rejected => "rejected",
             ConflictKind::SeqReused => "seq_reused",
             ConflictKind::ClockSkew => "clock_skew",
+            ConflictKind::PointsMismatch => "points_mismatch",
+            ConflictKind::ContextCorrected => "context_corrected",
         }
     }
 
@@ -205,6 +218,22 @@ pub trait SyncTx {
         conflicts: &[NewConflict],
         at: &str,
     ) -> Result<(), CentralError>;
+    /// The published bundle of `version`, parsed; None when never
+    /// published.
+    fn published_bundle(&self, version: u64) -> Result<Option<pos_points::Bundle>, CentralError>;
+    /// Central's birthday and tier history of a member (None: central has
+    /// no member of that id).
+    fn member_facts(&self, member: &str) -> Result<Option<verify::MemberFacts>, CentralError>;
+    /// Points counted for earns and return_earns of the member in the
+    /// program whose `occurred_at` has local date `date`, every terminal.
+    fn earned_on(&self, member: &str, program: &str, date: &str) -> Result<i64, CentralError>;
+    /// What central counted for a sale and program of `terminal`.
+    fn sale_record(
+        &self,
+        terminal: &str,
+        sale_id: &str,
+        program: &str,
+    ) -> Result<verify::SaleRecord, CentralError>;
     /// The balances of every program a member has.
     fn member_programs(
         &self,
@@ -298,6 +327,8 @@ fn load_context(
             let account = tx.account(member, program, now_secs)?;
             slot.insert(account);
         }
+        let member = context.credited(&entry.member).to_string();
+        load_facts(tx, &mut context.facts, batch, entry, &member)?;
         if let Some(sale) = decide::settles(entry)
             && let Entry::Vacant(slot) = context
                 .sale_holds
@@ -309,6 +340,42 @@ fn load_context(
         }
     }
     Ok(context)
+}
+
+/// What checks 4–6 need for one entry ([`verify::Facts`]): its bundle, its
+/// member, the day's earnings and its sale, each loaded once per batch.
+fn load_facts(
+    tx: &impl SyncTx,
+    facts: &mut verify::Facts,
+    batch: &ReceivedBatch,
+    entry: &LedgerEntry,
+    member: &str,
+) -> Result<(), CentralError> {
+    let version = entry.rules_version;
+    if let Entry::Vacant(slot) = facts.bundles.entry(version)
+        && let Some(bundle) = tx.published_bundle(version)?
+    {
+        slot.insert(Arc::new(bundle));
+    }
+    if let Entry::Vacant(slot) = facts.members.entry(member.to_string())
+        && let Some(known) = tx.member_facts(member)?
+    {
+        slot.insert(known);
+    }
+    let day = verify::day_key(member, &entry.program, &entry.occurred_at);
+    if let Entry::Vacant(slot) = facts.earned_on.entry(day) {
+        let (member, program, date) = slot.key();
+        let sum = tx.earned_on(member, program, date)?;
+        slot.insert(sum);
+    }
+    if let Some(sale) = verify::sale_of(entry, &batch.documents)
+        && let Entry::Vacant(slot) = facts.sales.entry((sale, entry.program.clone()))
+    {
+        let (sale, program) = slot.key();
+        let record = tx.sale_record(&batch.terminal_id, sale, program)?;
+        slot.insert(record);
+    }
+    Ok(())
 }
 
 /// The members whose balances an answer carries, in the order it lists them.

@@ -12,6 +12,9 @@ pub(super) fn members(
     tx: &Transaction<'_>,
     snapshot: &MembersSnapshot,
 ) -> Result<usize, CentralError> {
+    // The moment central learned of a tier is when the snapshot arrived:
+    // a register cannot have known it earlier.
+    let at = jiff::Timestamp::now().to_string();
     for (i, m) in snapshot.members.iter().enumerate() {
         let rev = next_rev(tx)?;
         let tiers: BTreeMap<&String, &Option<String>> =
@@ -46,6 +49,7 @@ pub(super) fn members(
             link_card_points(tx, card, &m.id)?;
         }
         for (program, state) in &m.programs {
+            record_tier(tx, &m.id, program, state.tier.as_deref(), &at)?;
             tx.prepare_cached(
                 "INSERT INTO balances (member, program, opening, applied) VALUES (?1, ?2, ?3, 0)
                  ON CONFLICT (member, program) DO UPDATE SET opening = excluded.opening",
@@ -54,6 +58,32 @@ pub(super) fn members(
         }
     }
     Ok(snapshot.members.len())
+}
+
+/// Appends a tier change to `tier_history` when the snapshot's tier differs
+/// from the last one recorded (`docs/sync-v2.md` §3, "Whose context").
+fn record_tier(
+    tx: &Transaction<'_>,
+    member: &str,
+    program: &str,
+    tier: Option<&str>,
+    at: &str,
+) -> Result<(), CentralError> {
+    let last: Option<Option<String>> = tx
+        .prepare_cached(
+            "SELECT tier FROM tier_history WHERE member = ?1 AND program = ?2
+             ORDER BY since DESC, rowid DESC LIMIT 1",
+        )?
+        .query_row([member, program], |r| r.get(0))
+        .optional()?;
+    if last.as_ref().map(Option::as_deref) == Some(tier) || (last.is_none() && tier.is_none()) {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "INSERT INTO tier_history (member, program, tier, since) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![member, program, tier, at])?;
+    Ok(())
 }
 
 pub(super) fn catalog(

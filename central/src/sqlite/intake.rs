@@ -12,7 +12,8 @@ use pos_sync::protocol::ProgramBalance;
 use rusqlite::{OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
-use super::{digest_of, i64_of, members, next_rev, u64_of};
+use super::{bundles, digest_of, i64_of, members, next_rev, u64_of};
+use crate::apply::verify::{MemberFacts, SaleRecord, TierSpell};
 use crate::apply::{
     Account, BatchWrites, ChainHead, EntryStatus, NewConflict, NewEntry, OpenHold, StoredSeq,
     SyncTx,
@@ -213,6 +214,91 @@ impl SyncTx for Transaction<'_> {
         Ok(())
     }
 
+    fn published_bundle(&self, version: u64) -> Result<Option<pos_points::Bundle>, CentralError> {
+        bundles::by_version(self, version)?
+            .map(|signed| crate::rules::parse(&signed.bytes, signed.format))
+            .transpose()
+    }
+
+    fn member_facts(&self, member: &str) -> Result<Option<MemberFacts>, CentralError> {
+        let birthday: Option<Option<String>> = self
+            .prepare_cached("SELECT birthday FROM members WHERE id = ?1")?
+            .query_row([member], |r| r.get(0))
+            .optional()?;
+        let Some(birthday) = birthday else {
+            return Ok(None);
+        };
+        let mut stmt = self.prepare_cached(
+            "SELECT program, tier, since FROM tier_history WHERE member = ?1
+             ORDER BY program, since, rowid",
+        )?;
+        let rows = stmt
+            .query_map([member], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let tiers = rows
+            .into_iter()
+            .map(|(program, tier, since)| {
+                let since = since.parse().map_err(|e| {
+                    CentralError::Corrupt(format!("tier_history.since {since:?}: {e}"))
+                })?;
+                Ok(TierSpell {
+                    program,
+                    tier,
+                    since,
+                })
+            })
+            .collect::<Result<Vec<_>, CentralError>>()?;
+        Ok(Some(MemberFacts { birthday, tiers }))
+    }
+
+    fn earned_on(&self, member: &str, program: &str, date: &str) -> Result<i64, CentralError> {
+        let sum: i64 = self
+            .prepare_cached(
+                "SELECT COALESCE(SUM(COALESCE(credited, points)), 0) FROM entries
+                 WHERE credited_member = ?1 AND program = ?2 AND substr(occurred_at, 1, 10) = ?3
+                   AND kind IN ('earn', 'return_earn') AND status IN ('applied', 'overdraft')",
+            )?
+            .query_row([member, program, date], |r| r.get(0))?;
+        Ok(sum)
+    }
+
+    fn sale_record(
+        &self,
+        terminal: &str,
+        sale_id: &str,
+        program: &str,
+    ) -> Result<SaleRecord, CentralError> {
+        let mut stmt = self.prepare_cached(
+            "SELECT kind, COUNT(*), COALESCE(SUM(COALESCE(credited, points)), 0) FROM entries
+             WHERE terminal_id = ?1 AND sale_id = ?2 AND program = ?3
+               AND status IN ('applied', 'overdraft')
+             GROUP BY kind",
+        )?;
+        let rows = stmt
+            .query_map([terminal, sale_id, program], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut record = SaleRecord::default();
+        for (kind, count, sum) in rows {
+            let some = (count > 0).then_some(sum);
+            match kind.as_str() {
+                "earn" => record.earned = some,
+                "redeem" => record.redeemed = some.map(i64::saturating_neg),
+                "return_earn" => record.reversed = sum.saturating_neg(),
+                "return_redeem" => record.given_back = sum,
+                _ => {}
+            }
+        }
+        Ok(record)
+    }
+
     fn member_programs(
         &self,
         member: &str,
@@ -233,8 +319,9 @@ fn insert_entry(
     let mut stmt = tx.prepare_cached(
         "INSERT INTO entries (terminal_id, seq, entry_id, hash, prev_hash, kind, program, member,
             credited_member, points, sale_id, return_id, rules_version, occurred_at, detail,
-            status, reason, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            status, reason, received_at, credited)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19)",
     )?;
     let e = row.entry.as_ref().map(|(e, _)| *e);
     let credited = row.entry.as_ref().map(|(_, c)| c.as_str());
@@ -259,7 +346,8 @@ fn insert_entry(
         e.map(|e| e.detail.as_str()),
         row.verdict.status().as_str(),
         row.verdict.reason(),
-        received_at
+        received_at,
+        row.verdict.credited()
     ])?;
     Ok(())
 }

@@ -155,6 +155,25 @@ END;
 INSERT INTO terminals (id, token_hash, last_seq, last_hash, created_at)
 VALUES ('@central', randomblob(32), 0, zeroblob(32), strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
 "#,
+    // 4: verified intake (docs/sync-v2.md §3): the points an entry moved
+    // when central corrected them (NULL: the entry's own), its sale's
+    // earlier entries by terminal, and every tier a member held since when.
+    // Tiers known before the history began count as held from the start.
+    r#"
+ALTER TABLE entries ADD COLUMN credited INTEGER;
+CREATE INDEX entries_sale ON entries (terminal_id, sale_id, program);
+CREATE INDEX entries_member_day ON entries (credited_member, program, substr(occurred_at, 1, 10));
+CREATE TABLE tier_history (
+    member TEXT NOT NULL,
+    program TEXT NOT NULL,
+    tier TEXT,
+    since TEXT NOT NULL
+);
+CREATE INDEX tier_history_member ON tier_history (member, program, since);
+INSERT INTO tier_history (member, program, tier, since)
+    SELECT m.id, t.key, t.value, '1970-01-01T00:00:00Z'
+    FROM members m, json_each(m.tiers) t WHERE t.value IS NOT NULL;
+"#,
 ];
 
 /// Sets the pragmas central relies on and migrates the schema.

@@ -25,7 +25,12 @@ fn central() -> SqliteStorage {
     let s = SqliteStorage::open_in_memory().unwrap();
     s.add_terminal(TERMINAL, [1; 32]).unwrap();
     let key = SigningKey::generate(&mut StdRng::seed_from_u64(11));
-    let signed = sign_bundle(&key, 1, BundleFormat::Json, b"{\"version\": 1}".to_vec());
+    let signed = sign_bundle(
+        &key,
+        1,
+        BundleFormat::Json,
+        pos_sync::testing::bundle_json(1).into_bytes(),
+    );
     let programs = vec!["main".into()];
     s.publish_bundle(NewBundle { signed, programs }, at("2026-12-01T00:00:00Z"))
         .unwrap();

@@ -20,8 +20,12 @@ use tower::ServiceExt;
 const ADMIN: &str = "admin-token";
 const TERMINAL: &str = "reg-1";
 const TERMINAL_TOKEN: &str = "terminal-token";
-const RULES: &str =
-    r#"{"version": 1, "programs": [{"id": "main", "currency": "EUR", "base_rate": "1"}]}"#;
+/// `pos_sync::testing::BUNDLE_JSON` at version 1: the documents of
+/// `testing::documents_for` give the entries' points under it.
+const RULES: &str = r#"{"version": 1, "programs": [
+    {"id": "main", "currency": "EUR", "base_rate": "1",
+     "redeem": {"points_per_unit": 1, "min_points": 0, "step": 1, "max_share": "1",
+                "offline_allowance": 1000000}}]}"#;
 
 fn app() -> axum::Router {
     let storage = SqliteStorage::open_in_memory().unwrap();
@@ -112,11 +116,12 @@ fn entries(terminal: &str, points: &[i64]) -> Vec<LedgerEntry> {
 }
 
 fn upload_body(terminal: &str, points: &[i64]) -> Vec<u8> {
+    let entries = entries(terminal, points);
     wire::encode_upload(&UploadBatch {
         terminal_id: terminal.into(),
         first_seq: 1,
-        entries: entries(terminal, points),
-        documents: vec![],
+        documents: pos_sync::testing::documents_for(&entries),
+        entries,
     })
     .unwrap()
 }
@@ -380,8 +385,8 @@ async fn payment_card_numbers_are_refused_and_never_stored_or_echoed() {
     let body = wire::encode_upload(&UploadBatch {
         terminal_id: TERMINAL.into(),
         first_seq: 1,
+        documents: pos_sync::testing::documents_for(&chain),
         entries: chain,
-        documents: vec![],
     })
     .unwrap();
     let (s, b) = call(

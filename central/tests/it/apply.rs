@@ -13,7 +13,7 @@ use pos_sync::protocol::{
     UploadAnswer, UploadBatch,
 };
 use pos_sync::signing::{sign_bundle, verify_bundle};
-use pos_sync::testing::Chain;
+use pos_sync::testing::{self, Chain};
 use pos_sync::{Digest32, EntryKind, LedgerEntry, wire};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -37,7 +37,12 @@ fn central() -> SqliteStorage {
 /// `s` with one terminal and program "main" published.
 fn provisioned(s: SqliteStorage) -> SqliteStorage {
     s.add_terminal(TERMINAL, [1; 32]).unwrap();
-    let signed = sign_bundle(&key(), 1, BundleFormat::Json, b"{\"version\": 1}".to_vec());
+    let signed = sign_bundle(
+        &key(),
+        1,
+        BundleFormat::Json,
+        testing::bundle_json(1).into_bytes(),
+    );
     s.publish_bundle(
         NewBundle {
             signed,
@@ -60,7 +65,7 @@ fn received(entries: &[LedgerEntry]) -> ReceivedBatch {
         terminal_id: TERMINAL.into(),
         first_seq: entries[0].seq,
         entries: entries.to_vec(),
-        documents: vec![],
+        documents: testing::documents_for(entries),
     };
     wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap()
 }
@@ -188,8 +193,17 @@ fn a_held_seq_with_another_hash_is_seq_reused_and_nothing_is_applied() {
     // The register was restored from a backup taken after seq 1.
     let mut restored = register();
     restored.resume_after(1, entries[0].hash);
-    let new_two = restored.earn("M-9", 500);
-    let new_three = restored.earn("M-9", 1);
+    // Its new sales have ids of their own (the chain's default would
+    // reuse S-2, a sale the lost entry already earned for).
+    let sale = |id: &'static str, points: i64| {
+        move |e: &mut LedgerEntry| {
+            e.member = "M-9".into();
+            e.points = points;
+            e.sale_id = Some(id.into());
+        }
+    };
+    let new_two = restored.entry_with(sale("S-2b", 500));
+    let new_three = restored.entry_with(sale("S-3b", 1));
     let answer = upload(
         &s,
         &[entries[0].clone(), new_two.clone(), new_three.clone()],

@@ -61,8 +61,8 @@ async fn an_embedded_central_serves_registers_over_tls() {
         .upload(&UploadBatch {
             terminal_id: "reg-1".into(),
             first_seq: 1,
+            documents: pos_sync::testing::documents_for(std::slice::from_ref(&entry)),
             entries: vec![entry],
-            documents: vec![],
         })
         .await
         .unwrap();

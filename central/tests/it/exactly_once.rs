@@ -6,7 +6,7 @@ use pos_central::SqliteStorage;
 use pos_central::storage::{LedgerFilter, NewBundle, Storage};
 use pos_sync::protocol::{BatchOutcome, BundleFormat, EntryResult, UploadBatch};
 use pos_sync::signing::sign_bundle;
-use pos_sync::testing::Chain;
+use pos_sync::testing::{self, Chain};
 use pos_sync::{EntryKind, LedgerEntry, wire};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -20,7 +20,12 @@ fn central() -> SqliteStorage {
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::StdRng::seed_from_u64(5));
     s.publish_bundle(
         NewBundle {
-            signed: sign_bundle(&key, 1, BundleFormat::Json, b"{}".to_vec()),
+            signed: sign_bundle(
+                &key,
+                1,
+                BundleFormat::Json,
+                testing::bundle_json(1).into_bytes(),
+            ),
             programs: vec!["main".into()],
         },
         jiff::Timestamp::now(),
@@ -35,11 +40,16 @@ fn chain(points: &[i64]) -> Vec<LedgerEntry> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
+            // Registers produce earns and redeems, each its own sale
+            // (the chain's `S-{seq}`), with the sale's document.
             chain.entry_with(|e| {
-                e.kind = EntryKind::Adjust;
+                e.kind = if *p < 0 {
+                    EntryKind::Redeem
+                } else {
+                    EntryKind::Earn
+                };
                 e.member = format!("M-{}", i % 3);
                 e.points = *p;
-                e.sale_id = None;
             })
         })
         .collect()
@@ -83,7 +93,7 @@ fn run(
         terminal_id: TERMINAL.into(),
         first_seq: first,
         entries: entries[(first - 1) as usize..last as usize].to_vec(),
-        documents: vec![],
+        documents: testing::documents_for(&entries[(first - 1) as usize..last as usize]),
     };
     let received = wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap();
     let answer = s.apply_batch(&received, jiff::Timestamp::now()).unwrap();

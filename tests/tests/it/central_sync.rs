@@ -52,7 +52,7 @@ fn batch(entries: &[LedgerEntry]) -> UploadBatch {
         terminal_id: TERMINAL.into(),
         first_seq: entries[0].seq,
         entries: entries.to_vec(),
-        documents: vec![],
+        documents: pos_sync::testing::documents_for(entries),
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod signed_rules;
 mod support;
+mod verified_intake;
 
 use std::collections::BTreeSet;
 
