@@ -60,6 +60,9 @@ pub(super) fn members(
     Ok(snapshot.members.len())
 }
 
+/// Where tier history begins: a tier known from the first import on.
+const HISTORY_START: &str = "1970-01-01T00:00:00Z";
+
 /// Appends a tier change to `tier_history` when the snapshot's tier differs
 /// from the last one recorded (`docs/sync-v2.md` §3, "Whose context").
 fn record_tier(
@@ -79,10 +82,15 @@ fn record_tier(
     if last.as_ref().map(Option::as_deref) == Some(tier) || (last.is_none() && tier.is_none()) {
         return Ok(());
     }
+    // The first tier central learns of a member is taken as held from the
+    // start, as migration 4 does for the tiers it found: central cannot know
+    // since when, and a sale quoted a moment before the import (times
+    // written to the second) must not lose the tier the cashier saw.
+    let since = if last.is_none() { HISTORY_START } else { at };
     tx.prepare_cached(
         "INSERT INTO tier_history (member, program, tier, since) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![member, program, tier, at])?;
+    .execute(params![member, program, tier, since])?;
     Ok(())
 }
 
