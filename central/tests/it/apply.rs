@@ -646,3 +646,58 @@ fn points_earned_under_an_unknown_card_move_to_the_member_it_is_linked_to() {
         .unwrap()[0];
     assert_eq!(first.credited_member.as_deref(), Some("999-NEW"));
 }
+
+/// The member's first tier at central counts from the start of history: a
+/// sale quoted a moment before the import (register clocks write to the
+/// second, and an offline register's sale may predate it by days) keeps the
+/// tier the cashier saw, with no correction. The demo's first sale is such
+/// a sale, seconds after central's import.
+#[test]
+fn a_sale_dated_before_the_members_first_import_keeps_its_tier() {
+    let s = SqliteStorage::open_in_memory().unwrap();
+    s.add_terminal(TERMINAL, [1; 32]).unwrap();
+    let bundle = r#"{"version": 1, "programs": [{"id": "main", "currency": "EUR",
+        "base_rate": "1", "tiers": [{"id": "gold", "multiplier": "1.5"}]}]}"#;
+    let signed = sign_bundle(&key(), 1, BundleFormat::Json, bundle.as_bytes().to_vec());
+    s.publish_bundle(
+        NewBundle {
+            signed,
+            programs: vec!["main".into()],
+        },
+        now(),
+    )
+    .unwrap();
+    let snapshot = MembersSnapshot::parse(
+        r#"{"members": [{"id": "M-1001", "cards": [],
+            "programs": {"main": {"tier": "gold", "available": 0}}}]}"#,
+    )
+    .unwrap();
+    // Imported now (wall clock); the sale below is dated days earlier.
+    s.import_members(&snapshot).unwrap();
+
+    let mut r = register();
+    let entry = r.earn("M-1001", 150);
+    let basket = serde_json::json!({
+        "sale_id": entry.sale_id,
+        "time": entry.occurred_at,
+        "member": {"id": "M-1001", "programs": {"main": {"tier": "gold"}}},
+        "lines": [{"line": 1, "sku": "TEST", "qty": "1", "unit_price": "100.00"}],
+    });
+    let document = pos_sync::protocol::SaleDocument {
+        sale_id: entry.sale_id.clone().unwrap(),
+        rules_version: entry.rules_version,
+        basket: basket.to_string(),
+        redeemed: Vec::new(),
+    };
+    let batch = UploadBatch {
+        terminal_id: TERMINAL.into(),
+        first_seq: 1,
+        entries: vec![entry],
+        documents: vec![pos_sync::protocol::Document::Sale(document)],
+    };
+    let received = wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap();
+    let answer = s.apply_batch(&received, now()).unwrap();
+    assert_eq!(results(&answer), vec![EntryResult::Applied]);
+    assert_eq!(balance(&s, "M-1001"), (150, 150));
+    assert_eq!(conflict_kinds(&s), Vec::<String>::new());
+}
