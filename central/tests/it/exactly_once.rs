@@ -35,11 +35,16 @@ fn chain(points: &[i64]) -> Vec<LedgerEntry> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
+            // Kinds a register produces (central refuses `adjust` from
+            // registers): an earn for a credit, a redeem for a debit.
             chain.entry_with(|e| {
-                e.kind = EntryKind::Adjust;
+                e.kind = if *p < 0 {
+                    EntryKind::Redeem
+                } else {
+                    EntryKind::Earn
+                };
                 e.member = format!("M-{}", i % 3);
                 e.points = *p;
-                e.sale_id = None;
             })
         })
         .collect()
