@@ -5,6 +5,7 @@
 mod central_sync;
 mod crash;
 mod demo;
+mod intake_attacks;
 mod layering;
 mod proxy;
 mod scanners;
