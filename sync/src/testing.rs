@@ -119,6 +119,9 @@ pub fn documents_for(entries: &[LedgerEntry]) -> Vec<Document> {
         let Some(sale) = entry.sale_id.clone() else {
             continue;
         };
+        if !matches!(entry.kind, EntryKind::Earn | EntryKind::Redeem) {
+            continue;
+        }
         let slot = sales.entry(sale).or_insert((entry, 0, 0));
         match entry.kind {
             EntryKind::Earn => slot.1 += entry.points,

@@ -12,13 +12,12 @@
 
 use serde::Deserialize;
 
+use super::{BALANCE_ABS_MAX, ENTRY_POINTS_MAX, add_points};
 use crate::error::CentralError;
 use crate::guard::is_payment_card;
 
-/// Largest |points| of one adjustment: 10^9, the bound of any entry.
-pub const ADJUST_POINTS_MAX: i64 = 1_000_000_000;
-/// A balance never leaves ±2^53 (exact in every JSON reader).
-pub const BALANCE_ABS_MAX: i64 = 1 << 53;
+/// Largest |points| of one adjustment: the bound of any entry.
+pub const ADJUST_POINTS_MAX: i64 = ENTRY_POINTS_MAX;
 /// Longest reason, in bytes.
 pub const REASON_BYTES_MAX: usize = 500;
 /// Longest author, in bytes.
@@ -83,22 +82,16 @@ impl Adjustment {
     }
 }
 
-/// The `applied` sum after adding `points` to an account holding
-/// `opening + applied`, or 400 when the balance would leave
-/// ±[`BALANCE_ABS_MAX`]; checked arithmetic throughout.
-pub fn applied_after(opening: i64, applied: i64, points: i64) -> Result<i64, CentralError> {
-    let out_of_range = || {
+/// The balance after adding `points`, or 400 when it would leave
+/// ±[`BALANCE_ABS_MAX`]: [`add_points`], the one place central changes a
+/// balance, with the administrator's error.
+pub fn balance_after(balance: i64, points: i64) -> Result<i64, CentralError> {
+    add_points(balance, points).ok_or_else(|| {
         invalid(
             "points",
             format!("{points}: the balance would leave ±{BALANCE_ABS_MAX}"),
         )
-    };
-    let new_applied = applied.checked_add(points).ok_or_else(out_of_range)?;
-    let balance = opening.checked_add(new_applied).ok_or_else(out_of_range)?;
-    if balance.checked_abs().is_none_or(|b| b > BALANCE_ABS_MAX) {
-        return Err(out_of_range());
-    }
-    Ok(new_applied)
+    })
 }
 
 fn invalid(field: &str, what: String) -> CentralError {
@@ -197,11 +190,14 @@ mod tests {
 
     #[test]
     fn the_balance_stays_within_its_bound() {
-        assert_eq!(applied_after(100, 20, -50).unwrap(), -30);
-        assert_eq!(applied_after(BALANCE_ABS_MAX - 1, 0, 1).unwrap(), 1);
-        assert!(applied_after(BALANCE_ABS_MAX, 0, 1).is_err());
-        assert!(applied_after(-BALANCE_ABS_MAX, 0, -1).is_err());
-        assert!(applied_after(0, i64::MAX, 1).is_err());
-        assert!(applied_after(i64::MAX, 1, -2).is_err());
+        assert_eq!(balance_after(120, -50).unwrap(), 70);
+        assert_eq!(
+            balance_after(BALANCE_ABS_MAX - 1, 1).unwrap(),
+            BALANCE_ABS_MAX
+        );
+        assert!(balance_after(BALANCE_ABS_MAX, 1).is_err());
+        assert!(balance_after(-BALANCE_ABS_MAX, -1).is_err());
+        assert!(balance_after(0, i64::MAX).is_err());
+        assert!(balance_after(i64::MAX, -2).is_err());
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::verify::{self, Verifier};
 use super::{Account, AccountKey, ChainHead, ConflictKind, EntryStatus, NewConflict, OpenHold};
-use super::{StoredSeq, Touched};
+use super::{BALANCE_ABS_MAX, ENTRY_POINTS_MAX, StoredSeq, Touched, add_points};
 use crate::error::CentralError;
 
 /// Receipt this far from `occurred_at` is a clock-skew conflict (sync spec §5): 24 h.
@@ -33,11 +33,27 @@ pub enum Rejection {
     BrokenChain { seq: u64, last_seq: u64 },
     /// Its hash does not cover its fields.
     HashMismatch { seq: u64 },
-    /// Its program is in no published bundle.
-    UnknownProgram(String),
+    /// A kind registers never produce (check 1): adjustments are an
+    /// administrator's.
+    NotFromRegisters(EntryKind),
+    /// Its `rules_version` names no published bundle (check 2).
+    UnpublishedRules(u64),
+    /// Its program is not in the bundle it names (check 2).
+    ProgramNotInRules { program: String, version: u64 },
+    /// Its points are beyond [`ENTRY_POINTS_MAX`] or of the wrong sign for
+    /// its kind (check 3).
+    PointsOutOfRange { kind: EntryKind, points: i64 },
     /// Its document is missing or disagrees, or its points are not what the
     /// rules give (`docs/sync-v2.md` §3, checks 4 and 5).
     Unverified(verify::Failure),
+    /// Counting it would take the balance beyond [`BALANCE_ABS_MAX`]
+    /// (check 7).
+    BalanceOutOfRange {
+        member: String,
+        program: String,
+        balance: i64,
+        points: i64,
+    },
 }
 
 impl Rejection {
@@ -61,14 +77,68 @@ impl fmt::Display for Rejection {
             Rejection::HashMismatch { seq } => {
                 write!(f, "hash mismatch: entry altered (seq {seq})")
             }
+            Rejection::NotFromRegisters(kind) => write!(
+                f,
+                "kind {kind} is not accepted from registers: adjustments are an \
+                 administrator's, POST /v1/admin/adjustments"
+            ),
             Rejection::Unverified(failure) => write!(f, "{failure}"),
-            Rejection::UnknownProgram(program) => {
-                write!(
-                    f,
-                    "unknown program {program:?}: not in any published bundle"
-                )
+            Rejection::UnpublishedRules(version) => {
+                write!(f, "rules version {version} was never published")
             }
+            Rejection::ProgramNotInRules { program, version } => {
+                write!(f, "program {program:?} is not in rules version {version}")
+            }
+            Rejection::PointsOutOfRange { kind, points } => write!(
+                f,
+                "{kind} of {points} points: an entry carries at most {ENTRY_POINTS_MAX} \
+                 points, {}",
+                sign_rule(*kind)
+            ),
+            Rejection::BalanceOutOfRange {
+                member,
+                program,
+                balance,
+                points,
+            } => write!(
+                f,
+                "the balance would leave the allowed range: {balance} + {points} for \
+                 {member} in {program} is beyond ±{BALANCE_ABS_MAX}"
+            ),
         }
+    }
+}
+
+/// The kinds registers produce (check 1).
+fn from_registers(kind: EntryKind) -> bool {
+    match kind {
+        EntryKind::Earn | EntryKind::Redeem | EntryKind::ReturnEarn | EntryKind::ReturnRedeem => {
+            true
+        }
+        EntryKind::Adjust => false,
+    }
+}
+
+/// Whether `points` fit the kind (check 3): in range, and of the sign the
+/// kind has.
+fn points_fit(kind: EntryKind, points: i64) -> bool {
+    let sign_ok = match kind {
+        EntryKind::Earn => points >= 0,
+        EntryKind::Redeem => points < 0,
+        EntryKind::ReturnEarn => points <= 0,
+        EntryKind::ReturnRedeem => points > 0,
+        EntryKind::Adjust => true,
+    };
+    sign_ok && points.unsigned_abs() <= ENTRY_POINTS_MAX.unsigned_abs()
+}
+
+fn sign_rule(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Earn => "and an earn is never negative",
+        EntryKind::Redeem => "and a redeem is negative",
+        EntryKind::ReturnEarn => "and a return_earn is never positive",
+        EntryKind::ReturnRedeem => "and a return_redeem is positive",
+        EntryKind::Adjust => "of either sign",
     }
 }
 
@@ -157,8 +227,9 @@ pub struct BatchWrites<'b> {
     pub settled_holds: Vec<(String, String)>,
     /// The terminal's new chain head (the last consumed seq).
     pub head: Option<ChainHead>,
-    /// New `applied` sums, by (member, program).
-    pub applied: BTreeMap<AccountKey, i64>,
+    /// New balances, by (member, program), each within
+    /// [`BALANCE_ABS_MAX`].
+    pub balances: BTreeMap<AccountKey, i64>,
     /// Members whose points changed: each gets a new revision, in this order.
     pub changed_members: BTreeSet<String>,
     pub conflicts: Vec<NewConflict>,
@@ -177,10 +248,14 @@ pub struct Decision<'b> {
 /// What the batch's new entries are decided against.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BatchContext {
-    pub programs: HashSet<String>,
+    /// Every rules version the batch names → the programs of that
+    /// published bundle (None: never published).
+    pub rules: HashMap<u64, Option<BTreeSet<String>>>,
     /// Name a register used → the card's member (None: not a known card).
     pub cards: HashMap<String, Option<String>>,
-    /// Entry ids of the batch already stored with a counting status.
+    /// Entry ids of the batch the terminal already has stored with a
+    /// counting status: duplicates are judged per terminal
+    /// (`docs/sync-v2.md` §4), and a batch is one terminal's.
     pub counted: HashSet<Uuid>,
     /// Every (credited member, program) the batch names, before the batch.
     pub accounts: HashMap<AccountKey, Account>,
@@ -390,7 +465,8 @@ impl<'b> Run<'b, '_> {
             self.touched.insert(credited.clone());
             Verdict::Duplicate
         } else {
-            match self.verified(seq, entry, &credited) {
+            match self.count(seq, entry, &credited) {
+                Ok(verdict) => verdict,
                 Err(rejection) => {
                     let kind = rejection.conflict_kind();
                     let conflict = self.conflict(kind, seq, entry, &credited);
@@ -399,13 +475,6 @@ impl<'b> Run<'b, '_> {
                         ..conflict
                     });
                     Verdict::Rejected(rejection)
-                }
-                Ok(verified) => {
-                    self.counted.insert(entry.entry_id);
-                    self.verifier.record(entry, &credited, &verified);
-                    let verdict = self.apply_points(seq, entry, &credited, verified.credited);
-                    self.corrected(seq, entry, &credited, verified)
-                        .unwrap_or(verdict)
                 }
             }
         };
@@ -431,11 +500,48 @@ impl<'b> Run<'b, '_> {
             })
         } else if !entry.hash_is_valid() {
             Some(Rejection::HashMismatch { seq })
-        } else if !self.context.programs.contains(&entry.program) {
-            Some(Rejection::UnknownProgram(entry.program.clone()))
+        } else if !from_registers(entry.kind) {
+            Some(Rejection::NotFromRegisters(entry.kind))
+        } else if let Some(rejection) = self.rules_rejection(entry) {
+            Some(rejection)
+        } else if !points_fit(entry.kind, entry.points) {
+            Some(Rejection::PointsOutOfRange {
+                kind: entry.kind,
+                points: entry.points,
+            })
         } else {
             None
         }
+    }
+
+    /// Check 2: the rules version is published and has the program.
+    fn rules_rejection(&self, entry: &LedgerEntry) -> Option<Rejection> {
+        let version = entry.rules_version;
+        match self.context.rules.get(&version) {
+            Some(Some(programs)) if programs.contains(&entry.program) => None,
+            Some(Some(_)) => Some(Rejection::ProgramNotInRules {
+                program: entry.program.clone(),
+                version,
+            }),
+            _ => Some(Rejection::UnpublishedRules(version)),
+        }
+    }
+
+    /// Checks 1–7 in order, then counts what central credits: the entry's
+    /// points, or central's figure with a `corrected` verdict.
+    fn count(
+        &mut self,
+        seq: u64,
+        entry: &LedgerEntry,
+        credited: &str,
+    ) -> Result<Verdict, Rejection> {
+        let verified = self.verified(seq, entry, credited)?;
+        let verdict = self.apply_points(seq, entry, credited, verified.credited)?;
+        self.counted.insert(entry.entry_id);
+        self.verifier.record(entry, credited, &verified);
+        Ok(self
+            .corrected(seq, entry, credited, verified)
+            .unwrap_or(verdict))
     }
 
     /// The rejection of [`Run::rejection`], else checks 4–6 ([`verify`]).
@@ -476,20 +582,31 @@ impl<'b> Run<'b, '_> {
 
     /// Counts `points` (the entry's, or central's figure), settling the
     /// sale's hold first: the redemption spends what the hold reserved.
+    /// Refuses (check 7), changing nothing, points that would take the
+    /// balance out of range.
     fn apply_points(
         &mut self,
         seq: u64,
         entry: &LedgerEntry,
         credited: &str,
         points: i64,
-    ) -> Verdict {
+    ) -> Result<Verdict, Rejection> {
         let key = (credited.to_string(), entry.program.clone());
+        let balance = self.account_now(&key).balance;
+        let Some(new_balance) = add_points(balance, points) else {
+            return Err(Rejection::BalanceOutOfRange {
+                member: credited.to_string(),
+                program: entry.program.clone(),
+                balance,
+                points,
+            });
+        };
         self.touch_account(&key);
         let settled = self.settle_hold(entry);
         let account = self.accounts.entry(key).or_default();
         account.held = account.held.saturating_sub(settled);
-        let after = account.available().saturating_add(points);
-        account.applied = account.applied.saturating_add(points);
+        account.balance = new_balance;
+        let after = account.available();
         self.touched.insert(credited.to_string());
         if points < 0 && after < 0 {
             let shortfall = after.saturating_neg().min(points.saturating_neg());
@@ -502,22 +619,30 @@ impl<'b> Run<'b, '_> {
                 ),
                 ..conflict
             });
-            Verdict::Overdraft { shortfall }
+            Ok(Verdict::Overdraft { shortfall })
         } else {
-            Verdict::Applied
+            Ok(Verdict::Applied)
         }
     }
 
-    /// Brings an account into the batch as it stands in storage now: as
-    /// loaded, less the holds this batch already settled.
-    fn touch_account(&mut self, key: &AccountKey) {
-        if self.accounts.contains_key(key) {
-            return;
+    /// An account as it stands now: as the batch left it, or as loaded less
+    /// the holds this batch already settled.
+    fn account_now(&self, key: &AccountKey) -> Account {
+        if let Some(account) = self.accounts.get(key) {
+            return *account;
         }
         let mut account = self.context.accounts.get(key).copied().unwrap_or_default();
         let settled = self.settled_by_account.get(key).copied().unwrap_or(0);
         account.held = account.held.saturating_sub(settled);
-        self.accounts.insert(key.clone(), account);
+        account
+    }
+
+    /// Brings an account into the batch as it stands in storage now.
+    fn touch_account(&mut self, key: &AccountKey) {
+        if !self.accounts.contains_key(key) {
+            let account = self.account_now(key);
+            self.accounts.insert(key.clone(), account);
+        }
     }
 
     /// Settles the open hold of a redemption's sale; the points it held.
@@ -582,7 +707,7 @@ impl<'b> Run<'b, '_> {
     fn finish(mut self, results: Vec<EntryResult>) -> Decision<'b> {
         for ((member, program), account) in &self.accounts {
             let key = (member.clone(), program.clone());
-            self.writes.applied.insert(key, account.applied);
+            self.writes.balances.insert(key, account.balance);
             self.writes.changed_members.insert(member.clone());
         }
         self.writes.head = Some(self.head);
@@ -631,8 +756,9 @@ mod tests {
     fn context() -> BatchContext {
         let text = testing::bundle_json(1);
         let bundle = pos_points::Bundle::parse(&text, pos_points::Format::Json).unwrap();
+        let main = BTreeSet::from(["main".to_string()]);
         BatchContext {
-            programs: HashSet::from(["main".to_string()]),
+            rules: HashMap::from([(1, Some(main)), (999, None)]),
             facts: verify::Facts {
                 bundles: HashMap::from([(1, std::sync::Arc::new(bundle))]),
                 ..verify::Facts::default()
@@ -661,7 +787,7 @@ mod tests {
         let d = run(&b, &context());
         assert_eq!(d.results, vec![EntryResult::Applied; 2]);
         let key = ("M-1".to_string(), "main".to_string());
-        assert_eq!(d.writes.applied.get(&key), Some(&105));
+        assert_eq!(d.writes.balances.get(&key), Some(&105));
         assert_eq!(d.writes.head.map(|h| h.seq), Some(2));
         assert!(d.touched.contains("M-1") && d.writes.conflicts.is_empty());
     }
@@ -686,7 +812,7 @@ mod tests {
         let d = run(&b, &c);
         assert_eq!(d.results, vec![EntryResult::Duplicate]);
         assert_eq!(d.writes.entries[0].verdict, Verdict::Duplicate);
-        assert!(d.writes.applied.is_empty());
+        assert!(d.writes.balances.is_empty());
     }
 
     #[test]
@@ -698,7 +824,7 @@ mod tests {
         });
         let b = batch(&[unknown]);
         let d = run(&b, &context());
-        let reason = "unknown program \"other\": not in any published bundle".to_string();
+        let reason = "program \"other\" is not in rules version 1".to_string();
         assert_eq!(d.results, vec![EntryResult::Rejected { reason }]);
         assert_eq!(kinds(&d), vec![ConflictKind::Rejected]);
 
@@ -708,6 +834,125 @@ mod tests {
         let d = run(&b, &context());
         let reason = "broken chain: prev_hash of seq 1 is not the hash of seq 0".to_string();
         assert_eq!(d.results, vec![EntryResult::Rejected { reason }]);
+    }
+
+    /// The single entry of `b`'s decision: its result, and the conflicts.
+    fn rejected_reason(d: &Decision<'_>) -> String {
+        let [EntryResult::Rejected { reason }] = d.results.as_slice() else {
+            panic!("expected one rejection, got {:?}", d.results);
+        };
+        assert_eq!(kinds(d), vec![ConflictKind::Rejected]);
+        assert_eq!(d.writes.conflicts[0].detail, *reason);
+        assert!(d.writes.balances.is_empty(), "{:?}", d.writes.balances);
+        // The seq is consumed all the same.
+        assert_eq!(d.writes.head.map(|h| h.seq), Some(1));
+        assert_eq!(d.writes.entries[0].verdict.status(), EntryStatus::Rejected);
+        reason.clone()
+    }
+
+    #[test]
+    fn check_1_adjustments_are_not_accepted_from_registers() {
+        let mut r = chain();
+        let b = batch(&[r.entry(EntryKind::Adjust, "M-1", -1_000_000_000_000)]);
+        let reason = rejected_reason(&run(&b, &context()));
+        assert_eq!(
+            reason,
+            "kind adjust is not accepted from registers: adjustments are an \
+             administrator's, POST /v1/admin/adjustments"
+        );
+    }
+
+    #[test]
+    fn check_2_the_rules_version_must_be_published_and_have_the_program() {
+        let mut r = chain();
+        let b = batch(&[r.entry_with(|e| {
+            e.member = "M-1".into();
+            e.points = 10;
+            e.rules_version = 999;
+        })]);
+        let reason = rejected_reason(&run(&b, &context()));
+        assert_eq!(reason, "rules version 999 was never published");
+
+        // A version the context never loaded is never published either.
+        let mut r = chain();
+        let b = batch(&[r.entry_with(|e| {
+            e.member = "M-1".into();
+            e.rules_version = u64::MAX;
+        })]);
+        let reason = rejected_reason(&run(&b, &context()));
+        assert!(reason.contains("was never published"), "{reason}");
+    }
+
+    #[test]
+    fn check_3_points_are_bounded_and_signed_by_kind() {
+        let cases = [
+            (EntryKind::Earn, ENTRY_POINTS_MAX + 1),
+            (EntryKind::Earn, i64::MAX - 40),
+            (EntryKind::Redeem, -ENTRY_POINTS_MAX - 1),
+            (EntryKind::Redeem, 0),
+            (EntryKind::ReturnEarn, i64::MIN),
+            (EntryKind::ReturnRedeem, 0),
+        ];
+        for (kind, points) in cases {
+            let mut r = chain();
+            let b = batch(&[r.entry(kind, "M-1", points)]);
+            let reason = rejected_reason(&run(&b, &context()));
+            let want = format!("{kind} of {points} points: an entry carries at most 1000000000");
+            assert!(reason.starts_with(&want), "{reason}");
+        }
+        for points in [ENTRY_POINTS_MAX, 0] {
+            let mut r = chain();
+            let b = batch(&[r.earn("M-1", points)]);
+            assert_eq!(run(&b, &context()).results, vec![EntryResult::Applied]);
+        }
+        // Returns within the bounds pass check 3 and go on to check 4,
+        // which wants the return's document (not sent here).
+        for (kind, points) in [(EntryKind::ReturnEarn, 0), (EntryKind::ReturnRedeem, 1)] {
+            let mut r = chain();
+            let b = batch(&[r.entry(kind, "M-1", points)]);
+            let reason = rejected_reason(&run(&b, &context()));
+            assert_eq!(
+                reason,
+                format!("{kind} entry without the return_id it belongs to")
+            );
+        }
+    }
+
+    #[test]
+    fn check_7_a_balance_never_leaves_its_range_and_nothing_else_is_touched() {
+        let key = ("M-1".to_string(), "main".to_string());
+        let mut c = context();
+        let near = Account {
+            balance: BALANCE_ABS_MAX - 10,
+            held: 0,
+        };
+        c.accounts.insert(key.clone(), near);
+        let mut r = chain();
+        let b = batch(&[r.earn("M-1", 11)]);
+        let reason = rejected_reason(&run(&b, &c));
+        assert!(
+            reason.starts_with("the balance would leave the allowed range"),
+            "{reason}"
+        );
+
+        // The same debit side, and the entries after a rejected one go on.
+        let mut c = context();
+        let low = Account {
+            balance: -BALANCE_ABS_MAX + 5,
+            held: 0,
+        };
+        c.accounts.insert(key.clone(), low);
+        let mut r = chain();
+        let b = batch(&[
+            r.entry(EntryKind::Redeem, "M-1", -6),
+            r.entry(EntryKind::Redeem, "M-1", -5),
+        ]);
+        let d = run(&b, &c);
+        assert!(matches!(d.results[0], EntryResult::Rejected { .. }));
+        assert!(matches!(d.results[1], EntryResult::Overdraft { .. }));
+        assert_eq!(d.writes.balances.get(&key), Some(&-BALANCE_ABS_MAX));
+        assert_eq!(super::super::add_points(BALANCE_ABS_MAX, 1), None);
+        assert_eq!(super::super::add_points(i64::MAX, 1), None);
     }
 
     #[test]
@@ -727,8 +972,7 @@ mod tests {
         let mut c = context();
         let key = ("M-1".to_string(), "main".to_string());
         let account = Account {
-            opening: 100,
-            applied: 0,
+            balance: 100,
             held: 40,
         };
         c.accounts.insert(key.clone(), account);
@@ -743,7 +987,7 @@ mod tests {
         // the second redemption would overdraw).
         assert_eq!(d.results, vec![EntryResult::Applied; 2]);
         assert_eq!(d.writes.settled_holds, vec![("S-1".into(), "main".into())]);
-        assert_eq!(d.writes.applied.get(&key), Some(&-80));
+        assert_eq!(d.writes.balances.get(&key), Some(&20));
     }
 
     fn batch_with(entries: &[LedgerEntry], documents: Vec<Document>) -> ReceivedBatch {
@@ -774,7 +1018,7 @@ mod tests {
         assert_eq!(d.results, vec![rejected, EntryResult::Applied]);
         assert_eq!(kinds(&d), vec![ConflictKind::PointsMismatch]);
         let key = ("M-1".to_string(), "main".to_string());
-        assert_eq!(d.writes.applied.get(&key), Some(&5));
+        assert_eq!(d.writes.balances.get(&key), Some(&5));
         assert_eq!(d.writes.head.map(|h| h.seq), Some(2));
     }
 
@@ -806,7 +1050,7 @@ mod tests {
         );
         assert_eq!(kinds(&d), vec![ConflictKind::ContextCorrected]);
         let key = ("M-1".to_string(), "main".to_string());
-        assert_eq!(d.writes.applied.get(&key), Some(&20));
+        assert_eq!(d.writes.balances.get(&key), Some(&20));
         assert_eq!(d.writes.entries[0].verdict.credited(), Some(20));
         assert_eq!(d.writes.entries[0].verdict.status(), EntryStatus::Applied);
     }

@@ -14,6 +14,14 @@ use crate::error::CentralError;
 pub const HOLD_TTL_SECS: i64 = 2 * 3_600;
 /// Most points one hold may reserve.
 pub const HOLD_POINTS_MAX: i64 = 1_000_000_000;
+/// Most open holds one terminal may have (`docs/sync-v2.md` §5): a register
+/// has a handful of sales open at once; a token that asks for more is
+/// reserving points, not selling.
+pub const HOLDS_OPEN_PER_TERMINAL_MAX: u64 = 64;
+/// Most open holds on one member, across terminals: a member pays at one
+/// till at a time, and one stolen token cannot lock a member's points from
+/// many sales.
+pub const HOLDS_OPEN_PER_MEMBER_MAX: u64 = 4;
 /// A hold's row is kept this long after its expiry, whether it lapsed,
 /// settled or was released: a record for whoever looks into a disputed
 /// redemption. After that it only grows the table, and it is deleted. An
@@ -81,13 +89,23 @@ pub struct NewHold<'a> {
     pub purge_max: i64,
 }
 
+/// The open holds, unexpired now, beside the one a request names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenHolds {
+    /// Of the requesting terminal.
+    pub terminal: u64,
+    /// On the member, by any terminal.
+    pub member: u64,
+}
+
 /// What to do with a hold request once its member may hold points.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HoldDecision {
     /// Answer without writing anything.
     Answer(HoldAnswer),
-    /// Place the hold; `available` is what is left after it.
-    Place { available: i64 },
+    /// Place the hold until `expires_at` (Unix seconds); `available` is
+    /// what is left after it.
+    Place { available: i64, expires_at: i64 },
 }
 
 /// The loads and stores of one transaction that holds need beyond those of
@@ -97,6 +115,14 @@ pub trait HoldTx: SyncTx {
     /// The member's blocked flag (false for a member central does not know).
     fn member_blocked(&self, member: &str) -> Result<bool, CentralError>;
     fn hold_state(&self, key: &HoldKey<'_>) -> Result<Option<StoredHold>, CentralError>;
+    /// The open holds unexpired at `now_secs` of the key's terminal and of
+    /// `member`, the hold of `key` itself left out.
+    fn open_holds(
+        &self,
+        key: &HoldKey<'_>,
+        member: &str,
+        now_secs: i64,
+    ) -> Result<OpenHolds, CentralError>;
     /// Places (or replaces) a hold, deletes up to `purge_max` hold rows that
     /// expired before `purge_before`, and gives the member a new revision
     /// (its available points changed).
@@ -114,12 +140,14 @@ pub fn check_points(points: i64) -> Result<(), CentralError> {
 }
 
 /// Whether `points` can be held from `account`, given the sale's `existing`
-/// hold: a retried request replaces its own open hold rather than stacking
-/// a second one.
+/// hold and the other `open` holds: a retried request replaces its own
+/// open hold rather than stacking a second one, and never lasts past the
+/// expiry the sale's first hold got (`docs/sync-v2.md` §5).
 pub fn decide_hold(
     points: i64,
     existing: Option<StoredHold>,
     account: Account,
+    open: OpenHolds,
     now_secs: i64,
 ) -> HoldDecision {
     let own = match existing {
@@ -133,12 +161,43 @@ pub fn decide_hold(
         Some(h) if h.state == HoldState::Open && h.expires_at > now_secs => h.points,
         _ => 0,
     };
+    if let Some(reason) = refusal(existing, open, now_secs) {
+        return HoldDecision::Answer(HoldAnswer::Refused { reason });
+    }
     let available = account.available().saturating_add(own);
     if points > available {
         return HoldDecision::Answer(HoldAnswer::Insufficient { available });
     }
     HoldDecision::Place {
         available: available - points,
+        expires_at: existing.map_or(now_secs + HOLD_TTL_SECS, |h| h.expires_at),
+    }
+}
+
+/// Why a hold is refused whatever the member's points: too many open
+/// holds, or the sale's hold asked for again after its first expiry.
+fn refusal(existing: Option<StoredHold>, open: OpenHolds, now_secs: i64) -> Option<String> {
+    if open.terminal >= HOLDS_OPEN_PER_TERMINAL_MAX {
+        return Some(format!(
+            "this terminal has {} open holds, the most it may have \
+             (HOLDS_OPEN_PER_TERMINAL_MAX {HOLDS_OPEN_PER_TERMINAL_MAX}): settle or release one first",
+            open.terminal
+        ));
+    }
+    if open.member >= HOLDS_OPEN_PER_MEMBER_MAX {
+        return Some(format!(
+            "the member has {} open holds, the most one member may have \
+             (HOLDS_OPEN_PER_MEMBER_MAX {HOLDS_OPEN_PER_MEMBER_MAX})",
+            open.member
+        ));
+    }
+    match existing {
+        Some(h) if h.expires_at <= now_secs => Some(format!(
+            "this sale's hold expired at {} (Unix seconds) and is never renewed \
+             past its first expiry",
+            h.expires_at
+        )),
+        _ => None,
     }
 }
 
@@ -170,14 +229,18 @@ pub fn place_hold(
     };
     let existing = tx.hold_state(&key)?;
     let account = tx.account(&member, &request.program, now_secs)?;
-    match decide_hold(request.points, existing, account, now_secs) {
+    let open = tx.open_holds(&key, &member, now_secs)?;
+    match decide_hold(request.points, existing, account, open, now_secs) {
         HoldDecision::Answer(answer) => Ok(answer),
-        HoldDecision::Place { available } => {
+        HoldDecision::Place {
+            available,
+            expires_at,
+        } => {
             tx.store_hold(&NewHold {
                 key,
                 member: &member,
                 points: request.points,
-                expires_at: now_secs + HOLD_TTL_SECS,
+                expires_at,
                 purge_before: now_secs - HOLD_KEPT_SECS,
                 purge_max: HOLD_PURGE_ROWS_MAX,
             })?;
@@ -194,10 +257,15 @@ mod tests {
 
     fn account(available: i64) -> Account {
         Account {
-            opening: available,
+            balance: available,
             ..Account::default()
         }
     }
+
+    const NONE_OPEN: OpenHolds = OpenHolds {
+        terminal: 0,
+        member: 0,
+    };
 
     fn hold(state: HoldState, points: i64, expires_at: i64) -> Option<StoredHold> {
         Some(StoredHold {
@@ -218,13 +286,17 @@ mod tests {
 
     #[test]
     fn a_covered_hold_is_placed_and_answers_what_is_left() {
-        let d = decide_hold(30, None, account(100), NOW);
-        assert_eq!(d, HoldDecision::Place { available: 70 });
+        let d = decide_hold(30, None, account(100), NONE_OPEN, NOW);
+        let want = HoldDecision::Place {
+            available: 70,
+            expires_at: NOW + HOLD_TTL_SECS,
+        };
+        assert_eq!(d, want);
     }
 
     #[test]
     fn an_uncovered_hold_answers_insufficient() {
-        let d = decide_hold(130, None, account(100), NOW);
+        let d = decide_hold(130, None, account(100), NONE_OPEN, NOW);
         let want = HoldAnswer::Insufficient { available: 100 };
         assert_eq!(d, HoldDecision::Answer(want));
     }
@@ -235,17 +307,71 @@ mod tests {
         // 100 may use them again.
         let mut a = account(100);
         a.held = 40;
-        let d = decide_hold(100, hold(HoldState::Open, 40, NOW + 1), a, NOW);
-        assert_eq!(d, HoldDecision::Place { available: 0 });
+        let d = decide_hold(100, hold(HoldState::Open, 40, NOW + 1), a, NONE_OPEN, NOW);
+        // …and keeps the expiry the sale's hold got when first placed.
+        let want = HoldDecision::Place {
+            available: 0,
+            expires_at: NOW + 1,
+        };
+        assert_eq!(d, want);
+    }
+
+    #[test]
+    fn a_terminal_or_member_at_its_open_hold_limit_is_refused() {
+        for open in [
+            OpenHolds {
+                terminal: HOLDS_OPEN_PER_TERMINAL_MAX,
+                member: 0,
+            },
+            OpenHolds {
+                terminal: 0,
+                member: HOLDS_OPEN_PER_MEMBER_MAX,
+            },
+        ] {
+            let d = decide_hold(10, None, account(100), open, NOW);
+            let HoldDecision::Answer(HoldAnswer::Refused { reason }) = d else {
+                panic!("expected refused, got {d:?}");
+            };
+            assert!(reason.contains("HOLDS_OPEN_PER_"), "{reason}");
+        }
+        let below = OpenHolds {
+            terminal: HOLDS_OPEN_PER_TERMINAL_MAX - 1,
+            member: HOLDS_OPEN_PER_MEMBER_MAX - 1,
+        };
+        let d = decide_hold(10, None, account(100), below, NOW);
+        assert!(matches!(d, HoldDecision::Place { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn a_sales_hold_is_never_renewed_past_its_first_expiry() {
+        // Asked again after it lapsed (or after a release past its expiry):
+        // refused, not a fresh two hours.
+        for state in [HoldState::Open, HoldState::Released] {
+            let d = decide_hold(10, hold(state, 10, NOW), account(100), NONE_OPEN, NOW);
+            let HoldDecision::Answer(HoldAnswer::Refused { reason }) = d else {
+                panic!("expected refused, got {d:?}");
+            };
+            assert!(reason.contains("never renewed"), "{reason}");
+        }
+        // A released hold asked for again before its expiry keeps it.
+        let d = decide_hold(
+            10,
+            hold(HoldState::Released, 10, NOW + 60),
+            account(100),
+            NONE_OPEN,
+            NOW,
+        );
+        let want = HoldDecision::Place {
+            available: 90,
+            expires_at: NOW + 60,
+        };
+        assert_eq!(d, want);
     }
 
     #[test]
     fn an_expired_or_released_own_hold_gives_nothing_back() {
-        for existing in [
-            hold(HoldState::Open, 40, NOW),
-            hold(HoldState::Released, 40, NOW + 1),
-        ] {
-            let d = decide_hold(120, existing, account(100), NOW);
+        for existing in [None, hold(HoldState::Released, 40, NOW + 1)] {
+            let d = decide_hold(120, existing, account(100), NONE_OPEN, NOW);
             let want = HoldAnswer::Insufficient { available: 100 };
             assert_eq!(d, HoldDecision::Answer(want));
         }
@@ -253,7 +379,13 @@ mod tests {
 
     #[test]
     fn a_settled_hold_is_granted_without_reserving_again() {
-        let d = decide_hold(500, hold(HoldState::Settled, 40, NOW + 1), account(60), NOW);
+        let d = decide_hold(
+            500,
+            hold(HoldState::Settled, 40, NOW + 1),
+            account(60),
+            NONE_OPEN,
+            NOW,
+        );
         let want = HoldAnswer::Granted { available: 60 };
         assert_eq!(d, HoldDecision::Answer(want));
     }

@@ -20,7 +20,7 @@ pub mod hold;
 pub mod verify;
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
@@ -33,6 +33,23 @@ use uuid::Uuid;
 use crate::error::CentralError;
 
 pub use decide::{BatchContext, BatchWrites, Decision, NewEntry, Resent, Verdict};
+
+/// Most points one register entry may carry, either sign (`docs/sync-v2.md`
+/// §3, check 3): far above any real sale, far below what could overflow.
+pub const ENTRY_POINTS_MAX: i64 = 1_000_000_000;
+/// A balance of one (member, program) stays within ±2^53 (`docs/sync-v2.md`
+/// §7): exact in a JSON number, and 2^10 times below `i64::MAX`, so no sum
+/// of a balance and an entry can overflow. The `balances` table's `CHECK`
+/// constraints hold the same bound.
+pub const BALANCE_ABS_MAX: i64 = 1 << 53;
+
+/// `balance + points` when it stays within [`BALANCE_ABS_MAX`]: the one
+/// place central changes a balance.
+pub fn add_points(balance: i64, points: i64) -> Option<i64> {
+    balance
+        .checked_add(points)
+        .filter(|b| b.unsigned_abs() <= BALANCE_ABS_MAX.unsigned_abs())
+}
 
 /// What central recorded for one consumed seq (the `entries.status` column,
 /// the admin ledger's `status`).
@@ -147,20 +164,18 @@ pub struct StoredSeq {
     pub credited_member: Option<String>,
 }
 
-/// One member-and-program's points as loaded: imported opening balance,
-/// the sum of applied ledger points, and what open holds reserve.
+/// One member-and-program's points as loaded: the balance (the imported
+/// opening balance and every counted entry, kept in one column by
+/// [`add_points`]), and what open holds reserve.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Account {
-    pub opening: i64,
-    pub applied: i64,
+    pub balance: i64,
     pub held: i64,
 }
 
 impl Account {
     pub fn available(&self) -> i64 {
-        self.opening
-            .saturating_add(self.applied)
-            .saturating_sub(self.held)
+        self.balance.saturating_sub(self.held)
     }
 }
 
@@ -187,12 +202,14 @@ pub trait SyncTx {
         terminal: &str,
         seqs: RangeInclusive<u64>,
     ) -> Result<HashMap<u64, StoredSeq>, CentralError>;
-    /// Ids of every program any published bundle named.
-    fn programs(&self) -> Result<HashSet<String>, CentralError>;
+    /// The program ids of published bundle `version`; None when central
+    /// never published it.
+    fn bundle_programs(&self, version: u64) -> Result<Option<BTreeSet<String>>, CentralError>;
     /// The member a card token belongs to, if central knows the card.
     fn card_owner(&self, card: &str) -> Result<Option<String>, CentralError>;
-    /// Whether an entry with this id is stored with a status that counts.
-    fn is_counted(&self, entry_id: Uuid) -> Result<bool, CentralError>;
+    /// Whether `terminal` has an entry with this id stored with a status
+    /// that counts (another terminal's entry id is another entry).
+    fn is_counted(&self, terminal: &str, entry_id: Uuid) -> Result<bool, CentralError>;
     /// A member's points in a program, holds unexpired at `now_secs` included.
     fn account(&self, member: &str, program: &str, now_secs: i64) -> Result<Account, CentralError>;
     /// The open hold of (terminal, sale, program) unexpired at `now_secs`.
@@ -296,7 +313,8 @@ fn nothing_applied(outcome: BatchOutcome) -> UploadAnswer {
 }
 
 /// Everything [`decide::decide`] reads, for the entries past `head`:
-/// programs, card owners, already counted entry ids, accounts and the holds
+/// the programs of the rules versions named, card owners, the terminal's
+/// already counted entry ids, accounts and the holds
 /// their redemptions may settle.
 fn load_context(
     tx: &impl SyncTx,
@@ -304,10 +322,7 @@ fn load_context(
     batch: &ReceivedBatch,
     now_secs: i64,
 ) -> Result<BatchContext, CentralError> {
-    let mut context = BatchContext {
-        programs: tx.programs()?,
-        ..BatchContext::default()
-    };
+    let mut context = BatchContext::default();
     let entries = batch
         .entries
         .iter()
@@ -318,7 +333,11 @@ fn load_context(
             let owner = tx.card_owner(&entry.member)?;
             context.cards.insert(entry.member.clone(), owner);
         }
-        if tx.is_counted(entry.entry_id)? {
+        if let Entry::Vacant(slot) = context.rules.entry(entry.rules_version) {
+            let programs = tx.bundle_programs(*slot.key())?;
+            slot.insert(programs);
+        }
+        if tx.is_counted(&batch.terminal_id, entry.entry_id)? {
             context.counted.insert(entry.entry_id);
         }
         let member = context.credited(&entry.member).to_string();

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{admin, digest_of, i64_of, members, next_rev, u64_of};
 use crate::apply::EntryStatus;
-use crate::apply::adjust::{Adjustment, applied_after};
+use crate::apply::adjust::{Adjustment, balance_after};
 use crate::error::CentralError;
 use crate::storage::StoredEntry;
 use crate::tokens::CENTRAL_TERMINAL;
@@ -44,21 +44,21 @@ pub(super) fn adjust(
             "program: {program:?} is in no published bundle"
         )));
     }
-    let (opening, applied): (i64, i64) = tx
+    let balance: i64 = tx
         .query_row(
-            "SELECT opening, applied FROM balances WHERE member = ?1 AND program = ?2",
+            "SELECT balance FROM balances WHERE member = ?1 AND program = ?2",
             [&member, program],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )
         .optional()?
-        .unwrap_or((0, 0));
-    let applied = applied_after(opening, applied, adjustment.points)?;
+        .unwrap_or(0);
+    let balance = balance_after(balance, adjustment.points)?;
     let entry = next_entry(tx, adjustment, &member, at)?;
     insert(tx, &entry, &member, &at.to_string())?;
     tx.execute(
-        "INSERT INTO balances (member, program, opening, applied) VALUES (?1, ?2, 0, ?3)
-         ON CONFLICT (member, program) DO UPDATE SET applied = excluded.applied",
-        params![member, program, applied],
+        "INSERT INTO balances (member, program, opening, balance) VALUES (?1, ?2, 0, ?3)
+         ON CONFLICT (member, program) DO UPDATE SET balance = excluded.balance",
+        params![member, program, balance],
     )?;
     tx.execute(
         "UPDATE terminals SET last_seq = ?1, last_hash = ?2 WHERE id = ?3",

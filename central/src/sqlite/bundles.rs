@@ -1,5 +1,7 @@
 //! Published rules bundles, newest version last.
 
+use std::collections::BTreeSet;
+
 use pos_sync::protocol::SignedBundle;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -38,6 +40,10 @@ pub(super) fn publish(
             "INSERT OR IGNORE INTO programs (id, first_version) VALUES (?1, ?2)",
             params![program, version],
         )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO bundle_programs (version, program) VALUES (?1, ?2)",
+            params![version, program],
+        )?;
     }
     Ok(())
 }
@@ -67,6 +73,30 @@ pub(super) fn by_version(
         "SELECT version, format, bytes, signature FROM bundles WHERE version = ?1",
         i64_of(version, "version")?,
     )
+}
+
+/// The programs of published bundle `version`; None when it was never
+/// published.
+pub(super) fn programs_of(
+    conn: &Connection,
+    version: u64,
+) -> Result<Option<BTreeSet<String>>, CentralError> {
+    // A version beyond SQLite's integers was never published; it must not
+    // fail the batch it arrived in.
+    let Ok(version) = i64::try_from(version) else {
+        return Ok(None);
+    };
+    let published: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM bundles WHERE version = ?1)")?
+        .query_row([version], |r| r.get(0))?;
+    if !published {
+        return Ok(None);
+    }
+    let programs = conn
+        .prepare_cached("SELECT program FROM bundle_programs WHERE version = ?1")?
+        .query_map([version], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(programs))
 }
 
 pub(super) fn current_version(conn: &Connection) -> Result<Option<u64>, CentralError> {

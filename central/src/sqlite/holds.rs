@@ -4,8 +4,8 @@
 use pos_sync::protocol::HoldRelease;
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::next_rev;
-use crate::apply::hold::{HoldKey, HoldState, HoldTx, NewHold, StoredHold};
+use super::{next_rev, u64_of};
+use crate::apply::hold::{HoldKey, HoldState, HoldTx, NewHold, OpenHolds, StoredHold};
 use crate::error::CentralError;
 
 impl HoldTx for Transaction<'_> {
@@ -45,6 +45,32 @@ impl HoldTx for Transaction<'_> {
             })
         })
         .transpose()
+    }
+
+    fn open_holds(
+        &self,
+        key: &HoldKey<'_>,
+        member: &str,
+        now_secs: i64,
+    ) -> Result<OpenHolds, CentralError> {
+        let (terminal, member): (i64, i64) = self
+            .prepare_cached(
+                "SELECT
+                   (SELECT COUNT(*) FROM holds
+                     WHERE terminal_id = ?1 AND state = 'open' AND expires_at > ?5
+                       AND NOT (sale_id = ?2 AND program = ?3)),
+                   (SELECT COUNT(*) FROM holds
+                     WHERE member = ?4 AND state = 'open' AND expires_at > ?5
+                       AND NOT (terminal_id = ?1 AND sale_id = ?2 AND program = ?3))",
+            )?
+            .query_row(
+                params![key.terminal_id, key.sale_id, key.program, member, now_secs],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+        Ok(OpenHolds {
+            terminal: u64_of(terminal, "open holds")?,
+            member: u64_of(member, "open holds")?,
+        })
     }
 
     fn store_hold(&self, hold: &NewHold<'_>) -> Result<(), CentralError> {

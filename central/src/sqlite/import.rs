@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::next_rev;
+use crate::apply::{BALANCE_ABS_MAX, add_points};
 use crate::error::CentralError;
 use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
 
@@ -50,11 +51,7 @@ pub(super) fn members(
         }
         for (program, state) in &m.programs {
             record_tier(tx, &m.id, program, state.tier.as_deref(), &at)?;
-            tx.prepare_cached(
-                "INSERT INTO balances (member, program, opening, applied) VALUES (?1, ?2, ?3, 0)
-                 ON CONFLICT (member, program) DO UPDATE SET opening = excluded.opening",
-            )?
-            .execute(params![m.id, program, state.available])?;
+            set_opening(tx, &m.id, program, state.available)?;
         }
     }
     Ok(snapshot.members.len())
@@ -94,6 +91,38 @@ fn record_tier(
     Ok(())
 }
 
+/// Replaces the imported opening balance of (member, program), keeping
+/// what the ledger counted on top of the old one: the balance moves by the
+/// difference, checked like any other change of a balance.
+fn set_opening(
+    tx: &Transaction<'_>,
+    member: &str,
+    program: &str,
+    opening: i64,
+) -> Result<(), CentralError> {
+    let (old_opening, balance): (i64, i64) = tx
+        .prepare_cached("SELECT opening, balance FROM balances WHERE member = ?1 AND program = ?2")?
+        .query_row([member, program], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0));
+    let balance = add_points(opening, 0)
+        .and_then(|_| balance.checked_sub(old_opening))
+        .and_then(|counted| add_points(counted, opening))
+        .ok_or_else(|| {
+            CentralError::Invalid(format!(
+                "member {member:?} program {program:?}: an opening balance of {opening} \
+                 would take the balance beyond ±{BALANCE_ABS_MAX}"
+            ))
+        })?;
+    tx.prepare_cached(
+        "INSERT INTO balances (member, program, opening, balance) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (member, program) DO UPDATE SET opening = excluded.opening,
+            balance = excluded.balance",
+    )?
+    .execute(params![member, program, opening, balance])?;
+    Ok(())
+}
+
 pub(super) fn catalog(
     tx: &Transaction<'_>,
     snapshot: &CatalogSnapshot,
@@ -118,19 +147,30 @@ fn link_card_points(tx: &Transaction<'_>, card: &str, member: &str) -> Result<()
     if card == member {
         return Ok(());
     }
-    let rows: Vec<(String, i64, i64)> = tx
-        .prepare_cached("SELECT program, opening, applied FROM balances WHERE member = ?1")?
-        .query_map([card], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let rows: Vec<(String, i64)> = tx
+        .prepare_cached("SELECT program, balance FROM balances WHERE member = ?1")?
+        .query_map([card], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     if rows.is_empty() {
         return Ok(());
     }
-    for (program, opening, applied) in rows {
+    for (program, points) in rows {
+        let balance: i64 = tx
+            .prepare_cached("SELECT balance FROM balances WHERE member = ?1 AND program = ?2")?
+            .query_row([member, &program], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let balance = add_points(balance, points).ok_or_else(|| {
+            CentralError::Invalid(format!(
+                "card {card:?}: moving its {points} points in {program:?} to member \
+                 {member:?} would take the balance beyond ±{BALANCE_ABS_MAX}"
+            ))
+        })?;
         tx.prepare_cached(
-            "INSERT INTO balances (member, program, opening, applied) VALUES (?1, ?2, 0, ?3)
-             ON CONFLICT (member, program) DO UPDATE SET applied = applied + excluded.applied",
+            "INSERT INTO balances (member, program, opening, balance) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT (member, program) DO UPDATE SET balance = excluded.balance",
         )?
-        .execute(params![member, program, opening.saturating_add(applied)])?;
+        .execute(params![member, program, balance])?;
     }
     tx.prepare_cached("DELETE FROM balances WHERE member = ?1")?
         .execute([card])?;

@@ -1,11 +1,13 @@
 //! The loads and stores of an upload batch ([`SyncTx`]): SQL only, the
 //! decisions are [`crate::apply`]'s.
 //!
-//! Hold states are written as literals in the SQL (they are
-//! [`crate::apply::hold::HoldState`]'s names): SQLite uses the partial
-//! index `holds_open` only when the query names `state = 'open'` itself.
+//! Hold states and counting entry statuses are written as literals in the
+//! SQL (they are [`crate::apply::hold::HoldState`]'s and
+//! [`crate::apply::EntryStatus`]'s names): SQLite uses the partial indexes
+//! `holds_open` and `entries_counted_id` only when the query names the
+//! values itself.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
 
 use pos_sync::protocol::ProgramBalance;
@@ -15,8 +17,7 @@ use uuid::Uuid;
 use super::{bundles, digest_of, i64_of, members, next_rev, u64_of};
 use crate::apply::verify::{MemberFacts, SaleRecord, TierSpell};
 use crate::apply::{
-    Account, BatchWrites, ChainHead, EntryStatus, NewConflict, NewEntry, OpenHold, StoredSeq,
-    SyncTx,
+    Account, BatchWrites, ChainHead, NewConflict, NewEntry, OpenHold, StoredSeq, SyncTx,
 };
 use crate::error::CentralError;
 
@@ -74,10 +75,8 @@ impl SyncTx for Transaction<'_> {
         Ok(stored)
     }
 
-    fn programs(&self) -> Result<HashSet<String>, CentralError> {
-        let mut stmt = self.prepare_cached("SELECT id FROM programs")?;
-        let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(ids.collect::<Result<_, _>>()?)
+    fn bundle_programs(&self, version: u64) -> Result<Option<BTreeSet<String>>, CentralError> {
+        bundles::programs_of(self, version)
     }
 
     fn card_owner(&self, card: &str) -> Result<Option<String>, CentralError> {
@@ -87,41 +86,27 @@ impl SyncTx for Transaction<'_> {
             .optional()?)
     }
 
-    fn is_counted(&self, entry_id: Uuid) -> Result<bool, CentralError> {
+    fn is_counted(&self, terminal: &str, entry_id: Uuid) -> Result<bool, CentralError> {
+        // The statuses that count (EntryStatus::counts) as literals, for the
+        // partial index `entries_counted_id`.
         Ok(self
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM entries WHERE entry_id = ?1
-                                AND status IN (?2, ?3))",
+                "SELECT EXISTS (SELECT 1 FROM entries WHERE terminal_id = ?1 AND entry_id = ?2
+                                AND status IN ('applied', 'overdraft'))",
             )?
-            .query_row(
-                params![
-                    entry_id.as_bytes().as_slice(),
-                    EntryStatus::Applied.as_str(),
-                    EntryStatus::Overdraft.as_str()
-                ],
-                |r| r.get(0),
-            )?)
+            .query_row(params![terminal, entry_id.as_bytes().as_slice()], |r| {
+                r.get(0)
+            })?)
     }
 
     fn account(&self, member: &str, program: &str, now_secs: i64) -> Result<Account, CentralError> {
-        let (opening, applied) = self
-            .prepare_cached(
-                "SELECT opening, applied FROM balances WHERE member = ?1 AND program = ?2",
-            )?
-            .query_row([member, program], |r| Ok((r.get(0)?, r.get(1)?)))
+        let balance = self
+            .prepare_cached("SELECT balance FROM balances WHERE member = ?1 AND program = ?2")?
+            .query_row([member, program], |r| r.get(0))
             .optional()?
-            .unwrap_or((0, 0));
-        let held: i64 = self
-            .prepare_cached(
-                "SELECT COALESCE(SUM(points), 0) FROM holds
-                 WHERE member = ?1 AND program = ?2 AND state = 'open' AND expires_at > ?3",
-            )?
-            .query_row(params![member, program, now_secs], |r| r.get(0))?;
-        Ok(Account {
-            opening,
-            applied,
-            held,
-        })
+            .unwrap_or(0);
+        let held = members::held(self, member, program, now_secs)?;
+        Ok(Account { balance, held })
     }
 
     fn open_hold(
@@ -170,11 +155,11 @@ impl SyncTx for Transaction<'_> {
             ])?;
         }
         let mut stmt = self.prepare_cached(
-            "INSERT INTO balances (member, program, opening, applied) VALUES (?1, ?2, 0, ?3)
-             ON CONFLICT (member, program) DO UPDATE SET applied = excluded.applied",
+            "INSERT INTO balances (member, program, opening, balance) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT (member, program) DO UPDATE SET balance = excluded.balance",
         )?;
-        for ((member, program), applied) in &writes.applied {
-            stmt.execute(params![member, program, applied])?;
+        for ((member, program), balance) in &writes.balances {
+            stmt.execute(params![member, program, balance])?;
         }
         let mut stmt = self.prepare_cached(
             "INSERT INTO members (id, rev) VALUES (?1, ?2)
@@ -325,9 +310,9 @@ fn insert_entry(
     )?;
     let e = row.entry.as_ref().map(|(e, _)| *e);
     let credited = row.entry.as_ref().map(|(_, c)| c.as_str());
-    let rules_version = e
-        .map(|e| i64_of(e.rules_version, "rules_version"))
-        .transpose()?;
+    // A version beyond SQLite's integers is stored as null (the entry is
+    // rejected, its reason names the version) rather than failing the batch.
+    let rules_version = e.and_then(|e| i64::try_from(e.rules_version).ok());
     stmt.execute(params![
         terminal_id,
         i64_of(row.seq, "seq")?,

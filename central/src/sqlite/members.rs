@@ -23,29 +23,50 @@ pub(super) fn resolve_member(tx: &Transaction<'_>, name: &str) -> Result<String,
 }
 
 /// The balances of every program a member has, for answers and the admin API.
+/// Each balance is one column kept within bounds by Rust; what holds reserve
+/// is summed here, in Rust, so no SQL expression over points can overflow.
 pub(super) fn member_programs(
     conn: &Connection,
     member: &str,
     now_secs: i64,
 ) -> Result<Vec<ProgramBalance>, CentralError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT b.program, b.opening + b.applied,
-                COALESCE((SELECT SUM(h.points) FROM holds h
-                          WHERE h.member = b.member AND h.program = b.program
-                            AND h.state = 'open' AND h.expires_at > ?2), 0)
-         FROM balances b WHERE b.member = ?1 ORDER BY b.program",
+        "SELECT program, balance FROM balances WHERE member = ?1 ORDER BY program",
     )?;
-    let rows = stmt.query_map(params![member, now_secs], |r| {
-        let balance: i64 = r.get(1)?;
-        let held: i64 = r.get(2)?;
-        Ok(ProgramBalance {
-            program: r.get(0)?,
+    let rows: Vec<(String, i64)> = stmt
+        .query_map([member], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (program, balance) in rows {
+        let held = held(conn, member, &program, now_secs)?;
+        out.push(ProgramBalance {
+            program,
             balance,
             available: balance.saturating_sub(held),
             pending: 0,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        });
+    }
+    Ok(out)
+}
+
+/// What the member's open holds unexpired at `now_secs` reserve in a
+/// program, summed with saturation in Rust rather than by SQL's `SUM`.
+pub(super) fn held(
+    conn: &Connection,
+    member: &str,
+    program: &str,
+    now_secs: i64,
+) -> Result<i64, CentralError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT points FROM holds
+         WHERE member = ?1 AND program = ?2 AND state = 'open' AND expires_at > ?3",
+    )?;
+    let mut rows = stmt.query(params![member, program, now_secs])?;
+    let mut held: i64 = 0;
+    while let Some(row) = rows.next()? {
+        held = held.saturating_add(row.get(0)?);
+    }
+    Ok(held)
 }
 
 pub(super) fn member_balances(

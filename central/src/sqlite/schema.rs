@@ -174,6 +174,46 @@ INSERT INTO tier_history (member, program, tier, since)
     SELECT m.id, t.key, t.value, '1970-01-01T00:00:00Z'
     FROM members m, json_each(m.tiers) t WHERE t.value IS NOT NULL;
 "#,
+    // 5 (issue 9, intake, docs/sync-v2.md §4, §7): a balance is one column kept by
+    // Rust's checked arithmetic (crate::apply::add_points) and bounded here
+    // by ±BALANCE_ABS_MAX (2^53), so SQL never adds points and can never
+    // hold more; `opening` stays as imported, for re-imports. Old rows are
+    // clamped to the bounds term by term, without any sum that could
+    // overflow. Entry ids count once per terminal: another terminal's entry
+    // with the same id is another entry. An entry's program must be in the
+    // bundle its rules version names: `bundle_programs` says which are;
+    // bundles published before this migration are taken to hold every
+    // program published up to their version (what central checked then).
+    r#"
+CREATE TABLE balances_bounded (
+    member TEXT NOT NULL,
+    program TEXT NOT NULL,
+    opening INTEGER NOT NULL DEFAULT 0 CHECK (typeof(opening) = 'integer'
+        AND opening BETWEEN -9007199254740992 AND 9007199254740992),
+    balance INTEGER NOT NULL DEFAULT 0 CHECK (typeof(balance) = 'integer'
+        AND balance BETWEEN -9007199254740992 AND 9007199254740992),
+    PRIMARY KEY (member, program)
+);
+INSERT INTO balances_bounded (member, program, opening, balance)
+SELECT member, program,
+       MAX(-9007199254740992, MIN(9007199254740992, CAST(opening AS INTEGER))),
+       MAX(-9007199254740992, MIN(9007199254740992,
+           MAX(-9007199254740992, MIN(9007199254740992, CAST(opening AS INTEGER)))
+         + MAX(-9007199254740992, MIN(9007199254740992, CAST(applied AS INTEGER)))))
+FROM balances;
+DROP TABLE balances;
+ALTER TABLE balances_bounded RENAME TO balances;
+DROP INDEX entries_entry_id;
+CREATE UNIQUE INDEX entries_counted_id ON entries (terminal_id, entry_id)
+    WHERE status IN ('applied', 'overdraft');
+CREATE TABLE bundle_programs (
+    version INTEGER NOT NULL REFERENCES bundles(version),
+    program TEXT NOT NULL,
+    PRIMARY KEY (version, program)
+);
+INSERT INTO bundle_programs (version, program)
+SELECT b.version, p.id FROM bundles b JOIN programs p ON p.first_version <= b.version;
+"#,
 ];
 
 /// Sets the pragmas central relies on and migrates the schema.

@@ -3,7 +3,8 @@
 //! and their filters, and adjustments at the balance bound.
 
 use ed25519_dalek::SigningKey;
-use pos_central::apply::adjust::{AdjustmentRequest, BALANCE_ABS_MAX};
+use pos_central::apply::BALANCE_ABS_MAX;
+use pos_central::apply::adjust::AdjustmentRequest;
 use pos_central::snapshot::{CheckedSnapshot, MembersSnapshot};
 use pos_central::storage::{ConflictFilter, LedgerFilter, NewBundle, Storage};
 use pos_central::tokens::TokenState;

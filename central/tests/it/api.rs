@@ -460,7 +460,7 @@ async fn a_register_of_another_protocol_gets_426_and_nothing_is_applied() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // Nothing of the refused uploads reached the intake: the same entry
     // is judged afresh (this app publishes no bundle, so it is rejected
-    // for its program), not a duplicate of a stored one.
+    // for its rules version), not a duplicate of a stored one.
     let (s, b) = call(
         &app,
         "POST",
@@ -476,7 +476,7 @@ async fn a_register_of_another_protocol_gets_426_and_nothing_is_applied() {
         panic!("{:?}", answer.outcome)
     };
     assert!(
-        matches!(&results[..], [EntryResult::Rejected { reason }] if reason.contains("unknown program")),
+        matches!(&results[..], [EntryResult::Rejected { reason }] if reason.contains("was never published")),
         "{results:?}"
     );
 }

@@ -282,7 +282,7 @@ fn rejected_entries_consume_their_seq_and_later_entries_still_apply() {
     let got = results(&answer);
     assert_eq!(got[0], EntryResult::Applied);
     assert!(
-        matches!(&got[1], EntryResult::Rejected { reason } if reason.contains("unknown program")),
+        matches!(&got[1], EntryResult::Rejected { reason } if reason.contains("is not in rules version 1")),
         "{got:?}"
     );
     assert!(
@@ -647,6 +647,194 @@ fn points_earned_under_an_unknown_card_move_to_the_member_it_is_linked_to() {
     assert_eq!(first.credited_member.as_deref(), Some("999-NEW"));
 }
 
+/// A hold request of `TERMINAL` for `member`'s points in sale `sale`.
+fn hold_request(member: &str, sale: &str, points: i64) -> HoldRequest {
+    HoldRequest {
+        terminal_id: TERMINAL.into(),
+        member: member.into(),
+        program: "main".into(),
+        sale_id: sale.into(),
+        points,
+        basket: String::new(),
+    }
+}
+
+#[test]
+fn entry_ids_are_judged_per_terminal() {
+    let s = central();
+    s.add_terminal("store-1-reg-2", [2; 32]).unwrap();
+    let mut b = Chain::new("store-1-reg-2").occurred_at("2026-11-28T11:05:00+01:00");
+    let real = b.earn("M-1", 1_000);
+    // Terminal A uploads an entry carrying B's entry id first…
+    let mut a = register();
+    let forged = a.entry_with(|e| {
+        e.entry_id = real.entry_id;
+        e.member = "M-2".into();
+        e.points = 1;
+    });
+    assert_eq!(results(&upload(&s, &[forged])), vec![EntryResult::Applied]);
+    // …and B's real entry is still B's, counted once.
+    let batch = UploadBatch {
+        terminal_id: "store-1-reg-2".into(),
+        first_seq: 1,
+        documents: testing::documents_for(std::slice::from_ref(&real)),
+        entries: vec![real],
+    };
+    let received = wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap();
+    let answer = s.apply_batch(&received, now()).unwrap();
+    assert_eq!(results(&answer), vec![EntryResult::Applied]);
+    assert_eq!(balance(&s, "M-1"), (1_000, 1_000));
+    // Within one terminal an id counts once, under any seq.
+    let mut again = a.entry_with(|e| {
+        e.member = "M-2".into();
+        e.points = 1;
+    });
+    let first_id = s.ledger(&LedgerFilter {
+        terminal: Some(TERMINAL.into()),
+        member: None,
+        limit: 10,
+    });
+    again.entry_id = first_id.unwrap()[0].entry_id;
+    again.chain_after(again.prev_hash);
+    assert_eq!(results(&upload(&s, &[again])), vec![EntryResult::Duplicate]);
+}
+
+#[test]
+fn open_holds_are_limited_per_member_and_per_terminal() {
+    let s = central();
+    let mut r = register();
+    let members: Vec<String> = (0..17).map(|i| format!("M-{i}")).collect();
+    let earns: Vec<_> = members.iter().map(|m| r.earn(m, 1_000)).collect();
+    upload(&s, &earns);
+    // Four holds on one member; the fifth is refused, naming the limit.
+    for sale in 0..4 {
+        let answer = s
+            .place_hold(&hold_request("M-0", &format!("H-{sale}"), 10), now())
+            .unwrap();
+        assert!(matches!(answer, HoldAnswer::Granted { .. }), "{answer:?}");
+    }
+    let answer = s
+        .place_hold(&hold_request("M-0", "H-4", 10), now())
+        .unwrap();
+    assert!(
+        matches!(&answer, HoldAnswer::Refused { reason } if reason.contains("HOLDS_OPEN_PER_MEMBER_MAX")),
+        "{answer:?}"
+    );
+    // Asking again for an open hold replaces it: not a fifth.
+    let answer = s
+        .place_hold(&hold_request("M-0", "H-3", 20), now())
+        .unwrap();
+    assert!(matches!(answer, HoldAnswer::Granted { .. }), "{answer:?}");
+    // 64 on one terminal (4 each on 16 members); the 65th is refused.
+    for (i, member) in members[1..=15].iter().enumerate() {
+        for sale in 0..4 {
+            let sale = format!("T-{i}-{sale}");
+            let answer = s
+                .place_hold(&hold_request(member, &sale, 10), now())
+                .unwrap();
+            assert!(matches!(answer, HoldAnswer::Granted { .. }), "{answer:?}");
+        }
+    }
+    let answer = s
+        .place_hold(&hold_request(&members[16], "T-last", 10), now())
+        .unwrap();
+    assert!(
+        matches!(&answer, HoldAnswer::Refused { reason } if reason.contains("HOLDS_OPEN_PER_TERMINAL_MAX")),
+        "{answer:?}"
+    );
+    assert_eq!(balance(&s, &members[16]), (1_000, 1_000));
+}
+
+#[test]
+fn a_sales_hold_asked_again_keeps_its_first_expiry() {
+    let s = central();
+    upload(&s, &[register().earn("M-1", 1_000)]);
+    let later = |secs: i64| {
+        now()
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap()
+    };
+    s.place_hold(&hold_request("M-1", "S-9", 100), now())
+        .unwrap();
+    // An hour later the retry replaces the amount…
+    let answer = s
+        .place_hold(&hold_request("M-1", "S-9", 200), later(3_600))
+        .unwrap();
+    assert_eq!(answer, HoldAnswer::Granted { available: 800 });
+    // …but the hold lapses when the first one would have.
+    assert_eq!(balance_at(&s, "M-1", later(HOLD_TTL_SECS)), (1_000, 1_000));
+    let answer = s
+        .place_hold(&hold_request("M-1", "S-9", 200), later(HOLD_TTL_SECS))
+        .unwrap();
+    assert!(
+        matches!(&answer, HoldAnswer::Refused { reason } if reason.contains("never renewed")),
+        "{answer:?}"
+    );
+}
+
+#[test]
+fn balances_are_bounded_and_downloads_survive_the_largest() {
+    let s = central();
+    s.add_terminal("store-1-reg-2", [2; 32]).unwrap();
+    let mut r = register();
+    let huge = r.earn("M-1", i64::MAX - 40);
+    let got = results(&upload(&s, &[huge]));
+    assert!(
+        matches!(&got[..], [EntryResult::Rejected { reason }] if reason.contains("at most 1000000000")),
+        "{got:?}"
+    );
+    // An opening balance just below the bound, then one earn past it.
+    let bound = pos_central::apply::BALANCE_ABS_MAX;
+    s.import_members(&members_with_opening("M-1", bound - 10))
+        .unwrap();
+    let got = results(&upload(&s, &[r.earn("M-1", 10), r.earn("M-1", 1)]));
+    assert_eq!(got[0], EntryResult::Applied);
+    let last = s
+        .ledger(&LedgerFilter {
+            terminal: Some(TERMINAL.into()),
+            member: Some("M-1".into()),
+            limit: 10_000,
+        })
+        .unwrap();
+    let last = last.last().unwrap();
+    assert_eq!(last.status, "rejected", "{got:?}");
+    assert!(
+        last.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("the balance would leave the allowed range"),
+        "{last:?}"
+    );
+    assert_eq!(balance(&s, "M-1"), (bound, bound));
+    // Another terminal's batch touching the member, and the member feed,
+    // work as before.
+    let mut b = Chain::new("store-1-reg-2").occurred_at("2026-11-28T11:05:00+01:00");
+    let redeem = b.entry(EntryKind::Redeem, "M-1", -5);
+    let batch = UploadBatch {
+        terminal_id: "store-1-reg-2".into(),
+        first_seq: 1,
+        documents: testing::documents_for(std::slice::from_ref(&redeem)),
+        entries: vec![redeem],
+    };
+    let received = wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap();
+    let answer = s.apply_batch(&received, now()).unwrap();
+    assert_eq!(results(&answer), vec![EntryResult::Applied]);
+    let page = s.member_changes(0, 1_000).unwrap();
+    let m1 = page.changes.iter().find(|c| c.id == "M-1").unwrap();
+    assert_eq!(m1.programs["main"].available, bound - 5);
+    // SQL itself refuses a balance out of range.
+    assert!(
+        s.import_members(&members_with_opening("M-2", bound + 1))
+            .is_err()
+    );
+}
+
+fn members_with_opening(member: &str, available: i64) -> MembersSnapshot {
+    MembersSnapshot::parse(&format!(
+        r#"{{"members": [{{"id": "{member}", "programs": {{"main": {{"available": {available}}}}}}}]}}"#
+    ))
+    .unwrap()
+}
 /// The member's first tier at central counts from the start of history: a
 /// sale quoted a moment before the import (register clocks write to the
 /// second, and an offline register's sale may predate it by days) keeps the

@@ -6,6 +6,7 @@ mod central_admin;
 mod central_sync;
 mod crash;
 mod demo;
+mod intake_attacks;
 mod layering;
 mod proxy;
 mod scanners;

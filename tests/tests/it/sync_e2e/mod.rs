@@ -261,7 +261,8 @@ async fn rejected_entry_is_a_dead_letter_and_the_queue_goes_on() -> Result<()> {
     );
     assert!(text.contains("dead letters:  3"), "{text}");
     assert_eq!(
-        text.matches("unknown program \"promo\"").count(),
+        text.matches("program \"promo\" is not in rules version 1")
+            .count(),
         3,
         "{text}"
     );
