@@ -95,16 +95,9 @@ pub struct DaemonOptions {
 
 impl DaemonOptions {
     pub fn from_config(config: &Config) -> DaemonOptions {
-        let mut store = StoreOptions::new(
-            config.storage.path.clone(),
-            &config.terminal.id,
-            config.terminal.timezone.clone(),
-        );
-        if let Some(central) = &config.central {
-            store.member_fresh_secs = central.member_fresh_secs;
-        }
         DaemonOptions {
-            store,
+            // With [central], the rules key: bundles are verified at load.
+            store: StoreOptions::from_config(config),
             socket: config.api.socket.clone(),
             listen: config.api.listen,
             // The config bounds it to 16 MiB, which fits any usize we run on.

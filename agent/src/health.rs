@@ -17,6 +17,25 @@ use crate::model::StoreStats;
 use crate::store::WriterHealth;
 use crate::sync_worker::{SyncMonitor, SyncReport};
 
+/// Why the register's rules version differs from central's newest, if it
+/// does. Nothing when central's is unknown (standalone, never asked) or
+/// none is published.
+pub fn rules_drift(register: Option<u64>, central: Option<u64>) -> Option<String> {
+    let central = central?;
+    match register {
+        None => Some(format!(
+            "no usable rules bundle here; central's newest is version {central}"
+        )),
+        Some(v) if v < central => Some(format!(
+            "rules version {v} here is behind central's newest, version {central}"
+        )),
+        Some(v) if v > central => Some(format!(
+            "rules version {v} here was never published by central (its newest is version {central})"
+        )),
+        Some(_) => None,
+    }
+}
+
 /// The store writer counts as alive when it made progress (or idled on an
 /// empty queue) within this long. Its own heartbeat ticks far more often;
 /// the margin covers one slow fsync on a loaded machine.
@@ -103,8 +122,9 @@ pub struct StoreHealth {
 /// `GET /v1/health` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
-    /// `ok`, or `degraded` when the store writer is not alive or the
-    /// store cannot be read.
+    /// `ok`, or `degraded` when the store writer is not alive, the store
+    /// cannot be read, a device loop is stuck, the rules are not verified
+    /// or they differ from central's newest.
     pub status: String,
     pub terminal_id: String,
     pub version: String,
@@ -114,8 +134,21 @@ pub struct Health {
     pub outbox_depth: u64,
     /// Entries central rejected for good (kept with their reason).
     pub dead_letters: u64,
-    /// Newest cached rules bundle version; `null` before the first import/sync.
+    /// The rules version sales are quoted with (with `[central]`, the
+    /// newest signed one); `null` before the first import/sync.
     pub rules_version: Option<u64>,
+    /// Central's newest published version, as its last rules answer named
+    /// it; `null` standalone or before the first answer.
+    #[serde(default)]
+    pub central_rules_version: Option<u64>,
+    /// Why the register's bundle is not used (unsigned, or its signature
+    /// does not verify): sales and quotes are refused meanwhile.
+    #[serde(default)]
+    pub rules_unverified: Option<String>,
+    /// The register's rules version differs from central's newest (behind,
+    /// or ahead: a version central never published), naming both.
+    #[serde(default)]
+    pub rules_drift: Option<String>,
     pub devices: Vec<DeviceHealth>,
     pub store: StoreHealth,
 }
@@ -141,9 +174,15 @@ impl Health {
             SyncMode::Off => "off",
             SyncMode::On => self.sync.worker.as_ref().map_or("on", |w| w.phase.as_str()),
         };
-        let rules = self
+        let mut rules = self
             .rules_version
             .map_or_else(|| "none".to_string(), |v| format!("v{v}"));
+        if self.rules_unverified.is_some() {
+            rules.push_str(" UNVERIFIED");
+        }
+        if let (Some(_), Some(central)) = (&self.rules_drift, self.central_rules_version) {
+            rules.push_str(&format!(" (central v{central})"));
+        }
         let writer = if self.store.writer_alive {
             ""
         } else {
@@ -270,7 +309,9 @@ impl HealthState {
             .collect();
         let loops_alive = loops.iter().all(|d| d.loop_alive);
         devices.extend(loops);
-        let status = if writer_alive && error.is_none() && loops_alive {
+        let rules_drift = rules_drift(stats.rules_version, stats.central_rules_version);
+        let rules_ok = stats.rules_unverified.is_none() && rules_drift.is_none();
+        let status = if writer_alive && error.is_none() && loops_alive && rules_ok {
             "ok"
         } else {
             "degraded"
@@ -284,6 +325,9 @@ impl HealthState {
             outbox_depth: stats.unsynced_entries,
             dead_letters: stats.dead_letters,
             rules_version: stats.rules_version,
+            central_rules_version: stats.central_rules_version,
+            rules_unverified: stats.rules_unverified,
+            rules_drift,
             devices,
             store: StoreHealth {
                 writer_alive,
@@ -381,6 +425,49 @@ mod tests {
             line,
             "degraded: sync off, 4 unsynced, 1 dead letters, rules v9, store writer NOT ALIVE"
         );
+    }
+
+    #[test]
+    fn unverified_rules_or_drift_degrade_health_and_say_why() {
+        let h = HealthState::new("t".into(), SyncMode::On);
+        let same = StoreStats {
+            rules_version: Some(5),
+            central_rules_version: Some(5),
+            ..StoreStats::default()
+        };
+        let snap = h.snapshot(Ok(same.clone()), writer(true, 0, 0));
+        assert_eq!((snap.status.as_str(), snap.rules_drift), ("ok", None));
+
+        let behind = StoreStats {
+            central_rules_version: Some(7),
+            ..same.clone()
+        };
+        let snap = h.snapshot(Ok(behind), writer(true, 0, 0));
+        assert_eq!(snap.status, "degraded");
+        let why = snap.rules_drift.unwrap_or_default();
+        assert!(
+            why.contains("version 5") && why.contains("version 7"),
+            "{why}"
+        );
+
+        let ahead = StoreStats {
+            rules_version: Some(9999),
+            ..same.clone()
+        };
+        let why = h
+            .snapshot(Ok(ahead), writer(true, 0, 0))
+            .rules_drift
+            .unwrap_or_default();
+        assert!(why.contains("9999 here was never published"), "{why}");
+
+        let unverified = StoreStats {
+            rules_unverified: Some("signature does not verify".into()),
+            ..same
+        };
+        let snap = h.snapshot(Ok(unverified), writer(true, 0, 0));
+        assert_eq!(snap.status, "degraded");
+        assert!(snap.rules_unverified.is_some());
+        assert_eq!(rules_drift(Some(3), None), None, "standalone: no drift");
     }
 
     #[test]

@@ -323,8 +323,16 @@ pub struct StoreStats {
     pub ledger_entries: u64,
     pub unsynced_entries: u64,
     pub dead_letters: u64,
-    /// Newest cached rules bundle version.
+    /// The rules version sales are quoted with: the newest cached, or with
+    /// `[central]` the newest signed one.
     pub rules_version: Option<u64>,
+    /// Why that bundle cannot be used (no signature, or one that does not
+    /// verify): sales and quotes answer `rules_unverified` meanwhile.
+    #[serde(default)]
+    pub rules_unverified: Option<String>,
+    /// Central's newest published version as its last rules answer named it.
+    #[serde(default)]
+    pub central_rules_version: Option<u64>,
     /// Unix milliseconds of the last successful member download/import.
     pub members_fresh_at_unix_ms: Option<i64>,
 }

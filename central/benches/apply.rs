@@ -57,6 +57,7 @@ fn batches(count: usize) -> Vec<UploadBatch> {
             terminal_id: TERMINAL.into(),
             first_seq: c[0].seq,
             entries: c.to_vec(),
+            documents: vec![],
         })
         .collect()
 }

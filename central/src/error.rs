@@ -20,6 +20,10 @@ pub enum CentralError {
     /// Missing or unknown bearer token.
     #[error("{0}")]
     Unauthorized(String),
+    /// A sync request of another protocol version than this central speaks
+    /// (`docs/sync-v2.md` §1): HTTP 426, so an old register shows it.
+    #[error("{0}")]
+    ProtocolVersion(String),
     /// A valid token that may not do this (a terminal uploading for another).
     #[error("{0}")]
     Forbidden(String),
@@ -58,6 +62,7 @@ impl CentralError {
             CentralError::TooLarge(_) => (413, "too_large"),
             CentralError::Unauthorized(_) => (401, "unauthorized"),
             CentralError::Forbidden(_) => (403, "forbidden"),
+            CentralError::ProtocolVersion(_) => (426, "protocol_version"),
             CentralError::Sync(SyncError::Protocol(_)) => (400, "protocol"),
             CentralError::Sync(SyncError::Bundle(_)) => (400, "bundle"),
             CentralError::Sync(_) => (500, "internal"),

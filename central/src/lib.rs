@@ -17,6 +17,7 @@ pub mod snapshot;
 pub mod snapshot_csv;
 pub mod sqlite;
 pub mod storage;
+pub mod tokens;
 
 pub use error::CentralError;
 pub use sqlite::SqliteStorage;

@@ -6,7 +6,7 @@ use pos_sync::protocol::BundleFormat;
 use pos_sync::signing::{BUNDLE_BYTES_MAX, sign_bundle};
 
 use crate::error::CentralError;
-use crate::storage::NewBundle;
+use crate::storage::{NewBundle, Storage};
 
 /// Validates bundle bytes and signs them. The bytes are kept exactly as
 /// given (the signature covers them), so a register can verify what the
@@ -33,4 +33,20 @@ pub fn prepare(
     let programs = bundle.programs.iter().map(|p| p.id.clone()).collect();
     let signed = sign_bundle(key, bundle.version, format, bytes);
     Ok(NewBundle { signed, programs })
+}
+
+/// The signed rules file of a published version (`docs/signed-rules.md`):
+/// what `pos-central export-rules` writes, for `pos-agent import --rules`
+/// on a register with `[central]` (provisioning before the first sync).
+/// The bytes and signature are the stored ones, exactly as published.
+pub fn export(storage: &dyn Storage, version: u64) -> Result<String, CentralError> {
+    let signed = storage.bundle(version)?.ok_or_else(|| {
+        let newest = storage.current_bundle_version().ok().flatten();
+        CentralError::Invalid(match newest {
+            Some(n) => format!("rules version {version} was never published (the newest is {n})"),
+            None => format!("rules version {version} was never published (none is)"),
+        })
+    })?;
+    pos_sync::signed_file::to_file_text(&signed)
+        .map_err(|e| CentralError::Invalid(format!("rules version {version}: {e}")))
 }

@@ -6,14 +6,16 @@
 
 use pos_sync::Digest32;
 use pos_sync::protocol::{
-    BundleFormat, CatalogChanges, HoldAnswer, HoldRelease, HoldRequest, MemberChanges,
-    ProgramBalance, ReceivedBatch, SignedBundle, UploadAnswer,
+    CatalogChanges, HoldAnswer, HoldRelease, HoldRequest, MemberChanges, ProgramBalance,
+    ReceivedBatch, SignedBundle, UploadAnswer,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::apply::adjust::Adjustment;
 use crate::error::CentralError;
 use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
+use crate::tokens::TokenState;
 
 /// Most rows one admin listing returns.
 pub const LISTING_ROWS_MAX: usize = 10_000;
@@ -26,6 +28,17 @@ pub struct TerminalInfo {
     pub last_hash: Digest32,
     /// RFC 3339, or null before the first upload.
     pub last_contact: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// When its token last authenticated a request (RFC 3339, to the
+    /// minute: recorded at most once a minute), or null if never.
+    pub last_used_at: Option<String>,
+    /// `active`, `rotating` (the previous token is still in its grace
+    /// period) or `revoked`.
+    pub state: TokenState,
+    pub revoked_at: Option<String>,
+    /// Until when the token a rotation replaced is valid (RFC 3339).
+    pub previous_token_valid_until: Option<String>,
 }
 
 /// A stored entry (or consumed seq) as the admin API shows it.
@@ -60,6 +73,13 @@ pub struct StoredEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Conflict {
     pub id: i64,
+    /// How often this conflict (same terminal, kind, member, program and
+    /// detail) was seen; `seq`, `entry_id` and `shortfall` are the latest's.
+    pub count: i64,
+    /// When first seen (also `at`, kept for older readers).
+    pub first_at: String,
+    /// When last seen.
+    pub last_at: String,
     /// `overdraft`, `rejected`, `seq_reused` or `clock_skew`.
     pub kind: String,
     pub terminal_id: String,
@@ -81,6 +101,20 @@ pub struct LedgerFilter {
     pub limit: usize,
 }
 
+/// Filters of `GET /v1/admin/conflicts`: every given one must hold.
+#[derive(Clone, Debug, Default)]
+pub struct ConflictFilter {
+    pub kind: Option<String>,
+    pub terminal: Option<String>,
+    /// Seen at or after (its last time is not before this).
+    pub since: Option<jiff::Timestamp>,
+    /// Seen at or before (its first time is not after this).
+    pub until: Option<jiff::Timestamp>,
+    /// Only rows with an id below this (the next page, newest first).
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
 /// A published bundle's metadata, for publishing.
 #[derive(Clone, Debug)]
 pub struct NewBundle {
@@ -92,9 +126,29 @@ pub struct NewBundle {
 pub trait Storage: Send + Sync + 'static {
     /// Registers a terminal with the SHA-256 of its token.
     fn add_terminal(&self, terminal_id: &str, token_hash: [u8; 32]) -> Result<(), CentralError>;
-    /// The terminal a token belongs to.
-    fn terminal_for_token(&self, token_hash: [u8; 32]) -> Result<Option<String>, CentralError>;
+    /// The terminal a token lets in at `now`, recording the use (at most
+    /// once a minute); `Unauthorized` naming why for an unknown, revoked or
+    /// rotated-out token past its grace ([`crate::tokens::admit`]).
+    fn authenticate(
+        &self,
+        token_hash: [u8; 32],
+        now: jiff::Timestamp,
+    ) -> Result<String, CentralError>;
+    /// Registered terminals (not central's own pseudo-terminal), by id.
     fn terminals(&self) -> Result<Vec<TerminalInfo>, CentralError>;
+    /// Revokes every token of a terminal: 401 from its next request on.
+    /// False when it already was revoked.
+    fn revoke_terminal(&self, terminal_id: &str, at: jiff::Timestamp)
+    -> Result<bool, CentralError>;
+    /// Gives a terminal the token hashed `token_hash`; its current token
+    /// stays valid `grace_ms` more (a token rotated out before is dropped).
+    fn rotate_terminal(
+        &self,
+        terminal_id: &str,
+        token_hash: [u8; 32],
+        grace_ms: i64,
+        at: jiff::Timestamp,
+    ) -> Result<(), CentralError>;
 
     /// Applies an upload batch in one transaction (sync spec §2).
     /// `received_at` is central's clock, for clock-skew conflicts.
@@ -127,8 +181,25 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Option<(String, Vec<ProgramBalance>)>, CentralError>;
 
     fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<StoredEntry>, CentralError>;
+    /// The conflicts `filter` selects, newest first.
+    fn conflict_page(&self, filter: &ConflictFilter) -> Result<Vec<Conflict>, CentralError>;
     /// The newest conflicts first.
-    fn conflicts(&self, limit: usize) -> Result<Vec<Conflict>, CentralError>;
+    fn conflicts(&self, limit: usize) -> Result<Vec<Conflict>, CentralError> {
+        self.conflict_page(&ConflictFilter {
+            limit,
+            ..ConflictFilter::default()
+        })
+    }
+
+    /// Records an administrator's adjustment as an `adjust` entry of
+    /// central's pseudo-terminal; the stored entry. `NotFound` for an
+    /// unknown member, `Invalid` for an unknown program or a balance that
+    /// would leave its bound; nothing is written then.
+    fn adjust(
+        &self,
+        adjustment: &Adjustment,
+        at: jiff::Timestamp,
+    ) -> Result<StoredEntry, CentralError>;
 
     /// Places (or replaces) the hold of (terminal, sale, program) when the
     /// member's available points cover it (sync spec §4).
@@ -141,18 +212,5 @@ pub trait Storage: Send + Sync + 'static {
     fn release_hold(&self, release: &HoldRelease) -> Result<bool, CentralError>;
 }
 
-/// How a bundle format is stored.
-pub fn format_name(format: BundleFormat) -> &'static str {
-    match format {
-        BundleFormat::Json => "json",
-        BundleFormat::Toml => "toml",
-    }
-}
-
-pub fn format_from_name(name: &str) -> Option<BundleFormat> {
-    match name {
-        "json" => Some(BundleFormat::Json),
-        "toml" => Some(BundleFormat::Toml),
-        _ => None,
-    }
-}
+/// How a bundle format is stored: the names of the signed rules file.
+pub use pos_sync::signed_file::{format_from_name, format_name};

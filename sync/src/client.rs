@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::error::SyncError;
 use crate::protocol::{
     ANSWER_BYTES_MAX, CHANGES_PAGE_MAX, CatalogChanges, HoldAnswer, HoldRelease, HoldRequest,
-    MemberChanges, SignedBundle, UploadAnswer, UploadBatch,
+    MemberChanges, RulesAnswer, SignedBundle, UploadAnswer, UploadBatch,
 };
 use crate::wire;
 
@@ -356,7 +356,8 @@ impl SyncClient {
             .http
             .request(method, self.url(path)?)
             .header(AUTHORIZATION, self.auth.clone())
-            .header(reqwest::header::ACCEPT, wire::CONTENT_TYPE);
+            .header(reqwest::header::ACCEPT, wire::CONTENT_TYPE)
+            .header(wire::PROTOCOL_HEADER, wire::PROTOCOL_VERSION.to_string());
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, wire::CONTENT_TYPE).body(body);
         }
@@ -441,20 +442,15 @@ impl SyncClient {
         self.call(Method::POST, "v1/sync/upload", Some(body)).await
     }
 
-    /// The newest bundle if it is newer than `after` (None: any), unverified:
-    /// pass it to [`crate::signing::verify_bundle`].
-    pub async fn newest_rules(
-        &self,
-        after: Option<u64>,
-    ) -> Result<Option<SignedBundle>, SyncError> {
+    /// Central's newest version, and its bundle if newer than `after`
+    /// (None: any), unverified: pass it to
+    /// [`crate::signing::verify_bundle`].
+    pub async fn newest_rules(&self, after: Option<u64>) -> Result<RulesAnswer, SyncError> {
         let path = match after {
             Some(v) => format!("v1/sync/rules?after={v}"),
             None => "v1/sync/rules".to_string(),
         };
-        match self.exchange(Method::GET, &path, None).await? {
-            Some(bytes) => wire::decode(&bytes, ANSWER_BYTES_MAX).map(Some),
-            None => Ok(None),
-        }
+        self.call(Method::GET, &path, None).await
     }
 
     /// One published bundle version (old versions stay available for returns).

@@ -12,7 +12,7 @@
 //!    plus `ca_file` and `allow_insecure_http`. A [`SyncError::Config`] here
 //!    means sync is misconfigured: show it in health, do not retry.
 //! 2. **Upload.** Take the unsynced entries in seq order, cut the first batch
-//!    with [`wire::batch_prefix_len`], send it with [`SyncClient::upload`],
+//!    with [`wire::batch_prefix_len`] (counting each entry's document, `docs/sync-v2.md`), assemble it with [`protocol::UploadBatch::assemble`], send it with [`SyncClient::upload`],
 //!    then act on [`protocol::UploadAnswer::outcome`]:
 //!    - `Entries(results)`, one per entry in order: every result but
 //!      `Rejected` ([`protocol::EntryResult::is_synced`]) marks the entry
@@ -47,6 +47,7 @@ pub mod error;
 pub mod protocol;
 pub mod rechain;
 pub mod retry;
+pub mod signed_file;
 pub mod signing;
 pub mod snapshot;
 #[cfg(any(test, feature = "testing"))]

@@ -13,12 +13,22 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::entry::{Digest32, LedgerEntry};
+use crate::entry::{Digest32, EntryKind, LedgerEntry};
 
 /// Most entries in one upload batch (sync spec §2).
 pub const BATCH_ENTRIES_MAX: usize = 1_000;
-/// Most bytes of one encoded upload batch (sync spec §2): 1 MiB.
-pub const BATCH_BYTES_MAX: usize = 1_048_576;
+/// Most bytes of one encoded upload batch, documents included: 4 MiB
+/// (protocol v2, `docs/sync-v2.md` §2; v1 had 1 MiB of entries alone).
+pub const BATCH_BYTES_MAX: usize = 4 * 1_048_576;
+/// Most bytes of one encoded document (sale or return), so one entry and
+/// its document always fit in a batch: 512 KiB.
+pub const DOCUMENT_BYTES_MAX: usize = 512 * 1_024;
+/// Most documents in one batch: one per entry at most.
+pub const DOCUMENTS_MAX: usize = BATCH_ENTRIES_MAX;
+/// Most programs a sale document says it redeemed in.
+pub const REDEEMED_PROGRAMS_MAX: usize = pos_points::limits::PROGRAMS_MAX;
+/// Most `{line, qty}` items in a return document's lists.
+pub const RETURN_LINES_MAX: usize = pos_points::limits::LINES_MAX;
 /// Most changes in one members or catalog download page.
 pub const CHANGES_PAGE_MAX: usize = 1_000;
 /// Largest encoded download page or answer the client accepts: 8 MiB.
@@ -33,12 +43,106 @@ pub const TIME_BYTES_MAX: usize = 64;
 /// Longest `detail` (the quote breakdown as JSON text): 64 KiB.
 pub const DETAIL_BYTES_MAX: usize = 65_536;
 
-/// What a register uploads: consecutive entries of one terminal from `first_seq`.
+/// What a register uploads: consecutive entries of one terminal from
+/// `first_seq`, with the documents they belong to (protocol v2: every
+/// `earn`/`redeem` names a sale document of the batch, every
+/// `return_earn`/`return_redeem` a return document).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadBatch {
     pub terminal_id: String,
     pub first_seq: u64,
     pub entries: Vec<LedgerEntry>,
+    pub documents: Vec<Document>,
+}
+
+/// Points of one program, > 0: what a sale paid with points in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramPoints {
+    pub program: String,
+    pub points: i64,
+}
+
+/// A quantity of one basket line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineQty {
+    pub line: u32,
+    pub qty: Decimal,
+}
+
+/// The sale an `earn` or `redeem` entry belongs to, as the register quoted
+/// it: enough for central to re-derive its points (`docs/sync-v2.md` §2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleDocument {
+    pub sale_id: String,
+    pub rules_version: u64,
+    /// The points basket exactly as quoted (points spec §2), JSON text:
+    /// `time`, `member` with the context the register used,
+    /// `earned_today`, `paid_with_points`, `lines`.
+    pub basket: String,
+    /// What the sale paid with points, per program.
+    pub redeemed: Vec<ProgramPoints>,
+}
+
+/// The return a `return_earn` or `return_redeem` entry belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnDocument {
+    pub return_id: String,
+    pub sale_id: String,
+    /// The sale returned, self-contained (central may hold the sale from
+    /// protocol v1, without its document).
+    pub sale: SaleDocument,
+    /// For every line of the sale, the quantity not yet returned before
+    /// this return.
+    pub remaining_before: Vec<LineQty>,
+    /// What this return takes back.
+    pub lines: Vec<LineQty>,
+}
+
+/// A document of an upload batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Document {
+    Sale(SaleDocument),
+    Return(ReturnDocument),
+}
+
+/// What names a document: entries point at one by it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DocumentKey {
+    Sale(String),
+    Return(String),
+}
+
+impl std::fmt::Display for DocumentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DocumentKey::Sale(id) => write!(f, "sale {id}"),
+            DocumentKey::Return(id) => write!(f, "return {id}"),
+        }
+    }
+}
+
+impl Document {
+    pub fn key(&self) -> DocumentKey {
+        match self {
+            Document::Sale(d) => DocumentKey::Sale(d.sale_id.clone()),
+            Document::Return(d) => DocumentKey::Return(d.return_id.clone()),
+        }
+    }
+}
+
+impl DocumentKey {
+    /// The document an entry must travel with: its sale for `earn` and
+    /// `redeem`, its return for `return_earn` and `return_redeem`, none for
+    /// `adjust` (or an entry missing the id, which central rejects).
+    pub fn of(entry: &LedgerEntry) -> Option<DocumentKey> {
+        match entry.kind {
+            EntryKind::Earn | EntryKind::Redeem => entry.sale_id.clone().map(DocumentKey::Sale),
+            EntryKind::ReturnEarn | EntryKind::ReturnRedeem => {
+                entry.return_id.clone().map(DocumentKey::Return)
+            }
+            EntryKind::Adjust => None,
+        }
+    }
 }
 
 /// One entry as central received it: the parts needed to keep the chain
@@ -54,12 +158,16 @@ pub struct ReceivedEntry {
     pub entry: Result<LedgerEntry, String>,
 }
 
-/// An upload batch as decoded by central.
+/// An upload batch as decoded by central. Every document is named by at
+/// least one entry and no two share a key ([`crate::wire::decode_upload`]
+/// refuses the batch otherwise); whether each entry's document is there is
+/// central's per-entry check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedBatch {
     pub terminal_id: String,
     pub first_seq: u64,
     pub entries: Vec<ReceivedEntry>,
+    pub documents: BTreeMap<DocumentKey, Document>,
 }
 
 /// Central's verdict on one entry (sync spec §2).
@@ -74,6 +182,11 @@ pub enum EntryResult {
     Overdraft { shortfall: i64 },
     /// Can never be applied; its seq is consumed all the same.
     Rejected { reason: String },
+    /// Applied, but central credited `credited` instead of the entry's
+    /// points, because the member context the register quoted with differs
+    /// from central's (`docs/sync-v2.md` §3, check 6). `reason` names both
+    /// figures and the context that differed.
+    Corrected { credited: i64, reason: String },
 }
 
 impl EntryResult {
@@ -134,6 +247,16 @@ pub struct UploadAnswer {
 pub enum BundleFormat {
     Json,
     Toml,
+}
+
+/// Central's answer to a rules download (`docs/sync-v2.md` §6): its newest
+/// published version always, and that bundle when it is newer than the
+/// version asked `after`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesAnswer {
+    /// Central's newest published version (0: none published yet).
+    pub newest: u64,
+    pub bundle: Option<SignedBundle>,
 }
 
 /// A rules bundle exactly as published, with central's Ed25519 signature over
@@ -208,6 +331,9 @@ pub struct HoldRequest {
     pub sale_id: String,
     /// Points to reserve, > 0.
     pub points: i64,
+    /// The sale's points basket as in a [`SaleDocument`] (JSON text), so
+    /// central checks the redemption against its rules (points spec §6).
+    pub basket: String,
 }
 
 /// Central's answer to a hold request.
@@ -219,6 +345,10 @@ pub enum HoldAnswer {
     Insufficient { available: i64 },
     /// The member is blocked; nothing reserved.
     Blocked,
+    /// Central will not place this hold: too many open holds for the
+    /// terminal or the member, the program not redeemable, the points not
+    /// a valid redemption of the basket (`docs/sync-v2.md` §5).
+    Refused { reason: String },
 }
 
 /// Release a hold whose sale was abandoned before it committed.

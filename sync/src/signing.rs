@@ -33,6 +33,12 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, SyncError> {
         .map_err(|e| SyncError::Config(format!("rules_public_key is not an Ed25519 key: {e}")))
 }
 
+/// A public key from its 32 bytes (what the register's config holds).
+pub fn parse_public_key_bytes(bytes: &[u8; 32]) -> Result<VerifyingKey, SyncError> {
+    VerifyingKey::from_bytes(bytes)
+        .map_err(|e| SyncError::Config(format!("rules_public_key is not an Ed25519 key: {e}")))
+}
+
 /// The base64 text of a public key.
 pub fn public_key_base64(key: &VerifyingKey) -> String {
     BASE64.encode(key.as_bytes())

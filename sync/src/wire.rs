@@ -7,6 +7,8 @@
 //! apart. Decoding never panics and refuses anything over its byte limit
 //! before looking at it.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -14,12 +16,18 @@ use uuid::Uuid;
 use crate::entry::{Digest32, EntryKind, LedgerEntry};
 use crate::error::SyncError;
 use crate::protocol::{
-    BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, DETAIL_BYTES_MAX, DOCUMENT_ID_BYTES_MAX, ID_BYTES_MAX,
-    ReceivedBatch, ReceivedEntry, TIME_BYTES_MAX, UploadBatch,
+    BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, DETAIL_BYTES_MAX, DOCUMENT_BYTES_MAX,
+    DOCUMENT_ID_BYTES_MAX, DOCUMENTS_MAX, Document, DocumentKey, ID_BYTES_MAX, LineQty,
+    REDEEMED_PROGRAMS_MAX, RETURN_LINES_MAX, ReceivedBatch, ReceivedEntry, SaleDocument,
+    TIME_BYTES_MAX, UploadBatch,
 };
 
-/// The protocol version this build speaks; the first value of every body.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks; the first value of every body
+/// (2: verified intake, `docs/sync-v2.md`).
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The header every `/v1/sync/*` request carries with [`PROTOCOL_VERSION`];
+/// central refuses a request without it with HTTP 426 before reading the body.
+pub const PROTOCOL_HEADER: &str = "pos-sync-protocol";
 /// The media type of every postcard body.
 pub const CONTENT_TYPE: &str = "application/x-postcard";
 
@@ -47,6 +55,7 @@ struct WireBatch {
     terminal_id: String,
     first_seq: u64,
     entries: Vec<WireEntry>,
+    documents: Vec<Document>,
 }
 
 fn kind_code(kind: EntryKind) -> u8 {
@@ -130,25 +139,71 @@ pub fn entry_encoded_len(entry: &LedgerEntry) -> usize {
         .unwrap_or(BATCH_BYTES_MAX)
 }
 
-/// Room kept for the batch header (version, terminal id, first seq, count).
-const BATCH_HEADER_BYTES_MAX: usize = 16 + ID_BYTES_MAX;
+/// Bytes one document adds to an encoded batch.
+pub fn document_encoded_len(document: &Document) -> usize {
+    // As for entries: a failure only makes the cut more conservative.
+    postcard::to_allocvec(document)
+        .map(|v| v.len())
+        .unwrap_or(BATCH_BYTES_MAX)
+}
 
-/// How many of the leading `entries` fit in one batch (at most
-/// [`BATCH_ENTRIES_MAX`] entries and [`BATCH_BYTES_MAX`] bytes). At least 1
-/// when `entries` is non-empty and the first entry alone fits; 0 means the
-/// first entry can never be sent (it is too large) — a broken invariant of
-/// the register, since it bounds every field.
-pub fn batch_prefix_len(entries: &[LedgerEntry]) -> usize {
+/// Room kept for the batch header (version, terminal id, first seq, counts).
+const BATCH_HEADER_BYTES_MAX: usize = 24 + ID_BYTES_MAX;
+
+/// How many of the leading `entries` fit in one batch with their documents
+/// (at most [`BATCH_ENTRIES_MAX`] entries and [`BATCH_BYTES_MAX`] bytes, a
+/// document counted once, with the first entry that names it). At least 1
+/// when `entries` is non-empty and the first entry alone fits with its
+/// document; 0 means it never can — a broken invariant of the register,
+/// which bounds every field.
+pub fn batch_prefix_len(
+    entries: &[LedgerEntry],
+    documents: &BTreeMap<DocumentKey, Document>,
+) -> usize {
     let mut bytes = BATCH_HEADER_BYTES_MAX;
+    let mut counted = std::collections::BTreeSet::new();
     let mut count = 0;
     for entry in entries.iter().take(BATCH_ENTRIES_MAX) {
         bytes += entry_encoded_len(entry);
+        if let Some(key) = DocumentKey::of(entry)
+            && let Some(document) = documents.get(&key)
+            && counted.insert(key)
+        {
+            bytes += document_encoded_len(document);
+        }
         if bytes > BATCH_BYTES_MAX {
             break;
         }
         count += 1;
     }
     count
+}
+
+impl UploadBatch {
+    /// A batch of `entries` with, from `documents`, each one an entry names
+    /// (in the order first named); documents no entry names stay out.
+    pub fn assemble(
+        terminal_id: String,
+        first_seq: u64,
+        entries: Vec<LedgerEntry>,
+        documents: &BTreeMap<DocumentKey, Document>,
+    ) -> UploadBatch {
+        let mut named = std::collections::BTreeSet::new();
+        let mut picked = Vec::new();
+        for key in entries.iter().filter_map(DocumentKey::of) {
+            if let Some(document) = documents.get(&key)
+                && named.insert(key)
+            {
+                picked.push(document.clone());
+            }
+        }
+        UploadBatch {
+            terminal_id,
+            first_seq,
+            entries,
+            documents: picked,
+        }
+    }
 }
 
 /// Encodes an upload batch, refusing one over the protocol limits.
@@ -164,10 +219,26 @@ pub fn encode_upload(batch: &UploadBatch) -> Result<Vec<u8>, SyncError> {
             batch.entries.len()
         )));
     }
+    if batch.documents.len() > DOCUMENTS_MAX {
+        return Err(SyncError::Protocol(format!(
+            "batch of {} documents is over the limit of {DOCUMENTS_MAX}",
+            batch.documents.len()
+        )));
+    }
+    for document in &batch.documents {
+        let len = document_encoded_len(document);
+        if len > DOCUMENT_BYTES_MAX {
+            return Err(SyncError::Protocol(format!(
+                "the document of {} is {len} bytes, over the limit of {DOCUMENT_BYTES_MAX}",
+                document.key()
+            )));
+        }
+    }
     let wire = WireBatch {
         terminal_id: batch.terminal_id.clone(),
         first_seq: batch.first_seq,
         entries: batch.entries.iter().map(WireEntry::from_entry).collect(),
+        documents: batch.documents.clone(),
     };
     let bytes = encode(&wire)?;
     if bytes.len() > BATCH_BYTES_MAX {
@@ -200,6 +271,12 @@ pub fn decode_upload(bytes: &[u8]) -> Result<ReceivedBatch, SyncError> {
     if wire.first_seq == 0 {
         return Err(SyncError::Protocol("first_seq must be at least 1".into()));
     }
+    let named: std::collections::BTreeSet<DocumentKey> = wire
+        .entries
+        .iter()
+        .filter_map(WireEntry::document_key)
+        .collect();
+    let documents = received_documents(wire.documents, &named)?;
     let mut entries = Vec::with_capacity(wire.entries.len());
     for (i, w) in wire.entries.into_iter().enumerate() {
         let expected = wire.first_seq.checked_add(i as u64).ok_or_else(|| {
@@ -229,7 +306,97 @@ pub fn decode_upload(bytes: &[u8]) -> Result<ReceivedBatch, SyncError> {
         terminal_id: wire.terminal_id,
         first_seq: wire.first_seq,
         entries,
+        documents,
     })
+}
+
+impl WireEntry {
+    /// The document this entry names, read from the wire fields alone so
+    /// that a malformed entry still accounts for its document.
+    fn document_key(&self) -> Option<DocumentKey> {
+        match kind_from_code(self.kind)? {
+            EntryKind::Earn | EntryKind::Redeem => self.sale_id.clone().map(DocumentKey::Sale),
+            EntryKind::ReturnEarn | EntryKind::ReturnRedeem => {
+                self.return_id.clone().map(DocumentKey::Return)
+            }
+            EntryKind::Adjust => None,
+        }
+    }
+}
+
+/// The batch's documents by key, each checked for its bounds; a document no
+/// entry names, two with one key, or one over a bound refuse the batch
+/// (`docs/sync-v2.md` §2): a register never sends them.
+fn received_documents(
+    documents: Vec<Document>,
+    named: &std::collections::BTreeSet<DocumentKey>,
+) -> Result<BTreeMap<DocumentKey, Document>, SyncError> {
+    if documents.len() > DOCUMENTS_MAX {
+        return Err(SyncError::Protocol(format!(
+            "batch of {} documents is over the limit of {DOCUMENTS_MAX}",
+            documents.len()
+        )));
+    }
+    let mut by_key = BTreeMap::new();
+    for (i, document) in documents.into_iter().enumerate() {
+        let key = document.key();
+        check_document(&document)
+            .map_err(|e| SyncError::Protocol(format!("document {i} ({key}): {e}")))?;
+        if !named.contains(&key) {
+            return Err(SyncError::Protocol(format!(
+                "document {i} ({key}) is named by no entry of the batch"
+            )));
+        }
+        if by_key.insert(key.clone(), document).is_some() {
+            return Err(SyncError::Protocol(format!(
+                "document {i} ({key}) is in the batch twice"
+            )));
+        }
+    }
+    Ok(by_key)
+}
+
+fn check_document(document: &Document) -> Result<(), String> {
+    let len = document_encoded_len(document);
+    if len > DOCUMENT_BYTES_MAX {
+        return Err(format!(
+            "{len} bytes, over the limit of {DOCUMENT_BYTES_MAX}"
+        ));
+    }
+    match document {
+        Document::Sale(sale) => check_sale_document(sale),
+        Document::Return(ret) => {
+            check_len("return_id", &ret.return_id, DOCUMENT_ID_BYTES_MAX)?;
+            check_len("sale_id", &ret.sale_id, DOCUMENT_ID_BYTES_MAX)?;
+            check_sale_document(&ret.sale)?;
+            check_lines("remaining_before", &ret.remaining_before)?;
+            check_lines("lines", &ret.lines)
+        }
+    }
+}
+
+fn check_sale_document(sale: &SaleDocument) -> Result<(), String> {
+    check_len("sale_id", &sale.sale_id, DOCUMENT_ID_BYTES_MAX)?;
+    if sale.redeemed.len() > REDEEMED_PROGRAMS_MAX {
+        return Err(format!(
+            "redeemed names {} programs, over the limit of {REDEEMED_PROGRAMS_MAX}",
+            sale.redeemed.len()
+        ));
+    }
+    for redeemed in &sale.redeemed {
+        check_program(&redeemed.program)?;
+    }
+    Ok(())
+}
+
+fn check_lines(what: &str, lines: &[LineQty]) -> Result<(), String> {
+    if lines.len() > RETURN_LINES_MAX {
+        return Err(format!(
+            "{what} has {} lines, over the limit of {RETURN_LINES_MAX}",
+            lines.len()
+        ));
+    }
+    Ok(())
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), String> {
@@ -350,6 +517,7 @@ mod tests {
             terminal_id: "t-1".into(),
             first_seq: 1,
             entries: entries.clone(),
+            documents: vec![],
         };
         let bytes = encode_upload(&batch).unwrap();
         let got = decode_upload(&bytes).unwrap();
@@ -368,6 +536,7 @@ mod tests {
             terminal_id: "t-1".into(),
             first_seq: 1,
             entries,
+            documents: vec![],
         };
         let got = decode_upload(&encode_upload(&batch).unwrap()).unwrap();
         assert!(got.entries[0].entry.is_ok());
@@ -386,6 +555,7 @@ mod tests {
             terminal_id: "t-1".into(),
             first_seq: 1,
             entries,
+            documents: vec![],
         };
         let got = decode_upload(&encode_upload(&batch).unwrap()).unwrap();
         assert!(
@@ -404,6 +574,7 @@ mod tests {
             terminal_id: "t-1".into(),
             first_seq: 2,
             entries,
+            documents: vec![],
         };
         let err = decode_upload(&encode_upload(&batch).unwrap()).unwrap_err();
         assert!(err.to_string().contains("consecutive"), "{err}");
@@ -417,6 +588,7 @@ mod tests {
             terminal_id: "t-1".into(),
             first_seq: 0,
             entries,
+            documents: vec![],
         };
         let err = decode_upload(&encode_upload(&batch).unwrap()).unwrap_err();
         assert!(err.to_string().contains("first_seq"), "{err}");
@@ -439,10 +611,10 @@ mod tests {
         let bytes = encode(&answer).unwrap();
         assert_eq!(decode::<UploadAnswer>(&bytes, 1 << 20).unwrap(), answer);
 
-        let mut v2 = bytes.clone();
-        v2[0] = 2;
-        let err = decode::<UploadAnswer>(&v2, 1 << 20).unwrap_err();
-        assert!(err.to_string().contains("version 2"), "{err}");
+        let mut v1 = bytes.clone();
+        v1[0] = 1;
+        let err = decode::<UploadAnswer>(&v1, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("version 1"), "{err}");
 
         let mut long = bytes.clone();
         long.push(0);
@@ -467,26 +639,134 @@ mod tests {
         }
     }
 
+    fn sale_document(sale_id: &str, basket_bytes: usize) -> Document {
+        Document::Sale(SaleDocument {
+            sale_id: sale_id.into(),
+            rules_version: 1,
+            basket: "b".repeat(basket_bytes),
+            redeemed: vec![crate::protocol::ProgramPoints {
+                program: "main".into(),
+                points: 500,
+            }],
+        })
+    }
+
+    /// `n` earns, entry `i` of sale `S-{i / per_sale}`.
+    fn sales(n: u64, per_sale: u64) -> Vec<LedgerEntry> {
+        let mut chain = Chain::new("t-1").occurred_at("2026-11-28T11:05:00+01:00");
+        (0..n)
+            .map(|i| {
+                chain.entry_with(|e| {
+                    e.member = "M-1".into();
+                    e.points = 10;
+                    e.sale_id = Some(format!("S-{}", i / per_sale));
+                })
+            })
+            .collect()
+    }
+
+    fn documents_of(
+        entries: &[LedgerEntry],
+        basket_bytes: usize,
+    ) -> BTreeMap<DocumentKey, Document> {
+        entries
+            .iter()
+            .filter_map(DocumentKey::of)
+            .map(|key| match &key {
+                DocumentKey::Sale(id) => (key.clone(), sale_document(id, basket_bytes)),
+                DocumentKey::Return(_) => unreachable!("only sales here"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn documents_travel_with_their_entries_once_each() {
+        let entries = sales(6, 2);
+        let documents = documents_of(&entries, 10);
+        let mut spare = documents.clone();
+        spare.insert(DocumentKey::Sale("S-99".into()), sale_document("S-99", 10));
+        let batch = UploadBatch::assemble("t-1".into(), 1, entries, &spare);
+        assert_eq!(batch.documents.len(), 3, "one per sale, none for S-99");
+        let got = decode_upload(&encode_upload(&batch).unwrap()).unwrap();
+        assert_eq!(got.documents, documents);
+    }
+
+    #[test]
+    fn a_document_no_entry_names_or_sent_twice_refuses_the_batch() {
+        let entries = sales(2, 2);
+        let mut batch =
+            UploadBatch::assemble("t-1".into(), 1, entries, &documents_of(&sales(2, 2), 10));
+        batch.documents.push(sale_document("S-7", 10));
+        let err = decode_upload(&encode_upload(&batch).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("sale S-7") && err.to_string().contains("named by no entry"),
+            "{err}"
+        );
+
+        batch.documents[1] = sale_document("S-0", 10);
+        let err = decode_upload(&encode_upload(&batch).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_document_is_refused_on_both_sides() {
+        let entries = sales(1, 1);
+        let documents = documents_of(&entries, DOCUMENT_BYTES_MAX);
+        let batch = UploadBatch::assemble("t-1".into(), 1, entries, &documents);
+        let err = encode_upload(&batch).unwrap_err();
+        assert!(err.to_string().contains("sale S-0"), "{err}");
+        let wire = WireBatch {
+            terminal_id: batch.terminal_id.clone(),
+            first_seq: 1,
+            entries: batch.entries.iter().map(WireEntry::from_entry).collect(),
+            documents: batch.documents.clone(),
+        };
+        let err = decode_upload(&encode(&wire).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("over the limit"), "{err}");
+    }
+
+    #[test]
+    fn the_cut_counts_each_document_once_and_keeps_it_with_its_entry() {
+        // 20 sales of 3 entries, each document 300 KB: 13 documents fit in 4 MiB.
+        let entries = sales(60, 3);
+        let documents = documents_of(&entries, 300_000);
+        let n = batch_prefix_len(&entries, &documents);
+        assert_eq!(
+            n,
+            13 * 3,
+            "the 14th sale's first entry brings its document past the limit"
+        );
+        let batch = UploadBatch::assemble("t-1".into(), 1, entries[..n].to_vec(), &documents);
+        assert!(encode_upload(&batch).unwrap().len() <= BATCH_BYTES_MAX);
+        let over = UploadBatch::assemble("t-1".into(), 1, entries[..n + 1].to_vec(), &documents);
+        assert!(encode_upload(&over).is_err());
+    }
+
     #[test]
     fn batches_are_cut_at_the_entry_and_byte_limits() {
         let entries = chain(1_200);
-        assert_eq!(batch_prefix_len(&entries), BATCH_ENTRIES_MAX);
-        let mut big = chain(40);
+        assert_eq!(
+            batch_prefix_len(&entries, &BTreeMap::new()),
+            BATCH_ENTRIES_MAX
+        );
+        let mut big = chain(100);
         for e in &mut big {
             e.detail = "x".repeat(60_000);
         }
-        let n = batch_prefix_len(&big);
-        assert!(n > 1 && n < 40, "{n}");
+        let n = batch_prefix_len(&big, &BTreeMap::new());
+        assert!(n > 1 && n < 100, "{n}");
         let batch = UploadBatch {
             terminal_id: "t-1".into(),
             first_seq: 1,
             entries: big[..n].to_vec(),
+            documents: vec![],
         };
         assert!(encode_upload(&batch).unwrap().len() <= BATCH_BYTES_MAX);
         let over = UploadBatch {
             terminal_id: "t-1".into(),
             first_seq: 1,
             entries: big[..n + 1].to_vec(),
+            documents: vec![],
         };
         assert!(encode_upload(&over).is_err());
     }

@@ -62,11 +62,7 @@ fn summary(h: &Health, socket: &Path) -> String {
     if let Some(worker) = &h.sync.worker {
         sync_worker_lines(&mut out, worker);
     }
-    let rules = h.rules_version.map_or_else(
-        || "none (import a bundle or sync)".to_string(),
-        |v| v.to_string(),
-    );
-    let _ = writeln!(out, "rules version: {rules}");
+    rules_lines(&mut out, h);
     if h.devices.is_empty() {
         let _ = writeln!(out, "devices:       none");
     } else {
@@ -95,6 +91,28 @@ fn summary(h: &Health, socket: &Path) -> String {
         let _ = writeln!(out, "store error:   {error}");
     }
     out
+}
+
+/// The rules version sales use, central's newest, and why they are not
+/// used or differ, when they are not or do.
+fn rules_lines(out: &mut String, h: &Health) {
+    let rules = h.rules_version.map_or_else(
+        || "none (import a bundle or sync)".to_string(),
+        |v| v.to_string(),
+    );
+    let _ = writeln!(out, "rules version: {rules}");
+    let central = h
+        .central_rules_version
+        .map_or_else(|| "unknown".to_string(), |v| v.to_string());
+    if h.sync.state == SyncMode::On {
+        let _ = writeln!(out, "central rules: {central} (newest published)");
+    }
+    if let Some(why) = &h.rules_unverified {
+        let _ = writeln!(out, "RULES UNVERIFIED: {why}");
+    }
+    if let Some(why) = &h.rules_drift {
+        let _ = writeln!(out, "RULES DRIFT:   {why}");
+    }
 }
 
 /// The sync worker's details: auth failures, refused rules, overdrafts and

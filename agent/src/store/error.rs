@@ -61,6 +61,14 @@ pub enum StoreError {
     MemberRequired,
     #[error("rules: invalid rules bundle: {0}")]
     InvalidRules(String),
+    /// A bundle without a signature offered to a register with `[central]`.
+    #[error(
+        "rules: version {0} is not signed: with [central] configured only bundles signed by central are accepted (a file written by pos-central export-rules)"
+    )]
+    RulesUnsigned(u64),
+    /// A signed bundle whose signature does not verify with the configured key.
+    #[error("rules: {0}")]
+    BadSignature(String),
 
     // --- not found ---------------------------------------------------------
     #[error("no rules bundle is cached yet: import one or let sync download it")]
@@ -101,6 +109,12 @@ pub enum StoreError {
     RulesConflict(u64),
 
     // --- unavailable -------------------------------------------------------
+    /// The bundle a sale or quote needs cannot be used: no signature, or one
+    /// that does not verify with `rules_public_key` (a tampered file).
+    #[error(
+        "rules version {version} is not used: {reason}; sales resume once central's signed bundle is downloaded or imported"
+    )]
+    RulesUnverified { version: u64, reason: String },
     #[error("storage full: the database cannot grow; nothing was stored")]
     StorageFull,
     #[error("the store is shut down or its writer stopped")]
@@ -132,6 +146,9 @@ impl StoreError {
             StoreError::UnknownProgram(_) => "unknown_program",
             StoreError::MemberRequired => "member_required",
             StoreError::InvalidRules(_) => "invalid_rules",
+            StoreError::RulesUnsigned(_) => "rules_unsigned",
+            StoreError::BadSignature(_) => "bad_signature",
+            StoreError::RulesUnverified { .. } => "rules_unverified",
             StoreError::NoRules => "no_rules",
             StoreError::UnknownSale(_) => "unknown_sale",
             StoreError::UnknownLine { .. } => "unknown_line",
@@ -156,6 +173,8 @@ impl StoreError {
             | StoreError::UnknownProgram(_)
             | StoreError::MemberRequired
             | StoreError::InvalidRules(_)
+            | StoreError::RulesUnsigned(_)
+            | StoreError::BadSignature(_)
             | StoreError::UnknownLine { .. } => ErrorClass::BadRequest,
             StoreError::NoRules | StoreError::UnknownSale(_) | StoreError::MemberNotFound(_) => {
                 ErrorClass::NotFound
@@ -170,6 +189,7 @@ impl StoreError {
             | StoreError::Foreign { .. }
             | StoreError::NewerSchema { .. }
             | StoreError::TerminalMismatch { .. }
+            | StoreError::RulesUnverified { .. }
             | StoreError::StorageFull
             | StoreError::Closed
             | StoreError::Sqlite(_)

@@ -17,6 +17,7 @@
 //!   their seq/prev_hash/hash (old versions kept in `ledger_superseded`);
 //! - an answer is stored with its sale/return and replayed byte for byte.
 
+mod documents;
 pub mod error;
 mod ledger;
 mod members;
@@ -27,15 +28,18 @@ pub mod schema;
 pub mod sync;
 pub mod writer;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pos_points::{Bundle, Quote};
+use pos_sync::protocol::{Document, DocumentKey};
 use pos_sync::{Digest32, LedgerEntry};
 
 pub use error::{ErrorClass, StoreError, StoreResult};
 pub use members::{MEMBER_CARDS_MAX, MEMBER_PROGRAMS_MAX};
+pub use rules::RulesInput;
 pub use sales::{RETURN_LINES_MAX, SALE_LINES_MAX, SALE_REDEMPTIONS_MAX};
 pub use writer::{WRITER_QUEUE_COMMANDS_MAX, WriterHealth};
 
@@ -74,6 +78,10 @@ pub struct StoreOptions {
     pub member_fresh_secs: u64,
     /// Cap on the database size in pages (4 KiB each); `None`: no cap.
     pub max_page_count: Option<u64>,
+    /// `[central] rules_public_key`: when set, only bundles whose signature
+    /// verifies with it are stored or used (`docs/signed-rules.md`); `None`
+    /// (a standalone register): unsigned bundles as well.
+    pub rules_key: Option<[u8; 32]>,
     pub clock: Clock,
 }
 
@@ -85,12 +93,14 @@ impl StoreOptions {
             time_zone,
             member_fresh_secs: MEMBER_FRESH_SECS_DEFAULT,
             max_page_count: None,
+            rules_key: None,
             clock: system_clock(),
         }
     }
 
     /// From a validated config: storage path, terminal id and time zone,
-    /// `member_fresh_secs` from `[central]` (default without it).
+    /// `member_fresh_secs` and `rules_public_key` from `[central]` (the
+    /// default and no key without it).
     pub fn from_config(config: &pos_config::Config) -> Self {
         let mut options = StoreOptions::new(
             config.storage.path.clone(),
@@ -99,6 +109,7 @@ impl StoreOptions {
         );
         if let Some(central) = &config.central {
             options.member_fresh_secs = central.member_fresh_secs;
+            options.rules_key = Some(central.rules_public_key);
         }
         options
     }
@@ -111,6 +122,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("terminal_id", &self.terminal_id)
             .field("member_fresh_secs", &self.member_fresh_secs)
             .field("max_page_count", &self.max_page_count)
+            .field("rules_key", &self.rules_key.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -246,6 +258,14 @@ impl Store {
             .await
     }
 
+    /// The points basket `request` would be quoted with now, as JSON text
+    /// (what a hold request carries).
+    pub async fn hold_basket(&self, request: &SaleRequest) -> StoreResult<String> {
+        let request = request.clone();
+        self.read(move |conn, shared| sales::hold_basket(conn, shared, &request))
+            .await
+    }
+
     /// Commits a sale durably (sale, lines, ledger entries, answer: one
     /// transaction, fsynced) before returning. Idempotent by `sale_id`.
     pub async fn commit_sale(&self, request: SaleRequest) -> StoreResult<Committed<SaleAnswer>> {
@@ -305,17 +325,30 @@ impl Store {
         members: Option<MembersSnapshot>,
         catalog: Option<CatalogSnapshot>,
     ) -> StoreResult<ImportSummary> {
+        self.import_with(bundle.map(RulesInput::Plain), source, members, catalog)
+            .await
+    }
+
+    /// [`Store::import`] of a bundle signed or not: with a rules key only a
+    /// signed bundle that verifies is taken, and nothing at all otherwise.
+    pub async fn import_with(
+        &self,
+        rules: Option<RulesInput>,
+        source: &str,
+        members: Option<MembersSnapshot>,
+        catalog: Option<CatalogSnapshot>,
+    ) -> StoreResult<ImportSummary> {
         let source = source.to_string();
         self.writer
             .call(move |conn, shared| {
-                sync::import(conn, shared, bundle.as_ref(), &source, members, catalog)
+                sync::import(conn, shared, rules.as_ref(), &source, members, catalog)
             })
             .await
     }
 
     /// Figures for health and metrics.
     pub async fn stats(&self) -> StoreResult<StoreStats> {
-        self.read(|conn, _| sync::stats(conn)).await
+        self.read(sync::stats).await
     }
 
     /// `PRAGMA integrity_check` and the whole hash chain.
@@ -330,6 +363,16 @@ impl Store {
     pub async fn unsynced(&self, limit: u32) -> StoreResult<Vec<LedgerEntry>> {
         let limit = limit.min(LEDGER_PAGE_ENTRIES_MAX);
         self.read(move |conn, _| ledger::unsynced(conn, limit))
+            .await
+    }
+
+    /// The sale and return documents `entries` name (protocol v2: they
+    /// travel with the entries in an upload batch).
+    pub async fn documents_for(
+        &self,
+        entries: Vec<LedgerEntry>,
+    ) -> StoreResult<BTreeMap<DocumentKey, Document>> {
+        self.read(move |conn, _| documents::for_entries(conn, &entries))
             .await
     }
 
@@ -385,10 +428,10 @@ impl Store {
             .await
     }
 
-    /// Caches a rules bundle from central (already signature-checked).
-    /// Refuses a version older than the newest cached; gives the version
-    /// when stored, `None` when it was already cached.
-    pub async fn store_rules(&self, bundle: Bundle, source: &str) -> StoreResult<Option<u64>> {
+    /// Caches a rules bundle from central (verified again with the store's
+    /// key). Refuses a version older than the current one; gives the
+    /// version when stored, `None` when it was already cached.
+    pub async fn store_rules(&self, bundle: RulesInput, source: &str) -> StoreResult<Option<u64>> {
         let source = source.to_string();
         self.writer
             .call(move |conn, shared| {

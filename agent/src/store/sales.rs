@@ -187,6 +187,22 @@ pub(crate) fn quote(conn: &Connection, shared: &Shared, req: &QuoteRequest) -> S
     pos_points::quote(&bundle, &prepared.basket).map_err(points_error)
 }
 
+/// The points basket a sale would be quoted with now, as JSON text: what a
+/// hold request carries so central checks the redemption against its rules
+/// (`docs/sync-v2.md` §5). Read-only; the sale itself is built again, in
+/// its transaction, when it commits.
+pub(crate) fn hold_basket(
+    conn: &Connection,
+    shared: &Shared,
+    req: &SaleRequest,
+) -> StoreResult<String> {
+    let bundle = rules::newest(conn, shared)?;
+    let paid = paid_with_points(&bundle, req)?;
+    let prepared = prepare(conn, &bundle, &req.quote_request(), paid)?;
+    serde_json::to_string(&prepared.basket)
+        .map_err(|e| StoreError::invalid("basket", e.to_string()))
+}
+
 fn refused(
     index: usize,
     program: &str,

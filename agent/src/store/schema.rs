@@ -31,7 +31,10 @@ const SQLITE_HEADER_BYTES: u64 = 100;
 
 /// Migrations, in order; migration `i` moves `user_version` from `i` to
 /// `i + 1`. Never edit a released migration: append a new one.
-pub const MIGRATIONS: &[(&str, &str)] = &[("initial schema", MIGRATION_1)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("initial schema", MIGRATION_1),
+    ("signed rules bundles", MIGRATION_2),
+];
 
 /// The schema version this build writes.
 pub fn schema_version() -> i64 {
@@ -231,6 +234,19 @@ CREATE TABLE sync_state (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) STRICT;
+"#;
+
+/// Every rules bundle keeps the bytes, format and Ed25519 signature exactly
+/// as central sent them, so each load can verify them again
+/// (`docs/signed-rules.md`). Rows cached before this migration keep NULLs:
+/// they are unsigned, and a register with `[central]` does not use them
+/// until central's signed bytes complete them.
+const MIGRATION_2: &str = r#"
+ALTER TABLE rules ADD COLUMN signed_bytes BLOB;
+ALTER TABLE rules ADD COLUMN signed_format TEXT
+    CHECK (signed_format IS NULL OR signed_format IN ('json', 'toml'));
+ALTER TABLE rules ADD COLUMN signature BLOB
+    CHECK (signature IS NULL OR length(signature) = 64);
 "#;
 
 /// Applies the connection pragmas. The ONE place they are set; every

@@ -2,13 +2,13 @@
 //! entries, dead letters, rebases after `seq_reused`, cursors, and the
 //! figures for health.
 
-use pos_points::Bundle;
 use pos_sync::{Digest32, LedgerEntry};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::model::{CatalogSnapshot, ImportSummary, MemberData, MembersSnapshot, StoreStats};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::ledger::{self, ENTRY_COLUMNS, to_i64, to_u64};
+use crate::store::rules::RulesInput;
 use crate::store::{Shared, members, rules};
 
 /// `sync_state` key: Unix ms of the last successful member download or
@@ -18,6 +18,10 @@ pub const MEMBERS_FRESH_AT: &str = "members_fresh_at_unix_ms";
 pub const MEMBERS_CURSOR: &str = "members_cursor";
 /// `sync_state` key: the catalog download cursor.
 pub const CATALOG_CURSOR: &str = "catalog_cursor";
+/// `sync_state` key: central's newest published rules version as its last
+/// rules answer named it (`docs/sync-v2.md` §6; 0: none published), for
+/// the drift shown in health.
+pub const CENTRAL_RULES_NEWEST: &str = "central_rules_newest";
 
 /// Longest sync-state value kept, in bytes.
 pub const STATE_VALUE_BYTES_MAX: usize = 4_096;
@@ -60,7 +64,7 @@ pub(crate) fn members_fresh_at(conn: &Connection) -> StoreResult<Option<i64>> {
 pub(crate) fn import(
     conn: &mut Connection,
     shared: &Shared,
-    bundle: Option<&Bundle>,
+    bundle: Option<&RulesInput>,
     source: &str,
     members: Option<MembersSnapshot>,
     catalog: Option<CatalogSnapshot>,
@@ -244,7 +248,19 @@ fn rechain(
     Ok(())
 }
 
-pub(crate) fn stats(conn: &Connection) -> StoreResult<StoreStats> {
+/// Central's newest rules version as last heard (`None`: never asked, or
+/// none published).
+fn central_rules_newest(conn: &Connection) -> StoreResult<Option<u64>> {
+    let Some(text) = get_state(conn, CENTRAL_RULES_NEWEST)? else {
+        return Ok(None);
+    };
+    let v: u64 = text
+        .parse()
+        .map_err(|_| StoreError::Damaged(format!("{CENTRAL_RULES_NEWEST} = {text:?}")))?;
+    Ok((v > 0).then_some(v))
+}
+
+pub(crate) fn stats(conn: &Connection, shared: &Shared) -> StoreResult<StoreStats> {
     let count = |sql: &str| -> StoreResult<u64> {
         let n: i64 = conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
         to_u64(n, "count")
@@ -261,7 +277,9 @@ pub(crate) fn stats(conn: &Connection) -> StoreResult<StoreStats> {
         ledger_entries: count("SELECT COUNT(*) FROM ledger")?,
         unsynced_entries: count("SELECT COUNT(*) FROM ledger WHERE status = 0")?,
         dead_letters: count("SELECT COUNT(*) FROM ledger WHERE status = 2")?,
-        rules_version: rules::newest_version(conn)?,
+        rules_version: rules::current_version(conn, shared)?,
+        rules_unverified: rules::problem(conn, shared)?,
+        central_rules_version: central_rules_newest(conn)?,
         members_fresh_at_unix_ms: members_fresh_at(conn)?,
     })
 }
@@ -458,9 +476,19 @@ impl crate::store::Store {
 }
 
 impl crate::store::Store {
-    /// The newest cached rules bundle version, if any.
+    /// The newest rules version this register can use (verified, with a
+    /// rules key), if any: what the rules download asks for versions after.
+    /// An unsigned row or one that does not verify never counts, so a
+    /// version central never published cannot hold back its newer ones.
     pub async fn newest_rules_version(&self) -> StoreResult<Option<u64>> {
-        self.read(|conn, _| rules::newest_version(conn)).await
+        self.read(rules::newest_usable_version).await
+    }
+
+    /// Versions up to `up_to` held without a signature (cached before
+    /// signatures were kept), the newest first, at most `limit`.
+    pub async fn unsigned_rules_versions(&self, up_to: u64, limit: u32) -> StoreResult<Vec<u64>> {
+        self.read(move |conn, _| rules::unsigned_versions(conn, up_to, limit))
+            .await
     }
 }
 

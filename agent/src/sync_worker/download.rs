@@ -8,15 +8,15 @@
 
 use ed25519_dalek::VerifyingKey;
 use pos_points::{Bundle, Format};
-use pos_sync::SyncClient;
 use pos_sync::protocol::{
     BundleFormat, CHANGES_PAGE_MAX, MemberChange, ProductChange, SignedBundle,
 };
 use pos_sync::signing::{check_parsed_version, verify_bundle};
+use pos_sync::{SyncClient, SyncError};
 
 use crate::model::{MemberData, MemberProgramData, Product};
-use crate::store::sync::{CATALOG_CURSOR, MEMBERS_CURSOR};
-use crate::store::{Store, StoreError};
+use crate::store::sync::{CATALOG_CURSOR, CENTRAL_RULES_NEWEST, MEMBERS_CURSOR};
+use crate::store::{RulesInput, Store, StoreError};
 use crate::sync_worker::SyncWorkerError;
 use crate::sync_worker::holds::OwnHolds;
 
@@ -35,21 +35,36 @@ pub enum RulesOutcome {
     Refused(String),
 }
 
-/// Fetches the newest bundle above the cached version, verifies and caches it.
+/// Fetches the newest bundle above the newest version this register can
+/// use, verifies and caches it, and records central's newest version (for
+/// the drift health shows).
+///
+/// Which version to ask after (`docs/signed-rules.md`): the newest whose
+/// signature verifies, not the newest row. A version central never
+/// published (an unsigned import, a row edited in the file) would
+/// otherwise hold back every newer signed version for good, and a row
+/// that does not verify is downloaded again and repaired.
 pub async fn rules(
     store: &Store,
     client: &SyncClient,
     key: &VerifyingKey,
 ) -> Result<RulesOutcome, SyncWorkerError> {
     let current = store.newest_rules_version().await?;
-    let Some(signed) = client.newest_rules(current).await? else {
+    let answer = client.newest_rules(current).await?;
+    store
+        .set_sync_state(CENTRAL_RULES_NEWEST, &answer.newest.to_string())
+        .await?;
+    complete_unsigned(store, client, key, answer.newest).await?;
+    let Some(signed) = answer.bundle else {
         return Ok(RulesOutcome::UpToDate);
     };
-    let bundle = match verify_and_parse(&signed, key, current) {
-        Ok(bundle) => bundle,
-        Err(reason) => return Ok(refused(signed.version, reason)),
-    };
-    match store.store_rules(bundle, "central").await {
+    if let Err(reason) = verify_and_parse(&signed, key, current) {
+        return Ok(refused(signed.version, reason));
+    }
+    match store
+        .store_rules(RulesInput::Signed(signed.clone()), "central")
+        .await
+    {
         Ok(_) => {
             tracing::info!(
                 message = "Rules bundle downloaded.",
@@ -60,10 +75,68 @@ pub async fn rules(
         Err(
             e @ (StoreError::InvalidRules(_)
             | StoreError::RulesOutdated { .. }
-            | StoreError::RulesConflict(_)),
+            | StoreError::RulesConflict(_)
+            | StoreError::RulesUnsigned(_)
+            | StoreError::BadSignature(_)),
         ) => Ok(refused(signed.version, e.to_string())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Most old versions asked for again per cycle by `complete_unsigned`.
+pub const RULES_COMPLETED_PER_CYCLE_MAX: u32 = 16;
+
+/// Versions held without a signature (cached before signatures were kept)
+/// that central published are fetched again, so that returns of their
+/// sales verify: central's signed bytes complete (or, when they differ,
+/// replace) the row. One that central does not give, or that does not
+/// verify, stays as it is and is logged; only a network or store failure
+/// fails the cycle. The newest version comes with the download itself.
+async fn complete_unsigned(
+    store: &Store,
+    client: &SyncClient,
+    key: &VerifyingKey,
+    central_newest: u64,
+) -> Result<(), SyncWorkerError> {
+    let versions = store
+        .unsigned_rules_versions(central_newest, RULES_COMPLETED_PER_CYCLE_MAX)
+        .await?;
+    for version in versions {
+        let signed = match client.rules_version(version).await {
+            Ok(signed) => signed,
+            Err(e @ SyncError::Status { .. }) if !e.is_retryable() => {
+                tracing::warn!(message = "Central does not give an old rules version; it stays unsigned.", version, error = %e);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if signed.version != version {
+            tracing::warn!(
+                message = "Central answered another rules version.",
+                version,
+                answered = signed.version
+            );
+            continue;
+        }
+        if let Err(reason) = verify_and_parse(&signed, key, None) {
+            tracing::warn!(message = "Old rules version from central refused.", version, %reason);
+            continue;
+        }
+        match store
+            .store_rules(RulesInput::Signed(signed), "central")
+            .await
+        {
+            Ok(_) => tracing::info!(
+                message = "Old rules version completed with its signature.",
+                version
+            ),
+            Err(e) if !e.is_unavailable() => {
+                tracing::warn!(message = "Old rules version not completed.", version, error = %e)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn refused(version: u64, reason: String) -> RulesOutcome {

@@ -221,12 +221,18 @@ impl SyncMonitor {
         request: &SaleRequest,
         redemption: &Redemption,
     ) -> Held {
+        // A basket that does not build is refused by the sale itself when
+        // it commits; the hold is simply not asked for.
+        let Ok(basket) = store.hold_basket(request).await else {
+            return Held::Unanswered;
+        };
         let hold = HoldRequest {
             terminal_id: store.terminal_id().to_string(),
             member: target.member.clone(),
             program: redemption.program.clone(),
             sale_id: request.sale_id.clone(),
             points: redemption.points,
+            basket,
         };
         // Tracked before asking, so a member download that sees the hold
         // at central can never miss it here.
@@ -256,6 +262,7 @@ impl SyncMonitor {
                 "insufficient_points",
                 format!("central holds only {available} available points for this member"),
             ),
+            Ok(HoldAnswer::Refused { reason }) => Held::Refused("hold_refused", reason),
             Ok(HoldAnswer::Blocked) => Held::Refused(
                 "member_blocked",
                 "central says the member is blocked".to_string(),

@@ -1,5 +1,6 @@
 //! Upload: unsynced entries in seq order, in batches of at most 1,000
-//! entries or 1 MiB, until none is left (sync spec §2).
+//! entries or 4 MiB with their sale and return documents, until none is
+//! left (sync spec §2, protocol v2: `docs/sync-v2.md` §2).
 //!
 //! Every answer is recorded before the next batch is read: per-entry
 //! results and central's balances in one store transaction
@@ -9,7 +10,11 @@
 //! sends them again. The worker only reads the ledger and writes through
 //! the store's bounded writer, so a sale never waits for sync.
 
-use pos_sync::protocol::{BATCH_ENTRIES_MAX, BatchOutcome, EntryResult, UploadAnswer, UploadBatch};
+use std::collections::BTreeMap;
+
+use pos_sync::protocol::{
+    BATCH_ENTRIES_MAX, BatchOutcome, Document, DocumentKey, EntryResult, UploadAnswer, UploadBatch,
+};
 use pos_sync::{Digest32, EntryKind, LedgerEntry, SyncClient, SyncError, wire};
 
 use crate::store::Store;
@@ -96,15 +101,17 @@ async fn next_batch(
     if entries.is_empty() {
         return Ok(None);
     }
-    cut_batch(&mut entries)?;
+    let documents = store.documents_for(entries.clone()).await?;
+    cut_batch(&mut entries, &documents)?;
     let Some(first_seq) = entries.first().map(|e| e.seq) else {
         return Ok(None);
     };
-    Ok(Some(UploadBatch {
-        terminal_id: terminal_id.to_string(),
+    Ok(Some(UploadBatch::assemble(
+        terminal_id.to_string(),
         first_seq,
         entries,
-    }))
+        &documents,
+    )))
 }
 
 /// Central lost entries before `first_seq`: where to resend from. A `gap`
@@ -157,8 +164,11 @@ async fn rebase(
 
 /// Keeps the longest prefix that is one batch: consecutive seqs, at most
 /// 1,000 entries and 1 MiB encoded.
-fn cut_batch(entries: &mut Vec<LedgerEntry>) -> Result<(), SyncWorkerError> {
-    let fits = wire::batch_prefix_len(entries);
+fn cut_batch(
+    entries: &mut Vec<LedgerEntry>,
+    documents: &BTreeMap<DocumentKey, Document>,
+) -> Result<(), SyncWorkerError> {
+    let fits = wire::batch_prefix_len(entries, documents);
     if let (0, Some(first)) = (fits, entries.first()) {
         return Err(SyncError::Protocol(format!(
             "ledger entry seq {} alone is larger than a batch may be",
@@ -230,6 +240,18 @@ async fn settle(
 fn settlement(entry: &LedgerEntry, result: &EntryResult, summary: &mut DrainSummary) -> Settlement {
     match result {
         EntryResult::Applied | EntryResult::Duplicate => Settlement::Synced,
+        EntryResult::Corrected { credited, reason } => {
+            tracing::warn!(
+                message = "Central credited another figure than this register's; the balance follows central.",
+                seq = entry.seq,
+                member = %entry.member,
+                program = %entry.program,
+                points = entry.points,
+                credited,
+                %reason
+            );
+            Settlement::Synced
+        }
         EntryResult::Overdraft { shortfall } => {
             tracing::warn!(
                 message = "Overdraft: a redemption exceeded central's balance; the sale stands.",
@@ -299,20 +321,20 @@ mod tests {
     }
 
     #[test]
-    fn batches_stop_at_1000_entries_1_mib_and_the_first_hole() {
+    fn batches_stop_at_1000_entries_4_mib_and_the_first_hole() {
         let mut many: Vec<_> = (1..=1_500).map(|s| entry(s, 10)).collect();
-        cut_batch(&mut many).unwrap();
+        cut_batch(&mut many, &BTreeMap::new()).unwrap();
         assert_eq!(many.len(), BATCH_ENTRIES_MAX);
 
-        // 64 KiB details: 1 MiB holds fewer than 16 of them.
-        let mut big: Vec<_> = (1..=40).map(|s| entry(s, DETAIL_BYTES_MAX)).collect();
-        cut_batch(&mut big).unwrap();
-        assert!(big.len() < 16 && !big.is_empty(), "{}", big.len());
+        // 64 KiB details: 4 MiB holds fewer than 64 of them.
+        let mut big: Vec<_> = (1..=100).map(|s| entry(s, DETAIL_BYTES_MAX)).collect();
+        cut_batch(&mut big, &BTreeMap::new()).unwrap();
+        assert!(big.len() < 64 && !big.is_empty(), "{}", big.len());
         let bytes: usize = big.iter().map(wire::entry_encoded_len).sum();
         assert!(bytes <= pos_sync::protocol::BATCH_BYTES_MAX);
 
         let mut holed = vec![entry(4, 1), entry(5, 1), entry(7, 1)];
-        cut_batch(&mut holed).unwrap();
+        cut_batch(&mut holed, &BTreeMap::new()).unwrap();
         assert_eq!(holed.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
     }
 }

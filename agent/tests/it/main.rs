@@ -4,6 +4,7 @@
 
 mod common;
 mod store_common;
+mod store_documents;
 
 mod api_daemon;
 mod api_errors;
@@ -16,3 +17,4 @@ mod store_ledger;
 mod store_open;
 mod store_returns;
 mod store_sales;
+mod store_signed_rules;

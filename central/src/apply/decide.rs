@@ -529,6 +529,7 @@ mod tests {
             terminal_id: T.into(),
             first_seq: entries[0].seq,
             entries: entries.to_vec(),
+            documents: vec![],
         };
         wire::decode_upload(&wire::encode_upload(&b).unwrap()).unwrap()
     }

@@ -14,6 +14,7 @@
 //! admin API and the tables have always used only at the storage boundary
 //! ([`EntryStatus::as_str`], [`ConflictKind::as_str`]).
 
+pub mod adjust;
 pub mod decide;
 pub mod hold;
 

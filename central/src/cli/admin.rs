@@ -197,3 +197,13 @@ pub fn get(path: &str, target: &Target) -> anyhow::Result<()> {
     }
     request(target, reqwest::Method::GET, path, None)
 }
+
+/// POSTs a JSON body to an admin path and prints the answer.
+pub fn post_json(path: &str, body: &serde_json::Value, target: &Target) -> anyhow::Result<()> {
+    request(
+        target,
+        reqwest::Method::POST,
+        path,
+        Some((body.to_string(), "application/json")),
+    )
+}

@@ -3,7 +3,7 @@
 mod admin;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -11,6 +11,7 @@ use pos_central::embedded;
 use pos_central::error::CentralError;
 use pos_central::files::{CentralDir, new_token, token_hash};
 use pos_central::storage::Storage;
+use pos_central::tokens;
 use secrecy::ExposeSecret;
 
 #[derive(Parser, Debug)]
@@ -63,6 +64,17 @@ enum Command {
         #[command(flatten)]
         target: admin::Target,
     },
+    /// Write a published rules bundle with its signature (a signed rules
+    /// file, docs/signed-rules.md): what `pos-agent import --rules` takes on
+    /// a register with [central]. Reads the state directory directly.
+    ExportRules {
+        version: u64,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Import a members snapshot through the admin API: JSON (agent spec
     /// §2), or CSV when FILE ends in `.csv` (columns in the README).
     ImportMembers {
@@ -74,6 +86,24 @@ enum Command {
     /// FILE ends in `.csv`.
     ImportCatalog {
         file: PathBuf,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Record a manual adjustment of a member's points through the admin
+    /// API (an `adjust` entry of central's own ledger, with who and why).
+    Adjust {
+        /// Member id or card.
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        program: String,
+        /// Signed: + credits, − debits (e.g. --points=-500).
+        #[arg(long, allow_hyphen_values = true)]
+        points: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        author: String,
         #[command(flatten)]
         target: admin::Target,
     },
@@ -93,6 +123,28 @@ enum TerminalCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// List terminals: created, last use (to the minute) and token state.
+    List {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Revoke a terminal's tokens: 401 from its next request on.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Print a new token for a terminal; the old one stays valid for the
+    /// grace period, then gets 401.
+    Rotate {
+        id: String,
+        /// How long the old token stays valid, in seconds (default 24 h,
+        /// at most 30 days; 0 ends it at once).
+        #[arg(long, default_value_t = tokens::ROTATE_GRACE_SECS)]
+        grace_secs: u64,
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 /// Errors that mean the user gave bad input (exit 2).
@@ -100,7 +152,7 @@ pub fn is_bad_input(error: &anyhow::Error) -> bool {
     error.chain().any(|e| {
         matches!(
             e.downcast_ref::<CentralError>(),
-            Some(CentralError::Invalid(_) | CentralError::Conflict(_))
+            Some(CentralError::Invalid(_) | CentralError::Conflict(_) | CentralError::NotFound(_))
         ) || e.downcast_ref::<admin::BadInput>().is_some()
     })
 }
@@ -122,16 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Terminal {
-            command: TerminalCommand::Add { id, dir },
-        } => {
-            check_terminal_id(&id)?;
-            let storage = CentralDir::new(dir).open_storage()?;
-            let token = new_token();
-            storage.add_terminal(&id, token_hash(token.expose_secret()))?;
-            println!("{}", token.expose_secret());
-            Ok(())
-        }
+        Command::Terminal { command } => terminal(command),
         Command::Serve {
             dir,
             listen,
@@ -142,14 +185,103 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::PublishRules { file, target } => admin::publish_rules(&file, &target),
+        Command::ExportRules { version, dir, out } => export_rules(&dir, version, out.as_deref()),
         Command::ImportMembers { file, target } => {
             admin::post_snapshot_file("/v1/admin/members", &file, &target)
         }
         Command::ImportCatalog { file, target } => {
             admin::post_snapshot_file("/v1/admin/catalog", &file, &target)
         }
+        Command::Adjust {
+            member,
+            program,
+            points,
+            reason,
+            author,
+            target,
+        } => {
+            let body = serde_json::json!({"member": member, "program": program,
+                "points": points, "reason": reason, "author": author});
+            admin::post_json("/v1/admin/adjustments", &body, &target)
+        }
         Command::AdminGet { path, target } => admin::get(&path, &target),
     }
+}
+
+fn export_rules(dir: &Path, version: u64, out: Option<&Path>) -> anyhow::Result<()> {
+    let storage = CentralDir::new(dir).open_storage()?;
+    let text = pos_central::rules::export(&storage, version)?;
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "rules version {version} with its signature written to {}",
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn terminal(command: TerminalCommand) -> anyhow::Result<()> {
+    match command {
+        TerminalCommand::Add { id, dir } => {
+            check_terminal_id(&id)?;
+            let storage = CentralDir::new(dir).open_storage()?;
+            let token = new_token();
+            storage.add_terminal(&id, token_hash(token.expose_secret()))?;
+            println!("{}", token.expose_secret());
+        }
+        TerminalCommand::List { dir } => {
+            let storage = CentralDir::new(dir).open_storage()?;
+            println!(
+                "{:<24} {:<9} {:<22} {:<22} NOTE",
+                "ID", "STATE", "CREATED", "LAST USED"
+            );
+            for t in storage.terminals()? {
+                let note = match (&t.revoked_at, &t.previous_token_valid_until) {
+                    (Some(at), _) => format!("revoked at {at}"),
+                    (None, Some(until)) => format!("previous token valid until {until}"),
+                    (None, None) => String::new(),
+                };
+                println!(
+                    "{:<24} {:<9} {:<22} {:<22} {note}",
+                    t.terminal_id,
+                    t.state.as_str(),
+                    minute(&t.created_at),
+                    t.last_used_at.as_deref().map(minute).unwrap_or("never"),
+                );
+            }
+        }
+        TerminalCommand::Revoke { id, dir } => {
+            let storage = CentralDir::new(dir).open_storage()?;
+            if storage.revoke_terminal(&id, jiff::Timestamp::now())? {
+                println!("revoked {id}: its tokens get 401 from the next request on");
+            } else {
+                println!("{id} was already revoked");
+            }
+        }
+        TerminalCommand::Rotate {
+            id,
+            grace_secs,
+            dir,
+        } => {
+            let grace_ms = tokens::grace_ms(grace_secs)?;
+            let storage = CentralDir::new(dir).open_storage()?;
+            let token = new_token();
+            let hash = token_hash(token.expose_secret());
+            storage.rotate_terminal(&id, hash, grace_ms, jiff::Timestamp::now())?;
+            println!("{}", token.expose_secret());
+            eprintln!("the previous token of {id} stays valid for {grace_secs} s");
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 3339 time to the minute, for the terminal list.
+fn minute(at: &str) -> &str {
+    at.get(..16).unwrap_or(at)
 }
 
 fn check_terminal_id(id: &str) -> anyhow::Result<()> {

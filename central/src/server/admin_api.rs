@@ -17,13 +17,17 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult, body_error, path_error, query_error};
 use super::{AppState, SNAPSHOT_BYTES_MAX, Shared, blocking};
+use crate::apply::ConflictKind;
+use crate::apply::adjust::AdjustmentRequest;
 use crate::error::CentralError;
 use crate::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
 use crate::snapshot_csv;
-use crate::storage::{LISTING_ROWS_MAX, LedgerFilter, Storage};
+use crate::storage::{ConflictFilter, LISTING_ROWS_MAX, LedgerFilter, Storage};
 
 /// Default rows of an admin listing.
 const LISTING_ROWS_DEFAULT: usize = 1_000;
+/// Largest adjustment body: its fields are bounded far below this.
+const ADJUSTMENT_BYTES_MAX: usize = 16 * 1_024;
 
 /// Every route of the admin API; [`super::router`] puts each behind the
 /// admin token.
@@ -45,6 +49,10 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
         ("/v1/admin/ledger", get(admin_ledger)),
         ("/v1/admin/terminals", get(admin_terminals)),
         ("/v1/admin/conflicts", get(admin_conflicts)),
+        (
+            "/v1/admin/adjustments",
+            post(post_adjustment).layer(DefaultBodyLimit::max(ADJUSTMENT_BYTES_MAX)),
+        ),
     ]
 }
 
@@ -198,19 +206,151 @@ async fn admin_terminals(State(state): Shared) -> ApiResult<Response> {
     Ok(axum::Json(json!({"terminals": terminals})).into_response())
 }
 
+/// `GET /v1/admin/conflicts` as sent: text, each parsed by
+/// [`ConflictQuery::filter`] so that a bad value is a 400 naming it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LimitQuery {
-    limit: Option<usize>,
+struct ConflictQuery {
+    kind: Option<String>,
+    terminal: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
 }
 
+fn bad_parameter(name: &str, value: &str, want: &str) -> CentralError {
+    CentralError::Invalid(format!("query parameter {name}={value:?}: {want}"))
+}
+
+fn timestamp(name: &str, value: Option<&str>) -> Result<Option<jiff::Timestamp>, CentralError> {
+    value
+        .map(|v| {
+            v.parse::<jiff::Timestamp>().map_err(|_| {
+                bad_parameter(name, v, "give an RFC 3339 time, e.g. 2026-12-03T13:00:00Z")
+            })
+        })
+        .transpose()
+}
+
+impl ConflictQuery {
+    fn filter(self) -> Result<ConflictFilter, CentralError> {
+        if let Some(kind) = &self.kind
+            && ConflictKind::parse(kind).is_none()
+        {
+            let kinds: Vec<&str> = ConflictKind::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(bad_parameter(
+                "kind",
+                kind,
+                &format!("one of {}", kinds.join(", ")),
+            ));
+        }
+        if let Some(t) = &self.terminal
+            && (t.is_empty() || t.len() > pos_sync::protocol::ID_BYTES_MAX)
+        {
+            return Err(bad_parameter("terminal", t, "not a terminal id"));
+        }
+        let since = timestamp("since", self.since.as_deref())?;
+        let until = timestamp("until", self.until.as_deref())?;
+        if let (Some(s), Some(u)) = (since, until)
+            && s > u
+        {
+            return Err(CentralError::Invalid(format!(
+                "query parameters since={s} and until={u}: since is after until"
+            )));
+        }
+        let before_id = self
+            .before
+            .map(|b| {
+                b.parse::<i64>()
+                    .ok()
+                    .filter(|&id| id > 0)
+                    .ok_or_else(|| bad_parameter("before", &b, "a conflict id (next_before)"))
+            })
+            .transpose()?;
+        let limit = match self.limit {
+            None => LISTING_ROWS_DEFAULT,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=LISTING_ROWS_MAX).contains(n))
+                .ok_or_else(|| {
+                    bad_parameter(
+                        "limit",
+                        &l,
+                        &format!("a number from 1 to {LISTING_ROWS_MAX}"),
+                    )
+                })?,
+        };
+        Ok(ConflictFilter {
+            kind: self.kind,
+            terminal: self.terminal,
+            since,
+            until,
+            before_id,
+            limit,
+        })
+    }
+}
+
+/// The conflicts the filters select, newest first; `next_before` (when the
+/// page is full) is the `before` of the next page.
 async fn admin_conflicts(
     State(state): Shared,
-    query: Result<Query<LimitQuery>, QueryRejection>,
+    query: Result<Query<ConflictQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = query.map_err(query_error)?;
-    let limit = q.limit.unwrap_or(LISTING_ROWS_DEFAULT);
+    let filter = q.filter()?;
+    let limit = filter.limit;
     let storage = state.storage.clone();
-    let conflicts = blocking(move || storage.conflicts(limit)).await?;
-    Ok(axum::Json(json!({"conflicts": conflicts})).into_response())
+    let conflicts = blocking(move || storage.conflict_page(&filter)).await?;
+    let next_before = conflicts
+        .last()
+        .filter(|_| conflicts.len() == limit)
+        .map(|c| c.id);
+    Ok(axum::Json(json!({"conflicts": conflicts, "next_before": next_before})).into_response())
+}
+
+/// Records an administrator's adjustment (`apply::adjust`): 201 with the
+/// stored entry and the member's balances.
+async fn post_adjustment(
+    State(state): Shared,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(body_error)?;
+    let request: AdjustmentRequest = serde_json::from_slice(&body)
+        .map_err(|e| CentralError::Invalid(format!("adjustment: {e}")))?;
+    let adjustment = request.check()?;
+    let storage = state.storage.clone();
+    let (entry, programs) = blocking(move || {
+        let now = jiff::Timestamp::now();
+        let entry = storage.adjust(&adjustment, now)?;
+        let credited = entry.credited_member.clone().unwrap_or_default();
+        let programs = storage
+            .member_balances(&credited, now)?
+            .map(|(_, p)| p)
+            .unwrap_or_default();
+        Ok((entry, programs))
+    })
+    .await?;
+    tracing::info!(
+        message = "Adjustment recorded.",
+        member = entry.credited_member,
+        points = entry.points,
+        seq = entry.seq
+    );
+    let balances: BTreeMap<String, serde_json::Value> = programs
+        .into_iter()
+        .map(|p| {
+            (
+                p.program,
+                json!({"balance": p.balance, "available": p.available}),
+            )
+        })
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"entry": entry, "programs": balances})),
+    )
+        .into_response())
 }

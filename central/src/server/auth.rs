@@ -35,9 +35,7 @@ impl FromRequestParts<Arc<AppState>> for AuthTerminal {
         }
         let hash = token_hash(bearer(&parts.headers)?);
         let storage = state.storage.clone();
-        let terminal = blocking(move || storage.terminal_for_token(hash))
-            .await?
-            .ok_or_else(|| ApiError(CentralError::Unauthorized("unknown terminal token".into())))?;
+        let terminal = blocking(move || storage.authenticate(hash, jiff::Timestamp::now())).await?;
         let found = AuthTerminal(terminal);
         parts.extensions.insert(found.clone());
         Ok(found)

@@ -23,8 +23,9 @@
 //! | `POST /v1/admin/members`, `/v1/admin/catalog` | admin | snapshot JSON (agent spec §2), or CSV as `text/csv` (`snapshot_csv`) → `{"imported": n}` |
 //! | `GET /v1/admin/members/{id or card}` | admin | `{"member", "programs": {P: {"balance", "available", "pending"}}}` |
 //! | `GET /v1/admin/ledger?terminal=&member=&limit=` | admin | `{"entries": [...]}` in (terminal, seq) order |
-//! | `GET /v1/admin/terminals` | admin | `{"terminals": [{"terminal_id", "last_seq", "last_hash", "last_contact"}]}` |
-//! | `GET /v1/admin/conflicts?limit=` | admin | `{"conflicts": [...]}`, newest first |
+//! | `GET /v1/admin/terminals` | admin | `{"terminals": [{"terminal_id", "last_seq", "last_hash", "last_contact", "created_at", "last_used_at", "state", "revoked_at", "previous_token_valid_until"}]}` |
+//! | `GET /v1/admin/conflicts?kind=&terminal=&since=&until=&before=&limit=` | admin | `{"conflicts": [{..., "count", "first_at", "last_at"}], "next_before"}`, newest first; a bad value is 400 naming the parameter |
+//! | `POST /v1/admin/adjustments` | admin | `{"member", "program", "points", "reason", "author"}` → 201 `{"entry", "programs"}`; 400 naming a bad field, 404 for an unknown member |
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,8 +54,9 @@ use error::ApiResult;
 
 /// Largest member or catalog snapshot accepted: 64 MiB.
 pub const SNAPSHOT_BYTES_MAX: usize = 64 * 1_048_576;
-/// Largest hold request body.
-pub const HOLD_BYTES_MAX: usize = 4_096;
+/// Largest hold request body: the hold and its sale's basket
+/// (`docs/sync-v2.md` §5), which is bounded like a document.
+pub const HOLD_BYTES_MAX: usize = pos_sync::protocol::DOCUMENT_BYTES_MAX + 4_096;
 /// Most connections served at once; more wait in the accept queue.
 pub const CONNECTIONS_MAX: usize = 512;
 /// A TLS handshake that takes longer is dropped (slowloris guard).
@@ -112,7 +114,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     let admin = from_extractor_with_state::<AuthAdmin, _>(state.clone());
     let mut router = Router::new();
     for (path, route) in sync_api::routes() {
-        router = router.route(path, route.route_layer(terminal.clone()));
+        let route = route
+            .route_layer(axum::middleware::from_fn(sync_api::require_protocol))
+            .route_layer(terminal.clone());
+        router = router.route(path, route);
     }
     for (path, route) in admin_api::routes() {
         router = router.route(path, route.route_layer(admin.clone()));

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use pos_sync::protocol::{
     BATCH_BYTES_MAX, BatchOutcome, CHANGES_PAGE_MAX, EntryResult, HoldRelease, HoldRequest,
-    UploadAnswer,
+    RulesAnswer, UploadAnswer,
 };
 use pos_sync::wire;
 use serde::Deserialize;
@@ -43,6 +44,30 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
             post(release_hold).layer(DefaultBodyLimit::max(HOLD_BYTES_MAX)),
         ),
     ]
+}
+
+/// Refuses a sync request that does not say it speaks this central's
+/// protocol (the `Pos-Sync-Protocol` header, `docs/sync-v2.md` §1) with
+/// HTTP 426, before its body is read. Runs after the token check.
+pub(super) async fn require_protocol(request: Request, next: Next) -> Response {
+    let spoken = request
+        .headers()
+        .get(wire::PROTOCOL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let ours = wire::PROTOCOL_VERSION.to_string();
+    if spoken == Some(ours.as_str()) {
+        return next.run(request).await;
+    }
+    let theirs = match spoken {
+        Some(version) if version.len() <= 8 => format!("protocol {version}"),
+        Some(_) => "another protocol".to_string(),
+        None => "protocol 1".to_string(),
+    };
+    ApiError(CentralError::ProtocolVersion(format!(
+        "this central speaks sync protocol {ours} and refuses {theirs}: upgrade pos-agent on this register"
+    )))
+    .into_response()
 }
 
 async fn upload(
@@ -102,10 +127,11 @@ async fn rules_newest(
 ) -> ApiResult<Response> {
     let Query(query) = query.map_err(query_error)?;
     let storage = state.storage.clone();
-    match blocking(move || storage.newest_bundle(query.after)).await? {
-        Some(bundle) => postcard(&bundle),
-        None => Ok(StatusCode::NO_CONTENT.into_response()),
-    }
+    let newest = blocking(move || storage.newest_bundle(None)).await?;
+    postcard(&RulesAnswer {
+        newest: newest.as_ref().map_or(0, |b| b.version),
+        bundle: newest.filter(|b| query.after.is_none_or(|after| b.version > after)),
+    })
 }
 
 async fn rules_version(

@@ -5,7 +5,10 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{digest_of, u64_of, uuid_of};
 use crate::error::CentralError;
-use crate::storage::{Conflict, LISTING_ROWS_MAX, LedgerFilter, StoredEntry, TerminalInfo};
+use crate::storage::{
+    Conflict, ConflictFilter, LISTING_ROWS_MAX, LedgerFilter, StoredEntry, TerminalInfo,
+};
+use crate::tokens::{self, CENTRAL_TERMINAL, TokenRow, TokenState};
 
 pub(super) fn add_terminal(
     tx: &Transaction<'_>,
@@ -35,39 +38,121 @@ pub(super) fn add_terminal(
     Ok(())
 }
 
-pub(super) fn terminal_for_token(
+pub(super) fn authenticate(
     conn: &Connection,
     token_hash: [u8; 32],
-) -> Result<Option<String>, CentralError> {
-    Ok(conn
-        .prepare_cached("SELECT id FROM terminals WHERE token_hash = ?1")?
-        .query_row([token_hash.as_slice()], |r| r.get(0))
-        .optional()?)
+    now: jiff::Timestamp,
+) -> Result<String, CentralError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT id, token_hash = ?1, revoked_at, previous_valid_until_ms, last_used_ms
+             FROM terminals WHERE token_hash = ?1 OR previous_token_hash = ?1
+             ORDER BY token_hash = ?1 DESC LIMIT 1",
+        )?
+        .query_row([token_hash.as_slice()], |r| {
+            Ok(TokenRow {
+                terminal_id: r.get(0)?,
+                current: r.get(1)?,
+                revoked_at: r.get(2)?,
+                previous_valid_until_ms: r.get(3)?,
+                last_used_ms: r.get(4)?,
+            })
+        })
+        .optional()?
+        .ok_or_else(|| CentralError::Unauthorized("unknown terminal token".into()))?;
+    let now_ms = now.as_millisecond();
+    let terminal = tokens::admit(&row, now_ms)?.to_string();
+    if tokens::use_is_news(row.last_used_ms, now_ms) {
+        // Bookkeeping only: a register is not locked out because its last
+        // use could not be written (a CLI holding the lock past the timeout).
+        let written = conn
+            .prepare_cached("UPDATE terminals SET last_used_ms = ?1 WHERE id = ?2")
+            .and_then(|mut s| s.execute(params![now_ms, terminal]));
+        if let Err(error) = written {
+            tracing::warn!(message = "Last use not recorded.", terminal, %error);
+        }
+    }
+    Ok(terminal)
 }
 
 pub(super) fn terminals(conn: &Connection) -> Result<Vec<TerminalInfo>, CentralError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, last_seq, last_hash, last_contact FROM terminals ORDER BY id LIMIT ?1",
+        "SELECT id, last_seq, last_hash, last_contact, created_at, last_used_ms, revoked_at,
+                previous_valid_until_ms
+         FROM terminals WHERE id != ?1 ORDER BY id LIMIT ?2",
     )?;
-    let rows = stmt.query_map([LISTING_ROWS_MAX as i64], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, Vec<u8>>(2)?,
-            r.get::<_, Option<String>>(3)?,
-        ))
-    })?;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let mut rows = stmt.query(params![CENTRAL_TERMINAL, LISTING_ROWS_MAX as i64])?;
     let mut out = Vec::new();
-    for row in rows {
-        let (terminal_id, last_seq, last_hash, last_contact) = row?;
+    while let Some(r) = rows.next()? {
+        let revoked_at: Option<String> = r.get(6)?;
+        let last_used_ms: Option<i64> = r.get(5)?;
+        let until: Option<i64> = r.get(7)?;
+        let state = TokenState::of(revoked_at.is_some(), until, now_ms);
         out.push(TerminalInfo {
-            terminal_id,
-            last_seq: u64_of(last_seq, "last_seq")?,
-            last_hash: digest_of(last_hash, "last_hash")?,
-            last_contact,
+            terminal_id: r.get(0)?,
+            last_seq: u64_of(r.get(1)?, "last_seq")?,
+            last_hash: digest_of(r.get(2)?, "last_hash")?,
+            last_contact: r.get(3)?,
+            created_at: r.get(4)?,
+            last_used_at: last_used_ms.and_then(tokens::rfc3339_of_ms),
+            state,
+            revoked_at,
+            previous_token_valid_until: until
+                .filter(|_| state == TokenState::Rotating)
+                .and_then(tokens::rfc3339_of_ms),
         });
     }
     Ok(out)
+}
+
+/// The revocation time of a registered terminal (None: not revoked), or
+/// `NotFound`.
+fn revoked_at(tx: &Transaction<'_>, terminal_id: &str) -> Result<Option<String>, CentralError> {
+    tx.query_row(
+        "SELECT revoked_at FROM terminals WHERE id = ?1 AND id != ?2",
+        params![terminal_id, CENTRAL_TERMINAL],
+        |r| r.get::<_, Option<String>>(0),
+    )
+    .optional()?
+    .ok_or_else(|| CentralError::NotFound(format!("no terminal {terminal_id:?}")))
+}
+
+pub(super) fn revoke_terminal(
+    tx: &Transaction<'_>,
+    terminal_id: &str,
+    at: jiff::Timestamp,
+) -> Result<bool, CentralError> {
+    if revoked_at(tx, terminal_id)?.is_some() {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE terminals SET revoked_at = ?1, previous_valid_until_ms = NULL WHERE id = ?2",
+        params![at.to_string(), terminal_id],
+    )?;
+    Ok(true)
+}
+
+pub(super) fn rotate_terminal(
+    tx: &Transaction<'_>,
+    terminal_id: &str,
+    token_hash: [u8; 32],
+    grace_ms: i64,
+    at: jiff::Timestamp,
+) -> Result<(), CentralError> {
+    if let Some(when) = revoked_at(tx, terminal_id)? {
+        return Err(CentralError::Conflict(format!(
+            "terminal {terminal_id:?} was revoked at {when}: a revoked terminal gets no new token"
+        )));
+    }
+    let until = at.as_millisecond().saturating_add(grace_ms);
+    tx.execute(
+        "UPDATE terminals SET previous_token_hash = token_hash, token_hash = ?1,
+                previous_valid_until_ms = ?2
+         WHERE id = ?3",
+        params![token_hash.as_slice(), until, terminal_id],
+    )?;
+    Ok(())
 }
 
 pub(super) fn ledger(
@@ -93,7 +178,7 @@ pub(super) fn ledger(
 }
 
 /// One `entries` row in the column order of [`ledger`]'s query.
-fn stored_entry(r: &Row<'_>) -> Result<StoredEntry, CentralError> {
+pub(super) fn stored_entry(r: &Row<'_>) -> Result<StoredEntry, CentralError> {
     let prev_hash: Option<Vec<u8>> = r.get(4)?;
     let rules_version: Option<i64> = r.get(12)?;
     Ok(StoredEntry {
@@ -120,39 +205,49 @@ fn stored_entry(r: &Row<'_>) -> Result<StoredEntry, CentralError> {
     })
 }
 
-pub(super) fn conflicts(conn: &Connection, limit: usize) -> Result<Vec<Conflict>, CentralError> {
-    let limit = limit.clamp(1, LISTING_ROWS_MAX) as i64;
+pub(super) fn conflict_page(
+    conn: &Connection,
+    filter: &ConflictFilter,
+) -> Result<Vec<Conflict>, CentralError> {
+    let limit = filter.limit.clamp(1, LISTING_ROWS_MAX) as i64;
+    // julianday: stored times are RFC 3339 with varying fractional digits,
+    // which do not sort as text.
     let mut stmt = conn.prepare_cached(
-        "SELECT id, kind, terminal_id, seq, entry_id, member, program, shortfall, detail, at
-         FROM conflicts ORDER BY id DESC LIMIT ?1",
+        "SELECT id, kind, terminal_id, seq, entry_id, member, program, shortfall, detail, at,
+                count, COALESCE(last_at, at)
+         FROM conflicts
+         WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR terminal_id = ?2)
+           AND (?3 IS NULL OR julianday(COALESCE(last_at, at)) >= julianday(?3))
+           AND (?4 IS NULL OR julianday(at) <= julianday(?4))
+           AND (?5 IS NULL OR id < ?5)
+         ORDER BY id DESC LIMIT ?6",
     )?;
-    let rows = stmt.query_map([limit], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            r.get::<_, Option<Vec<u8>>>(4)?,
-            r.get::<_, Option<String>>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, Option<i64>>(7)?,
-            r.get::<_, String>(8)?,
-            r.get::<_, String>(9)?,
-        ))
-    })?;
+    let mut rows = stmt.query(params![
+        filter.kind,
+        filter.terminal,
+        filter.since.map(|t| t.to_string()),
+        filter.until.map(|t| t.to_string()),
+        filter.before_id,
+        limit
+    ])?;
     let mut out = Vec::new();
-    for row in rows {
-        let (id, kind, terminal_id, seq, entry_id, member, program, shortfall, detail, at) = row?;
+    while let Some(r) = rows.next()? {
+        let seq: Option<i64> = r.get(3)?;
+        let entry_id: Option<Vec<u8>> = r.get(4)?;
+        let at: String = r.get(9)?;
         out.push(Conflict {
-            id,
-            kind,
-            terminal_id,
+            id: r.get(0)?,
+            count: r.get(10)?,
+            first_at: at.clone(),
+            last_at: r.get(11)?,
+            kind: r.get(1)?,
+            terminal_id: r.get(2)?,
             seq: seq.map(|s| u64_of(s, "seq")).transpose()?,
             entry_id: entry_id.map(uuid_of).transpose()?,
-            member,
-            program,
-            shortfall,
-            detail,
+            member: r.get(5)?,
+            program: r.get(6)?,
+            shortfall: r.get(7)?,
+            detail: r.get(8)?,
             at,
         });
     }

@@ -10,6 +10,7 @@
 //! transaction in milliseconds, and a single connection keeps the prepared
 //! statement cache warm. A PostgreSQL backend would pool instead.
 
+mod adjust;
 mod admin;
 mod bundles;
 mod holds;
@@ -30,10 +31,13 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use uuid::Uuid;
 
 use crate::apply;
+use crate::apply::adjust::Adjustment;
 pub use crate::apply::hold::{HOLD_KEPT_SECS, HOLD_TTL_SECS};
 use crate::error::CentralError;
 use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
-use crate::storage::{Conflict, LedgerFilter, NewBundle, Storage, StoredEntry, TerminalInfo};
+use crate::storage::{
+    Conflict, ConflictFilter, LedgerFilter, NewBundle, Storage, StoredEntry, TerminalInfo,
+};
 
 pub struct SqliteStorage {
     conn: Mutex<Connection>,
@@ -112,8 +116,30 @@ impl Storage for SqliteStorage {
         self.write(|tx| admin::add_terminal(tx, terminal_id, token_hash))
     }
 
-    fn terminal_for_token(&self, token_hash: [u8; 32]) -> Result<Option<String>, CentralError> {
-        admin::terminal_for_token(&self.conn(), token_hash)
+    fn authenticate(
+        &self,
+        token_hash: [u8; 32],
+        now: jiff::Timestamp,
+    ) -> Result<String, CentralError> {
+        admin::authenticate(&self.conn(), token_hash, now)
+    }
+
+    fn revoke_terminal(
+        &self,
+        terminal_id: &str,
+        at: jiff::Timestamp,
+    ) -> Result<bool, CentralError> {
+        self.write(|tx| admin::revoke_terminal(tx, terminal_id, at))
+    }
+
+    fn rotate_terminal(
+        &self,
+        terminal_id: &str,
+        token_hash: [u8; 32],
+        grace_ms: i64,
+        at: jiff::Timestamp,
+    ) -> Result<(), CentralError> {
+        self.write(|tx| admin::rotate_terminal(tx, terminal_id, token_hash, grace_ms, at))
     }
 
     fn terminals(&self) -> Result<Vec<TerminalInfo>, CentralError> {
@@ -174,8 +200,16 @@ impl Storage for SqliteStorage {
         admin::ledger(&self.conn(), filter)
     }
 
-    fn conflicts(&self, limit: usize) -> Result<Vec<Conflict>, CentralError> {
-        admin::conflicts(&self.conn(), limit)
+    fn conflict_page(&self, filter: &ConflictFilter) -> Result<Vec<Conflict>, CentralError> {
+        admin::conflict_page(&self.conn(), filter)
+    }
+
+    fn adjust(
+        &self,
+        adjustment: &Adjustment,
+        at: jiff::Timestamp,
+    ) -> Result<StoredEntry, CentralError> {
+        self.write(|tx| adjust::adjust(tx, adjustment, at))
     }
 
     fn place_hold(

@@ -112,6 +112,49 @@ CREATE TABLE conflicts (
     r#"
 CREATE INDEX holds_expiry ON holds (expires_at);
 "#,
+    // 3 (issue 9, admin): token lifecycle, collapsed conflicts, and the
+    // pseudo-terminal adjustments are recorded under.
+    //
+    // Token times are Unix milliseconds: compared on every request, never
+    // parsed. `previous_token_hash` is the token a rotation replaced, valid
+    // until `previous_valid_until_ms`; a revoked terminal keeps its hashes so
+    // its token is answered "revoked", not "unknown".
+    //
+    // A conflict repeated with the same (terminal, kind, member, program,
+    // detail) is one row: the trigger counts the repeat on the row already
+    // there and drops the insert, so every writer of `conflicts` collapses
+    // without knowing it. `at` stays the first time seen; `last_at`, `seq`,
+    // `entry_id` and `shortfall` are the latest repeat's.
+    //
+    // `@central` owns the administrators' adjustments (`kind = 'adjust'`):
+    // its entries chain like a register's, so the ledger, the balances and
+    // the member downloads treat them as every other entry. Its token hash
+    // is random (nobody holds a preimage) and authentication refuses the id.
+    r#"
+ALTER TABLE terminals ADD COLUMN last_used_ms INTEGER;
+ALTER TABLE terminals ADD COLUMN revoked_at TEXT;
+ALTER TABLE terminals ADD COLUMN previous_token_hash BLOB;
+ALTER TABLE terminals ADD COLUMN previous_valid_until_ms INTEGER;
+CREATE INDEX terminals_previous_token ON terminals (previous_token_hash)
+    WHERE previous_token_hash IS NOT NULL;
+ALTER TABLE conflicts ADD COLUMN count INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1);
+ALTER TABLE conflicts ADD COLUMN last_at TEXT;
+CREATE INDEX conflicts_repeat ON conflicts (terminal_id, kind, member, program);
+CREATE TRIGGER conflicts_collapse BEFORE INSERT ON conflicts
+WHEN EXISTS (SELECT 1 FROM conflicts c
+             WHERE c.terminal_id = NEW.terminal_id AND c.kind = NEW.kind
+               AND c.member IS NEW.member AND c.program IS NEW.program
+               AND c.detail = NEW.detail)
+BEGIN
+    UPDATE conflicts SET count = count + 1, last_at = NEW.at, seq = NEW.seq,
+                         entry_id = NEW.entry_id, shortfall = NEW.shortfall
+    WHERE terminal_id = NEW.terminal_id AND kind = NEW.kind
+      AND member IS NEW.member AND program IS NEW.program AND detail = NEW.detail;
+    SELECT RAISE(IGNORE);
+END;
+INSERT INTO terminals (id, token_hash, last_seq, last_hash, created_at)
+VALUES ('@central', randomblob(32), 0, zeroblob(32), strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+"#,
 ];
 
 /// Sets the pragmas central relies on and migrates the schema.

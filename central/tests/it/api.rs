@@ -10,7 +10,7 @@ use pos_central::SqliteStorage;
 use pos_central::files::token_hash;
 use pos_central::server::{AppState, router};
 use pos_central::storage::Storage;
-use pos_sync::protocol::{BATCH_BYTES_MAX, UploadAnswer, UploadBatch};
+use pos_sync::protocol::{BATCH_BYTES_MAX, BatchOutcome, EntryResult, UploadAnswer, UploadBatch};
 use pos_sync::testing::Chain;
 use pos_sync::{Digest32, EntryKind, LedgerEntry, wire};
 use rand::SeedableRng;
@@ -46,7 +46,24 @@ async fn call(
     content_type: &str,
     body: Vec<u8>,
 ) -> (StatusCode, Vec<u8>) {
+    call_speaking(app, method, path, token, content_type, body, Some("2")).await
+}
+
+/// [`call`] with the `Pos-Sync-Protocol` header as given (`None`: absent,
+/// as a protocol 1 register sends it).
+async fn call_speaking(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+    protocol: Option<&str>,
+) -> (StatusCode, Vec<u8>) {
     let mut req = Request::builder().method(method).uri(path);
+    if let Some(version) = protocol {
+        req = req.header(wire::PROTOCOL_HEADER, version);
+    }
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
@@ -99,6 +116,7 @@ fn upload_body(terminal: &str, points: &[i64]) -> Vec<u8> {
         terminal_id: terminal.into(),
         first_seq: 1,
         entries: entries(terminal, points),
+        documents: vec![],
     })
     .unwrap()
 }
@@ -363,6 +381,7 @@ async fn payment_card_numbers_are_refused_and_never_stored_or_echoed() {
         terminal_id: TERMINAL.into(),
         first_seq: 1,
         entries: chain,
+        documents: vec![],
     })
     .unwrap();
     let (s, b) = call(
@@ -393,4 +412,66 @@ async fn payment_card_numbers_are_refused_and_never_stored_or_echoed() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(!b.to_string().contains(PAN), "{b}");
     assert!(b.to_string().contains("members[0].cards[0]"), "{b}");
+}
+
+#[tokio::test]
+async fn a_register_of_another_protocol_gets_426_and_nothing_is_applied() {
+    let app = app();
+    for (protocol, named) in [
+        (None, "protocol 1"),
+        (Some("1"), "protocol 1"),
+        (Some("3"), "protocol 3"),
+    ] {
+        let (s, b) = call_speaking(
+            &app,
+            "POST",
+            "/v1/sync/upload",
+            Some(TERMINAL_TOKEN),
+            wire::CONTENT_TYPE,
+            upload_body(TERMINAL, &[300]),
+            protocol,
+        )
+        .await;
+        assert_eq!(s, StatusCode::UPGRADE_REQUIRED, "{protocol:?}");
+        let body: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_error(&body, "protocol_version");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("speaks sync protocol 2") && message.contains(named),
+            "{message}"
+        );
+    }
+    // The token is checked first: no protocol talk with a stranger.
+    let (s, _) = call_speaking(
+        &app,
+        "GET",
+        "/v1/sync/rules",
+        Some("nobody"),
+        wire::CONTENT_TYPE,
+        vec![],
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Nothing of the refused uploads reached the intake: the same entry
+    // is judged afresh (this app publishes no bundle, so it is rejected
+    // for its program), not a duplicate of a stored one.
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/v1/sync/upload",
+        Some(TERMINAL_TOKEN),
+        wire::CONTENT_TYPE,
+        upload_body(TERMINAL, &[300]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let answer: UploadAnswer = wire::decode(&b, 1 << 20).unwrap();
+    let BatchOutcome::Entries(results) = answer.outcome else {
+        panic!("{:?}", answer.outcome)
+    };
+    assert!(
+        matches!(&results[..], [EntryResult::Rejected { reason }] if reason.contains("unknown program")),
+        "{results:?}"
+    );
 }

@@ -60,6 +60,7 @@ fn received(entries: &[LedgerEntry]) -> ReceivedBatch {
         terminal_id: TERMINAL.into(),
         first_seq: entries[0].seq,
         entries: entries.to_vec(),
+        documents: vec![],
     };
     wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap()
 }
@@ -365,6 +366,7 @@ fn holds_reduce_available_and_the_redeem_entry_settles_them() {
         program: "main".into(),
         sale_id: sale.into(),
         points,
+        basket: String::new(),
     };
     assert_eq!(
         s.place_hold(&hold(600, "S-2"), now()).unwrap(),
@@ -420,6 +422,7 @@ fn hold_rows_are_purged_a_week_after_they_expire_and_no_balance_moves() {
             program: "main".into(),
             sale_id: sale.into(),
             points,
+            basket: String::new(),
         };
         assert!(matches!(
             s.place_hold(&request, at).unwrap(),
@@ -480,6 +483,7 @@ fn holds_for_blocked_members_and_unknown_programs_are_refused() {
         program: "main".into(),
         sale_id: "S-1".into(),
         points: 100,
+        basket: String::new(),
     };
     assert_eq!(s.place_hold(&request, now()).unwrap(), HoldAnswer::Blocked);
     request.program = "ghost".into();

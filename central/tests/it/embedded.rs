@@ -37,7 +37,7 @@ async fn an_embedded_central_serves_registers_over_tls() {
     let client = SyncClient::new(&config).unwrap();
 
     let key = parse_public_key(&central.public_key_base64()).unwrap();
-    let signed = client.newest_rules(None).await.unwrap().unwrap();
+    let signed = client.newest_rules(None).await.unwrap().bundle.unwrap();
     assert_eq!(open_bundle(&signed, &key, None).unwrap().version, 4);
 
     let mut entry = LedgerEntry {
@@ -62,6 +62,7 @@ async fn an_embedded_central_serves_registers_over_tls() {
             terminal_id: "reg-1".into(),
             first_seq: 1,
             entries: vec![entry],
+            documents: vec![],
         })
         .await
         .unwrap();

@@ -83,6 +83,7 @@ fn run(
         terminal_id: TERMINAL.into(),
         first_seq: first,
         entries: entries[(first - 1) as usize..last as usize].to_vec(),
+        documents: vec![],
     };
     let received = wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap();
     let answer = s.apply_batch(&received, jiff::Timestamp::now()).unwrap();

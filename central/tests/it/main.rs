@@ -2,6 +2,7 @@
 //! one per file, which keeps a test build small on disk and quick to link.
 //! Run one group with `cargo test -p pos-central --test it <module>::`.
 
+mod admin;
 mod api;
 mod apply;
 mod embedded;

@@ -52,6 +52,7 @@ fn batch(entries: &[LedgerEntry]) -> UploadBatch {
         terminal_id: TERMINAL.into(),
         first_seq: entries[0].seq,
         entries: entries.to_vec(),
+        documents: vec![],
     }
 }
 
@@ -199,8 +200,8 @@ async fn network_faults_are_retryable_errors() {
     let mut last = None;
     for _ in 0..100 {
         match client.newest_rules(None).await {
-            Ok(bundle) => {
-                last = Some(bundle);
+            Ok(answer) => {
+                last = Some(answer.bundle);
                 break;
             }
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
@@ -214,16 +215,22 @@ async fn rules_download_verifies_with_the_public_key_and_only_newer_ones_come() 
     let (central, token, files) = central();
     let client = client_for(&central, &central.url, &token);
     let key = parse_public_key(&central.public_key().unwrap()).unwrap();
-    let v1 = client.newest_rules(None).await.unwrap().unwrap();
+    let v1 = client.newest_rules(None).await.unwrap().bundle.unwrap();
     assert_eq!(v1.bytes, RULES_V1.as_bytes());
     verify_bundle(&v1, &key, None).unwrap();
-    assert!(client.newest_rules(Some(1)).await.unwrap().is_none());
+    let up_to_date = client.newest_rules(Some(1)).await.unwrap();
+    assert!(up_to_date.bundle.is_none());
+    assert_eq!(
+        up_to_date.newest, 1,
+        "central says its newest even when nothing is newer"
+    );
 
     let v2_text = RULES_V1.replace("\"version\": 1", "\"version\": 2");
     central
         .publish_rules(write(files.path(), "rules2.json", &v2_text))
         .unwrap();
-    let v2 = client.newest_rules(Some(1)).await.unwrap().unwrap();
+    let v2 = client.newest_rules(Some(1)).await.unwrap().bundle.unwrap();
+    assert_eq!(client.newest_rules(Some(9_999)).await.unwrap().newest, 2);
     verify_bundle(&v2, &key, Some(1)).unwrap();
     // Old versions stay available for returns.
     assert_eq!(client.rules_version(1).await.unwrap(), v1);
@@ -284,6 +291,7 @@ async fn members_catalog_and_holds_through_the_client() {
         program: "main".into(),
         sale_id: "S-1".into(),
         points: 1000,
+        basket: String::new(),
     };
     assert_eq!(
         client.place_hold(&hold).await.unwrap(),
@@ -348,7 +356,7 @@ async fn plain_http_on_loopback_works_for_tests_and_the_demo() {
         Token::new(&token).unwrap(),
     ))
     .unwrap();
-    assert!(client.newest_rules(None).await.unwrap().is_none());
+    assert!(client.newest_rules(None).await.unwrap().bundle.is_none());
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! one per file, which keeps a test build small on disk and quick to link.
 //! Run one group with `cargo test -p pos-tests --test it <module>::`.
 
+mod central_admin;
 mod central_sync;
 mod crash;
 mod demo;

@@ -19,11 +19,13 @@
 //! Sync intervals are 1 s (config) and every wait polls with a deadline;
 //! `POST /v1/sync/now` cuts backoff waits short after an outage ends.
 
+mod signed_rules;
 mod support;
 
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, ensure};
+use pos_testkit::agent_proc::AgentDir;
 use pos_testkit::proxy::{Mode, Proxy};
 use serde_json::{Value, json};
 use support::*;
@@ -189,6 +191,10 @@ const MEMBERS_WITH_PROMO: &str = r#"{"members": [{"id": "M-1", "cards": [],
 
 /// 4. A rejected entry becomes a dead letter with its reason, shown by
 /// `pos-agent status`, and the entries after it still sync.
+///
+/// The register sold with a bundle central never published while it ran
+/// standalone (with `[central]` it takes only central's signed bundles,
+/// `docs/signed-rules.md`); once connected, those entries are rejected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_entry_is_a_dead_letter_and_the_queue_goes_on() -> Result<()> {
     let world = World::new()?;
@@ -198,19 +204,22 @@ async fn rejected_entry_is_a_dead_letter_and_the_queue_goes_on() -> Result<()> {
         .central
         .import_members(world.file("members-promo.json", MEMBERS_WITH_PROMO)?)?;
     let token = world.central.add_terminal(REG_1)?;
-    let dir = world.register_with(
-        REG_1,
-        &world.central.url,
-        &token,
-        RULES_WITH_PROMO,
-        MEMBERS_WITH_PROMO,
-    )?;
-    let agent = dir.start().await?;
+    let dir = AgentDir::new()?;
+    assert_eq!(dir.terminal_id, REG_1);
+    let rules = dir.write_file("rules.json", RULES_WITH_PROMO)?;
+    let members = dir.write_file("members.json", MEMBERS_WITH_PROMO)?;
+    dir.import(&rules, Some(&members), None)?;
+    let mut standalone = dir.start().await?;
 
     // Each sale books main (accepted) then promo (rejected: unknown program).
     for i in 0..3 {
-        sell(&agent, &sale(&format!("S-{i}"), 10, None)).await?;
+        sell(&standalone, &sale(&format!("S-{i}"), 10, None)).await?;
     }
+    standalone.terminate()?;
+    let mut config = std::fs::read_to_string(&dir.config)?;
+    config.push_str(&world.central_toml(REG_1, &world.central.url, &token)?);
+    std::fs::write(&dir.config, config)?;
+    let agent = dir.start().await?;
     let h = synced(&agent).await?;
     assert_eq!(h["dead_letters"], 3, "{h}");
     let register = agent_ledger(&agent).await?;

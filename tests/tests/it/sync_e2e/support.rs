@@ -88,7 +88,10 @@ impl World {
     }
 
     /// As [`World::register_with_token`], importing `rules` and `members`
-    /// (JSON texts) into the register instead of the defaults.
+    /// (JSON texts) into the register instead of the defaults. `rules` must
+    /// be a bundle central published: a register with `[central]` imports
+    /// only central's signed bundles, so it is exported from central
+    /// (`pos-central export-rules`) and that file imported.
     pub fn register_with(
         &self,
         terminal_id: &str,
@@ -97,21 +100,7 @@ impl World {
         rules: &str,
         members: &str,
     ) -> Result<AgentDir> {
-        let key = self.central.public_key()?;
-        let token_path = self.file(&format!("token-{terminal_id}"), token)?;
-        let ca = if self.central.tls {
-            format!(
-                "ca_file = {:?}\n",
-                self.central.ca_path().display().to_string()
-            )
-        } else {
-            String::new()
-        };
-        let central = format!(
-            "[central]\nurl = {url:?}\ntoken_file = {:?}\n{ca}rules_public_key = {key:?}\n\
-             sync_interval_secs = 1\nmember_fresh_secs = 300\nrequest_timeout_secs = 5\n",
-            token_path.display().to_string()
-        );
+        let central = self.central_toml(terminal_id, url, token)?;
         let mut dir = AgentDir::with_extra_toml(&central)?;
         // AgentDir names every register store-1-reg-1; give this one its own id.
         let text = std::fs::read_to_string(&dir.config).context("read agent.toml")?;
@@ -122,10 +111,56 @@ impl World {
         );
         std::fs::write(&dir.config, text).context("write agent.toml")?;
         dir.terminal_id = terminal_id.to_string();
-        let rules = dir.write_file("rules.json", rules)?;
+        let rules = self.signed_rules(&dir, rules)?;
         let members = dir.write_file("members.json", members)?;
         dir.import(&rules, Some(&members), None)?;
         Ok(dir)
+    }
+
+    /// The `[central]` table of a register's config: `url`, a token file
+    /// holding `token`, central's CA and public key, 1 s sync interval.
+    pub fn central_toml(&self, terminal_id: &str, url: &str, token: &str) -> Result<String> {
+        let key = self.central.public_key()?;
+        let token_path = self.file(&format!("token-{terminal_id}"), token)?;
+        let ca = if self.central.tls {
+            format!(
+                "ca_file = {:?}\n",
+                self.central.ca_path().display().to_string()
+            )
+        } else {
+            String::new()
+        };
+        Ok(format!(
+            "[central]\nurl = {url:?}\ntoken_file = {:?}\n{ca}rules_public_key = {key:?}\n\
+             sync_interval_secs = 1\nmember_fresh_secs = 300\nrequest_timeout_secs = 5\n",
+            token_path.display().to_string()
+        ))
+    }
+
+    /// Central's signed rules file of the version `rules` names, written in
+    /// `dir`; fails unless central published exactly `rules` as that version.
+    pub fn signed_rules(&self, dir: &AgentDir, rules: &str) -> Result<PathBuf> {
+        let bundle: Value = serde_json::from_str(rules).context("rules are not JSON")?;
+        let version = bundle["version"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("no version in {rules}"))?
+            .to_string();
+        let path = dir.path().join(format!("rules-v{version}.signed.json"));
+        let path_text = path.to_str().context("path is not UTF-8")?;
+        let out = self
+            .central
+            .cli(&["export-rules", &version, "--out", path_text])?;
+        if !out.status.success() {
+            bail!(
+                "export-rules {version}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let file: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        if file["bundle"] != rules {
+            bail!("central published another bundle as version {version} than {rules}");
+        }
+        Ok(path)
     }
 
     /// GET an admin path as JSON.
