@@ -21,13 +21,7 @@ pub(super) fn adjust(
     at: jiff::Timestamp,
 ) -> Result<StoredEntry, CentralError> {
     let member = members::resolve_member(tx, &adjustment.member)?;
-    let known: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM members WHERE id = ?1)
-             OR EXISTS (SELECT 1 FROM balances WHERE member = ?1)",
-        [&member],
-        |r| r.get(0),
-    )?;
-    if !known {
+    if !members::is_known(tx, &member)? {
         return Err(CentralError::NotFound(format!(
             "member: no member or card {:?}",
             adjustment.member

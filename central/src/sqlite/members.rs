@@ -69,19 +69,23 @@ pub(super) fn held(
     Ok(held)
 }
 
+/// Whether central knows `member`: imported, or holding points.
+pub(super) fn is_known(tx: &Transaction<'_>, member: &str) -> Result<bool, CentralError> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM members WHERE id = ?1)
+             OR EXISTS (SELECT 1 FROM balances WHERE member = ?1)",
+        [member],
+        |r| r.get(0),
+    )?)
+}
+
 pub(super) fn member_balances(
     tx: &Transaction<'_>,
     member_or_card: &str,
     now: jiff::Timestamp,
 ) -> Result<Option<(String, Vec<ProgramBalance>)>, CentralError> {
     let member = resolve_member(tx, member_or_card)?;
-    let known: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM members WHERE id = ?1)
-             OR EXISTS (SELECT 1 FROM balances WHERE member = ?1)",
-        [&member],
-        |r| r.get(0),
-    )?;
-    if !known {
+    if !is_known(tx, &member)? {
         return Ok(None);
     }
     let programs = member_programs(tx, &member, now.as_second())?;
