@@ -67,6 +67,10 @@ pub struct StoredEntry {
     pub status: String,
     pub reason: Option<String>,
     pub received_at: String,
+    /// The points central counted when they differ from the entry's own
+    /// (a `corrected` answer, `docs/sync-v2.md` §3); null when it counted
+    /// `points` as written.
+    pub credited: Option<i64>,
 }
 
 /// A recorded conflict (sync spec §5).

@@ -143,7 +143,7 @@ fn stored(tx: &Transaction<'_>, seq: u64) -> Result<StoredEntry, CentralError> {
     let mut stmt = tx.prepare_cached(
         "SELECT terminal_id, seq, entry_id, hash, prev_hash, kind, program, member,
                 credited_member, points, sale_id, return_id, rules_version, occurred_at,
-                detail, status, reason, received_at
+                detail, status, reason, received_at, credited
          FROM entries WHERE terminal_id = ?1 AND seq = ?2",
     )?;
     let mut rows = stmt.query(params![CENTRAL_TERMINAL, i64_of(seq, "seq")?])?;

@@ -163,7 +163,7 @@ pub(super) fn ledger(
     let mut stmt = conn.prepare_cached(
         "SELECT terminal_id, seq, entry_id, hash, prev_hash, kind, program, member,
                 credited_member, points, sale_id, return_id, rules_version, occurred_at,
-                detail, status, reason, received_at
+                detail, status, reason, received_at, credited
          FROM entries
          WHERE (?1 IS NULL OR terminal_id = ?1)
            AND (?2 IS NULL OR credited_member = ?2 OR member = ?2)
@@ -177,7 +177,8 @@ pub(super) fn ledger(
     Ok(out)
 }
 
-/// One `entries` row in the column order of [`ledger`]'s query.
+/// One `entries` row in the column order of [`ledger`]'s query (shared
+/// with the adjustments' read-back: keep both queries' columns alike).
 pub(super) fn stored_entry(r: &Row<'_>) -> Result<StoredEntry, CentralError> {
     let prev_hash: Option<Vec<u8>> = r.get(4)?;
     let rules_version: Option<i64> = r.get(12)?;
@@ -202,6 +203,7 @@ pub(super) fn stored_entry(r: &Row<'_>) -> Result<StoredEntry, CentralError> {
         status: r.get(15)?,
         reason: r.get(16)?,
         received_at: r.get(17)?,
+        credited: r.get(18)?,
     })
 }
 
