@@ -168,6 +168,20 @@ pub fn sale_document(
     }
 }
 
+/// The basket a hold request carries (`docs/sync-v2.md` §5): sale
+/// `sale_id` for `member`, one line of `units` currency units, so under a
+/// bundle redeeming one point per unit up to the whole basket (as
+/// [`BUNDLE_JSON`]) it justifies holding up to `units` points.
+pub fn hold_basket(sale_id: &str, member: &str, units: i64) -> String {
+    serde_json::json!({
+        "sale_id": sale_id,
+        "time": "2026-11-28T11:05:00+01:00",
+        "member": {"id": member, "programs": {"main": {}}},
+        "lines": [{"line": 1, "sku": "TEST", "qty": "1", "unit_price": format!("{units}.00")}],
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

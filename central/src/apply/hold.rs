@@ -2,6 +2,7 @@
 //! is fresh it asks central to reserve the points of a redemption; the
 //! sale's later redeem entry settles the hold ([`super::decide`]).
 
+use pos_points::{Basket, Bundle, redeem};
 use pos_sync::protocol::{HoldAnswer, HoldRequest};
 
 use super::{Account, SyncTx};
@@ -112,6 +113,8 @@ pub enum HoldDecision {
 /// an upload batch.
 pub trait HoldTx: SyncTx {
     fn program_known(&self, program: &str) -> Result<bool, CentralError>;
+    /// Central's newest published bundle, parsed (None before the first).
+    fn newest_rules(&self) -> Result<Option<Bundle>, CentralError>;
     /// The member's blocked flag (false for a member central does not know).
     fn member_blocked(&self, member: &str) -> Result<bool, CentralError>;
     fn hold_state(&self, key: &HoldKey<'_>) -> Result<Option<StoredHold>, CentralError>;
@@ -137,6 +140,42 @@ pub fn check_points(points: i64) -> Result<(), CentralError> {
         )));
     }
     Ok(())
+}
+
+/// Why the sale's basket does not justify holding `request.points`
+/// (`docs/sync-v2.md` §5): the basket is another sale's, the program is not
+/// in central's newest bundle `rules`, or points spec §6's static checks
+/// (redeemable, minimum, step, share of the basket) refuse the amount on
+/// that basket. A register sends the basket it is about to sell, so an
+/// honest hold always passes; a token holding a member's whole balance on
+/// an empty basket does not. A basket that does not parse is a bad request.
+pub fn unjustified(rules: &Bundle, request: &HoldRequest) -> Result<Option<String>, CentralError> {
+    let basket = Basket::parse_json(&request.basket)
+        .map_err(|e| CentralError::Invalid(format!("hold basket: {e}")))?;
+    if basket.sale_id.as_deref() != Some(request.sale_id.as_str()) {
+        return Ok(Some(format!(
+            "the basket is of sale {:?}, the hold of sale {:?}",
+            basket.sale_id.as_deref().unwrap_or(""),
+            request.sale_id
+        )));
+    }
+    let Some(program) = rules.program(&request.program) else {
+        return Ok(Some(format!(
+            "program {:?} is not in rules version {}, central's newest",
+            request.program, rules.version
+        )));
+    };
+    Ok(redeem::check(program, request.points, basket.amount())
+        .err()
+        .map(|refusal| {
+            format!(
+                "rules version {} refuse {} points on this basket of {}: {}",
+                rules.version,
+                request.points,
+                basket.amount(),
+                refusal.code()
+            )
+        }))
 }
 
 /// Whether `points` can be held from `account`, given the sale's `existing`
@@ -216,6 +255,12 @@ pub fn place_hold(
             request.program
         )));
     }
+    let rules = tx.newest_rules()?.ok_or_else(|| {
+        CentralError::Invalid("no rules published: nothing can be redeemed".into())
+    })?;
+    if let Some(reason) = unjustified(&rules, request)? {
+        return Ok(HoldAnswer::Refused { reason });
+    }
     let member = tx
         .card_owner(&request.member)?
         .unwrap_or_else(|| request.member.clone());
@@ -251,7 +296,66 @@ pub fn place_hold(
 
 #[cfg(test)]
 mod tests {
+    use pos_sync::testing;
+
     use super::*;
+
+    fn rules() -> Bundle {
+        // One point per euro, at most the whole basket, steps of 1.
+        Bundle::parse(&testing::bundle_json(3), pos_points::Format::Json).unwrap()
+    }
+
+    fn request(sale: &str, points: i64, basket: String) -> HoldRequest {
+        HoldRequest {
+            terminal_id: "reg-1".into(),
+            member: "M-1".into(),
+            program: "main".into(),
+            sale_id: sale.into(),
+            points,
+            basket,
+        }
+    }
+
+    #[test]
+    fn a_basket_justifies_a_hold_up_to_what_the_rules_let_it_redeem() {
+        let basket = testing::hold_basket("S-1", "M-1", 40);
+        assert_eq!(
+            unjustified(&rules(), &request("S-1", 40, basket.clone())).unwrap(),
+            None
+        );
+        let reason = unjustified(&rules(), &request("S-1", 41, basket))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            reason,
+            "rules version 3 refuse 41 points on this basket of 40: exceeds_max_share"
+        );
+    }
+
+    #[test]
+    fn another_sales_basket_or_a_program_not_in_the_newest_rules_is_refused() {
+        let other = testing::hold_basket("S-9", "M-1", 1_000);
+        let reason = unjustified(&rules(), &request("S-1", 10, other))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            reason,
+            "the basket is of sale \"S-9\", the hold of sale \"S-1\""
+        );
+        let mut fuel = request("S-1", 10, testing::hold_basket("S-1", "M-1", 1_000));
+        fuel.program = "fuel".into();
+        let reason = unjustified(&rules(), &fuel).unwrap().unwrap();
+        assert_eq!(
+            reason,
+            "program \"fuel\" is not in rules version 3, central's newest"
+        );
+    }
+
+    #[test]
+    fn a_hold_without_a_basket_is_a_bad_request() {
+        let err = unjustified(&rules(), &request("S-1", 10, String::new())).unwrap_err();
+        assert!(err.to_string().contains("hold basket"), "{err}");
+    }
 
     const NOW: i64 = 1_000_000;
 

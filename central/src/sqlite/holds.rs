@@ -4,7 +4,7 @@
 use pos_sync::protocol::HoldRelease;
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{next_rev, u64_of};
+use super::{bundles, next_rev, u64_of};
 use crate::apply::hold::{HoldKey, HoldState, HoldTx, NewHold, OpenHolds, StoredHold};
 use crate::error::CentralError;
 
@@ -15,6 +15,12 @@ impl HoldTx for Transaction<'_> {
             [program],
             |r| r.get(0),
         )?)
+    }
+
+    fn newest_rules(&self) -> Result<Option<pos_points::Bundle>, CentralError> {
+        bundles::newest(self, None)?
+            .map(|signed| crate::rules::parse(&signed.bytes, signed.format))
+            .transpose()
     }
 
     fn member_blocked(&self, member: &str) -> Result<bool, CentralError> {

@@ -380,7 +380,7 @@ fn holds_reduce_available_and_the_redeem_entry_settles_them() {
         program: "main".into(),
         sale_id: sale.into(),
         points,
-        basket: String::new(),
+        basket: testing::hold_basket(sale, "M-1", 10_000),
     };
     assert_eq!(
         s.place_hold(&hold(600, "S-2"), now()).unwrap(),
@@ -436,7 +436,7 @@ fn hold_rows_are_purged_a_week_after_they_expire_and_no_balance_moves() {
             program: "main".into(),
             sale_id: sale.into(),
             points,
-            basket: String::new(),
+            basket: testing::hold_basket(sale, "M-1", 10_000),
         };
         assert!(matches!(
             s.place_hold(&request, at).unwrap(),
@@ -497,7 +497,7 @@ fn holds_for_blocked_members_and_unknown_programs_are_refused() {
         program: "main".into(),
         sale_id: "S-1".into(),
         points: 100,
-        basket: String::new(),
+        basket: testing::hold_basket("S-1", "M-B", 10_000),
     };
     assert_eq!(s.place_hold(&request, now()).unwrap(), HoldAnswer::Blocked);
     request.program = "ghost".into();
@@ -655,7 +655,7 @@ fn hold_request(member: &str, sale: &str, points: i64) -> HoldRequest {
         program: "main".into(),
         sale_id: sale.into(),
         points,
-        basket: String::new(),
+        basket: testing::hold_basket(sale, member, 10_000),
     }
 }
 

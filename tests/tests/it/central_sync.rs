@@ -291,7 +291,8 @@ async fn members_catalog_and_holds_through_the_client() {
         program: "main".into(),
         sale_id: "S-1".into(),
         points: 1000,
-        basket: String::new(),
+        // 20 EUR at most half paid with points at 100 a euro: 1000 points.
+        basket: pos_sync::testing::hold_basket("S-1", "9990000010013", 20),
     };
     assert_eq!(
         client.place_hold(&hold).await.unwrap(),

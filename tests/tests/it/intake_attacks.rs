@@ -202,9 +202,9 @@ async fn a_terminal_with_64_open_holds_is_refused_the_65th() {
         terminal_id: A.into(),
         member: member.into(),
         program: "main".into(),
+        basket: testing::hold_basket(&sale, member, 10),
         sale_id: sale,
         points: 10,
-        basket: String::new(),
     };
     for (i, member) in names[..16].iter().enumerate() {
         for sale in 0..4 {
@@ -222,4 +222,39 @@ async fn a_terminal_with_64_open_holds_is_refused_the_65th() {
     assert!(reason.contains("HOLDS_OPEN_PER_TERMINAL_MAX"), "{reason}");
     let held = s.central.balance(&names[16], "main").unwrap();
     assert_eq!(held["available"], 1_000);
+}
+
+/// "Any terminal token can place a hold on any member's whole balance":
+/// the hold must be for what the sale's basket lets it redeem.
+#[tokio::test]
+async fn a_hold_of_a_whole_balance_on_a_small_basket_is_refused() {
+    let s = setup();
+    let request = HoldRequest {
+        terminal_id: A.into(),
+        member: "M-1".into(),
+        program: "main".into(),
+        sale_id: "S-STEAL".into(),
+        points: 1_500,
+        basket: testing::hold_basket("S-STEAL", "M-1", 10),
+    };
+    let answer = s.a.place_hold(&request).await;
+    let Ok(HoldAnswer::Refused { reason }) = answer else {
+        panic!("expected a refusal, got {answer:?}");
+    };
+    assert_eq!(
+        reason,
+        "rules version 1 refuse 1500 points on this basket of 10: exceeds_max_share"
+    );
+    let balance = s.central.balance("M-1", "main").unwrap();
+    assert_eq!(balance["available"], 1_500, "{balance}");
+    // The basket of another sale justifies nothing either.
+    let borrowed = HoldRequest {
+        basket: testing::hold_basket("S-BIG", "M-1", 10_000),
+        ..request
+    };
+    let answer = s.a.place_hold(&borrowed).await;
+    assert!(
+        matches!(&answer, Ok(HoldAnswer::Refused { reason }) if reason.contains("the basket is of sale")),
+        "{answer:?}"
+    );
 }
