@@ -279,6 +279,22 @@ pub struct LedgerRow {
     #[serde(flatten)]
     pub entry: pos_sync::LedgerEntry,
     pub status: EntryStatus,
+    /// What central credited instead of `points`, when it corrected the
+    /// register's figure (`docs/sync-v2.md` §3, "Whose context"); absent
+    /// when central counted the entry as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credited: Option<Credited>,
+}
+
+/// Central's figure for an entry it corrected, and why.
+///
+/// ```json
+/// {"points": 20, "reason": "earn of 80 for sale S-B in program main credited as 20: ..."}
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credited {
+    pub points: i64,
+    pub reason: String,
 }
 
 /// `GET /v1/members/{id or card}` answer.

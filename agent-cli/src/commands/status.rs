@@ -125,6 +125,13 @@ fn sync_worker_lines(out: &mut String, w: &pos_agent::sync_worker::SyncReport) {
         w.entries_synced,
         w.entries_rejected
     );
+    if w.entries_corrected > 0 {
+        let _ = writeln!(
+            out,
+            "corrected:     {} entries credited by central with another figure since start (GET /v1/ledger shows central's)",
+            w.entries_corrected
+        );
+    }
     if w.auth_failure {
         let _ = writeln!(
             out,

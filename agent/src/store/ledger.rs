@@ -7,7 +7,7 @@ use pos_sync::{ChainVerifier, Digest32, EntryKind, LedgerEntry};
 use rusqlite::{Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use crate::model::{EntryStatus, LedgerRow, VerifyReport};
+use crate::model::{Credited, EntryStatus, LedgerRow, VerifyReport};
 use crate::store::Shared;
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::schema;
@@ -167,16 +167,25 @@ fn status(code: i64) -> StoreResult<EntryStatus> {
 
 /// Rows with `seq >= from_seq`, at most `limit`.
 pub(crate) fn rows(conn: &Connection, from_seq: u64, limit: u32) -> StoreResult<Vec<LedgerRow>> {
+    // Central's correction, if any, after the entry's own columns.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM ledger WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
+        "SELECT {ENTRY_COLUMNS}, \
+           (SELECT c.credited FROM ledger_credited c WHERE c.entry_id = ledger.entry_id), \
+           (SELECT c.reason FROM ledger_credited c WHERE c.entry_id = ledger.entry_id) \
+         FROM ledger WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
     ))?;
     let mut rows = stmt.query(rusqlite::params![to_i64(from_seq)?, limit])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let (entry, code) = from_row(row)?;
+        let credited: Option<i64> = row.get(15)?;
+        let reason: Option<String> = row.get(16)?;
         out.push(LedgerRow {
             entry,
             status: status(code)?,
+            credited: credited
+                .zip(reason)
+                .map(|(points, reason)| Credited { points, reason }),
         });
     }
     Ok(out)

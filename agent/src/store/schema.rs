@@ -34,6 +34,7 @@ const SQLITE_HEADER_BYTES: u64 = 100;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("initial schema", MIGRATION_1),
     ("signed rules bundles", MIGRATION_2),
+    ("central's corrections", MIGRATION_3),
 ];
 
 /// The schema version this build writes.
@@ -61,6 +62,7 @@ const KNOWN_TABLES: &[&str] = &[
     "rebases",
     "dead_letters",
     "sync_state",
+    "ledger_credited",
 ];
 
 const MIGRATION_1: &str = r#"
@@ -247,6 +249,21 @@ ALTER TABLE rules ADD COLUMN signed_format TEXT
     CHECK (signed_format IS NULL OR signed_format IN ('json', 'toml'));
 ALTER TABLE rules ADD COLUMN signature BLOB
     CHECK (signature IS NULL OR length(signature) = 64);
+"#;
+
+/// What central credited for an entry when it corrected the register's
+/// figure (protocol v2's `corrected {credited, reason}`,
+/// `docs/sync-v2.md` §3–§4). Beside the ledger, not in it: the entry and its
+/// hash stay as the register wrote them. Keyed by entry id, which a rebase
+/// never changes (a corrected entry is synced, and only unsynced entries
+/// are renumbered).
+const MIGRATION_3: &str = r#"
+CREATE TABLE ledger_credited (
+    entry_id TEXT PRIMARY KEY REFERENCES ledger(entry_id),
+    credited INTEGER NOT NULL,
+    reason   TEXT NOT NULL,
+    at       TEXT NOT NULL
+) STRICT;
 "#;
 
 /// Applies the connection pragmas. The ONE place they are set; every

@@ -294,6 +294,9 @@ pub const DEAD_LETTERS_LIST_MAX: u32 = 100;
 pub enum Settlement {
     /// `applied`, `duplicate` or `overdraft`: the entry is synced.
     Synced,
+    /// `corrected {credited, reason}`: synced, central's figure kept
+    /// beside the entry.
+    Corrected { credited: i64, reason: String },
     /// `rejected {reason}`: kept as a dead letter with the reason.
     Dead(String),
 }
@@ -360,7 +363,7 @@ pub(crate) fn settle_upload(
         let seq = to_i64(v.seq)?;
         let id = v.entry_id.to_string();
         match &v.settlement {
-            Settlement::Synced => {
+            Settlement::Synced | Settlement::Corrected { .. } => {
                 let n = tx
                     .prepare_cached(
                         "UPDATE ledger SET status = 1 WHERE seq = ?1 AND entry_id = ?2 AND status = 0",
@@ -370,6 +373,15 @@ pub(crate) fn settle_upload(
                     summary.synced += 1;
                 } else {
                     summary.already_settled += 1;
+                }
+                if let Settlement::Corrected { credited, reason } = &v.settlement {
+                    let reason: String =
+                        reason.chars().take(DEAD_LETTER_REASON_CHARS_MAX).collect();
+                    tx.prepare_cached(
+                        "INSERT INTO ledger_credited (entry_id, credited, reason, at) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (entry_id) DO NOTHING",
+                    )?
+                    .execute(rusqlite::params![id, credited, reason, now])?;
                 }
             }
             Settlement::Dead(reason) => {

@@ -321,6 +321,7 @@ impl Worker {
         self.monitor.update(|r| {
             r.entries_synced += drained.synced;
             r.entries_rejected += drained.rejected;
+            r.entries_corrected += drained.corrected;
             r.rebases += u64::from(drained.rebases);
             for note in drained.overdrafts.iter().cloned() {
                 r.note_overdraft(note);
@@ -332,6 +333,7 @@ impl Worker {
                 batches = drained.batches,
                 synced = drained.synced,
                 rejected = drained.rejected,
+                corrected = drained.corrected,
                 rebases = drained.rebases,
                 more = drained.more
             );

@@ -83,6 +83,10 @@ pub struct SyncReport {
     pub entries_synced: u64,
     /// Entries central rejected since start (now dead letters).
     pub entries_rejected: u64,
+    /// Entries central credited with another figure than this register's
+    /// (`corrected`, `docs/sync-v2.md` §3) since start: synced, central's
+    /// figure beside each in `GET /v1/ledger`.
+    pub entries_corrected: u64,
     /// `seq_reused` rebases done since start.
     pub rebases: u64,
     /// Overdrafts answered since start; the newest few in `overdrafts`.

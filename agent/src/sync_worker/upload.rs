@@ -39,6 +39,8 @@ pub struct DrainSummary {
     pub batches: u32,
     pub synced: u64,
     pub rejected: u64,
+    /// Entries central credited with another figure (`corrected`).
+    pub corrected: u64,
     pub rebases: u32,
     pub gaps: u32,
     pub overdrafts: Vec<OverdraftNote>,
@@ -250,7 +252,11 @@ fn settlement(entry: &LedgerEntry, result: &EntryResult, summary: &mut DrainSumm
                 credited,
                 %reason
             );
-            Settlement::Synced
+            summary.corrected += 1;
+            Settlement::Corrected {
+                credited: *credited,
+                reason: reason.clone(),
+            }
         }
         EntryResult::Overdraft { shortfall } => {
             tracing::warn!(

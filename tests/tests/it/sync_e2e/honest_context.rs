@@ -131,6 +131,26 @@ async fn a_daily_cap_filled_at_another_register_is_corrected_and_the_register_sh
         "{detail}"
     );
 
+    // The register keeps its receipt's 80 and shows central's 20 beside it.
+    let ledger = agent_ledger(&agent_2).await?;
+    assert_eq!(ledger[0]["points"], 80, "{ledger:?}");
+    assert_eq!(ledger[0]["credited"]["points"], 20, "{ledger:?}");
+    let reason = ledger[0]["credited"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("earned_today"), "{reason}");
+    assert!(agent_ledger(&agent_1).await?[0].get("credited").is_none());
+    let h = health(&agent_2).await?;
+    assert_eq!(h["sync"]["worker"]["entries_corrected"], 1, "{h}");
+    let out = dir_2.run_cli(&[
+        "status".into(),
+        "--config".into(),
+        dir_2.config.clone().into(),
+    ])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("corrected:     1 entries credited by central"),
+        "{text}"
+    );
+
     let available = world.central.balance("M-1", "main")?["available"].clone();
     assert_eq!(available, 1_100);
     for agent in [&agent_1, &agent_2] {
