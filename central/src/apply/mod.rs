@@ -376,13 +376,22 @@ fn load_facts(
     {
         slot.insert(Arc::new(bundle));
     }
-    if let Entry::Vacant(slot) = facts.members.entry(member.to_string())
-        && let Some(known) = tx.member_facts(member)?
-    {
-        slot.insert(known);
+    // Only what can change this program's quote is loaded: the member's
+    // tiers and birthday where the program has tiers or birthday rules, the
+    // day's earnings where it has a daily cap (two queries per entry saved
+    // on the hot path of a catch-up).
+    let program = facts
+        .bundles
+        .get(&version)
+        .and_then(|b| b.program(&entry.program));
+    let needs_member =
+        program.is_some_and(|p| !p.tiers.is_empty() || p.rules.iter().any(|r| r.birthday));
+    let needs_day = program.is_some_and(|p| p.limits.member_daily_cap.is_some());
+    if needs_member && let Entry::Vacant(slot) = facts.members.entry(member.to_string()) {
+        slot.insert(tx.member_facts(member)?);
     }
     let day = verify::day_key(member, &entry.program, &entry.occurred_at);
-    if let Entry::Vacant(slot) = facts.earned_on.entry(day) {
+    if needs_day && let Entry::Vacant(slot) = facts.earned_on.entry(day) {
         let (member, program, date) = slot.key();
         let sum = tx.earned_on(member, program, date)?;
         slot.insert(sum);

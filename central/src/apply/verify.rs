@@ -25,10 +25,14 @@ pub const TIER_GRACE_DAYS: i64 = 31;
 pub struct Facts {
     /// Published bundles by version (the versions the batch names).
     pub bundles: HashMap<u64, Arc<Bundle>>,
-    /// Credited member → what central knows of them.
-    pub members: HashMap<String, MemberFacts>,
+    /// Credited member → what central knows of them (None: a member
+    /// central has no record of). Loaded only for programs whose quote a
+    /// tier or a birthday can change.
+    pub members: HashMap<String, Option<MemberFacts>>,
     /// (credited member, program, local date `YYYY-MM-DD`) → points central
     /// credited for earns and return_earns of that day, every terminal.
+    /// Loaded only for programs with a `member_daily_cap`, the one limit
+    /// `earned_today` feeds.
     pub earned_on: HashMap<DayKey, i64>,
     /// (sale, program) of this terminal → what central counted for it.
     pub sales: HashMap<SaleKey, SaleRecord>,
@@ -416,7 +420,7 @@ impl<'f> Verifier<'f> {
         let mut corrected = basket.clone();
         let mut differences = Vec::new();
         let entry = who.entry;
-        let facts = self.facts.members.get(who.member);
+        let facts = self.facts.members.get(who.member).and_then(Option::as_ref);
         if let Some(member) = corrected.member.as_mut() {
             for (program, standing) in &mut member.programs {
                 let Some(tier) = standing.tier.clone() else {
@@ -703,7 +707,7 @@ mod tests {
             birthday: None,
             tiers: spells,
         };
-        f.members.insert("M-1".into(), member);
+        f.members.insert("M-1".into(), Some(member));
         f
     }
 
