@@ -41,12 +41,10 @@ pub(crate) fn for_entries(
 }
 
 fn sale_document(conn: &Connection, sale_id: &str) -> StoreResult<SaleDocument> {
+    // Cached statements throughout: a catch-up reads a document per sale.
     let (basket, rules_version): (String, i64) = conn
-        .query_row(
-            "SELECT basket, rules_version FROM sales WHERE sale_id = ?1",
-            [sale_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT basket, rules_version FROM sales WHERE sale_id = ?1")?
+        .query_row([sale_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| missing(format!("sale {sale_id} named by a ledger entry")))?;
     let mut redeemed = conn.prepare_cached(
@@ -71,11 +69,8 @@ fn sale_document(conn: &Connection, sale_id: &str) -> StoreResult<SaleDocument> 
 
 fn return_document(conn: &Connection, return_id: &str) -> StoreResult<ReturnDocument> {
     let (sale_id, order): (String, i64) = conn
-        .query_row(
-            "SELECT sale_id, rowid FROM returns WHERE return_id = ?1",
-            [return_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT sale_id, rowid FROM returns WHERE return_id = ?1")?
+        .query_row([return_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| missing(format!("return {return_id} named by a ledger entry")))?;
     Ok(ReturnDocument {

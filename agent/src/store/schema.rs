@@ -266,12 +266,19 @@ CREATE TABLE ledger_credited (
 ) STRICT;
 "#;
 
+/// Prepared statements kept per connection (see [`apply_pragmas`]).
+const STATEMENT_CACHE_CAPACITY: usize = 64;
+
 /// Applies the connection pragmas. The ONE place they are set; every
 /// connection (writer and readers) goes through here.
 pub fn apply_pragmas(conn: &Connection, max_page_count: Option<u64>) -> StoreResult<()> {
     // Wait instead of failing at once when another connection holds a lock
     // (a checkpoint, an operator's sqlite3 shell).
     conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    // A sale commit and an upload batch each run more distinct cached
+    // statements than rusqlite's default cache of 16 holds; evicted ones
+    // would be parsed again on every sale and every document.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     // WAL: readers never block the writer nor the writer readers, and a
     // commit is one append + fsync of the WAL instead of two files.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
