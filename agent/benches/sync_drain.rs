@@ -57,8 +57,17 @@ fn members_json() -> serde_json::Value {
     serde_json::json!({ "members": members })
 }
 
+/// How long ago the queued sales were made: a morning's outage. Stamped
+/// relative to now (not a fixed date), so central sees what it would after
+/// such an outage, whatever day the bench runs: no clock-skew conflicts,
+/// which a fixed date would add to every entry once it is a day old.
+const OUTAGE_HOURS: i64 = 3;
+
 /// The queued entries: a valid chain, as the register would have written.
 fn entries(count: u64) -> Vec<(LedgerEntry, String)> {
+    let sold_at = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(OUTAGE_HOURS);
+    let occurred_at = sold_at.to_string();
+    let local_date = occurred_at[..10].to_string();
     let mut prev = Digest32::ZERO;
     let mut out = Vec::with_capacity(count as usize);
     for seq in 1..=count {
@@ -75,12 +84,12 @@ fn entries(count: u64) -> Vec<(LedgerEntry, String)> {
             sale_id: Some(format!("S-{seq}")),
             return_id: None,
             rules_version: 1,
-            occurred_at: "2026-11-28T11:05:00+01:00".into(),
+            occurred_at: occurred_at.clone(),
             detail: DETAIL.into(),
         };
         e.chain_after(prev);
         prev = e.hash;
-        out.push((e, "2026-11-28".to_string()));
+        out.push((e, local_date.clone()));
     }
     out
 }

@@ -26,6 +26,10 @@ pub(crate) fn for_entries(
     conn: &Connection,
     entries: &[LedgerEntry],
 ) -> StoreResult<BTreeMap<DocumentKey, Document>> {
+    // One read transaction for the whole batch: one snapshot (every
+    // document as of the same moment) and one lock instead of one per query.
+    let tx = conn.unchecked_transaction()?;
+    let conn: &Connection = &tx;
     let mut documents = BTreeMap::new();
     for key in entries.iter().filter_map(DocumentKey::of) {
         if documents.contains_key(&key) {

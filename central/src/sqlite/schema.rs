@@ -214,6 +214,15 @@ CREATE TABLE bundle_programs (
 INSERT INTO bundle_programs (version, program)
 SELECT b.version, p.id FROM bundles b JOIN programs p ON p.first_version <= b.version;
 "#,
+    // 6: the collapse trigger of migration 3 looks a repeat up by its whole
+    // key, detail included, so the lookup is one index probe however many
+    // conflicts a member has (a register back after days offline records a
+    // clock-skew conflict per entry, each with its own detail: without
+    // `detail` in the index every insert scanned all of the member's).
+    r#"
+DROP INDEX conflicts_repeat;
+CREATE INDEX conflicts_repeat ON conflicts (terminal_id, kind, member, program, detail);
+"#,
 ];
 
 /// Sets the pragmas central relies on and migrates the schema.
