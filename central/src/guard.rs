@@ -1,33 +1,20 @@
 //! Defence in depth for "payment card numbers never reach disk": the
-//! register's drivers drop payment cards at the scanner, but a member can
-//! also be named through the POS API. Central screens every member field it
-//! receives with the same guard (`pos-codes`' payment-card rules) before
-//! anything is stored; a hit is refused without echoing the number.
-
-use pos_codes::payment_card::{contains_pan, has_track1_format_b};
-use pos_sync::protocol::ReceivedBatch;
+//! register's drivers drop payment cards at the scanner, and its API
+//! refuses them, but central screens what it receives all the same, with
+//! the one guard of `pos-codes` ([`pos_codes::payment_card::screen_field`]):
+//! uploads as they are decoded (`pos_sync::wire::decode_upload` turns an
+//! entry naming a card number into a malformed one), member snapshots as
+//! they are parsed ([`crate::snapshot`]), holds and adjustments here. A hit
+//! is refused without echoing the number.
 
 /// The reason given (and stored) for a screened entry: never the number.
 pub const PAYMENT_CARD_REASON: &str =
     "payment card number in the member field: refused and not stored";
 
-/// Whether `text` holds payment-card data.
+/// Whether `text` holds payment-card data (the register's definition:
+/// separators, leading zeros and digits around the number included).
 pub fn is_payment_card(text: &str) -> bool {
-    has_track1_format_b(text) || contains_pan(text)
-}
-
-/// Turns every entry whose member is payment-card data into a malformed one,
-/// so only its seq, entry id and hash are kept (it is `rejected`).
-pub fn screen_batch(batch: &mut ReceivedBatch) {
-    for received in &mut batch.entries {
-        let hit = matches!(&received.entry, Ok(e) if is_payment_card(&e.member));
-        if hit {
-            received.entry = Err(format!(
-                "malformed entry seq {}: {PAYMENT_CARD_REASON}",
-                received.seq
-            ));
-        }
-    }
+    pos_codes::payment_card::holds_payment_card(text)
 }
 
 #[cfg(test)]
@@ -41,5 +28,12 @@ mod tests {
         assert!(is_payment_card("%B4111111111111111^DOE/J^2512"));
         assert!(!is_payment_card("9990000010013"));
         assert!(!is_payment_card("M-1001"));
+        assert!(is_payment_card("4111.1111.1111.1111"));
+        assert!(is_payment_card("4111_1111_1111_1111"));
+        assert!(is_payment_card("04111111111111111"));
+        assert!(
+            !is_payment_card("4006381333931"),
+            "a GTIN-13, as at the register"
+        );
     }
 }

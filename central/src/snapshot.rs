@@ -79,6 +79,14 @@ impl<'a> Locate<'a> {
     }
 }
 
+/// A member's stored text (id, card, program, tier): first the payment-card
+/// guard of `pos-codes` (the register's own, so both sides agree; the
+/// message names `path`, never the digits), then [`check_text`].
+pub(crate) fn check_member_text(path: &str, text: &str) -> Result<(), String> {
+    pos_codes::payment_card::screen_field(path, text).map_err(|e| e.to_string())?;
+    check_text(path, text)
+}
+
 fn check_text(path: &str, text: &str) -> Result<(), String> {
     if text.is_empty() || text.len() > TEXT_BYTES_MAX || text.chars().any(char::is_control) {
         return Err(format!(
@@ -130,12 +138,9 @@ impl CheckedSnapshot for MembersSnapshot {
         let mut cards: HashMap<&str, usize> = HashMap::new();
         for (i, m) in self.members.iter().enumerate() {
             let id_at = locate.field(i, "id");
-            if crate::guard::is_payment_card(&m.id) {
-                errors.push(format!("{id_at}: {}", crate::guard::PAYMENT_CARD_REASON));
-            } else if let Err(e) = check_text(&id_at, &m.id) {
+            if let Err(e) = check_member_text(&id_at, &m.id) {
                 errors.push(e);
-            }
-            if let Some(first) = ids.insert(&m.id, i) {
+            } else if let Some(first) = ids.insert(&m.id, i) {
                 errors.push(format!(
                     "{id_at}: {:?} repeats {}",
                     m.id,
@@ -175,14 +180,10 @@ fn check_cards<'a>(
 ) {
     for (c, card) in m.cards.iter().enumerate() {
         let card_at = locate.field(i, &format!("cards[{c}]"));
-        if crate::guard::is_payment_card(card) {
-            // Checked first, and never echoed: the number must not
-            // reach a log or an answer either.
-            errors.push(format!("{card_at}: {}", crate::guard::PAYMENT_CARD_REASON));
-            continue;
-        }
-        if let Err(e) = check_text(&card_at, card) {
+        if let Err(e) = check_member_text(&card_at, card) {
+            // A card number is never echoed, by this or a later message.
             errors.push(e);
+            continue;
         }
         if let Some(first) = cards.insert(card, i) {
             errors.push(format!(
@@ -196,12 +197,14 @@ fn check_cards<'a>(
 /// A member's programs: well-formed ids and tiers, nothing pending.
 fn check_programs(m: &MemberData, i: usize, locate: &Locate<'_>, errors: &mut Vec<String>) {
     for (program, p) in &m.programs {
-        let at = locate.field(i, &format!("programs.{program}"));
-        if let Err(e) = check_text(&at, program) {
+        // The program id is part of the path of every message about it.
+        if let Err(e) = check_member_text(&locate.field(i, "programs"), program) {
             errors.push(e);
+            continue;
         }
+        let at = locate.field(i, &format!("programs.{program}"));
         if let Some(t) = &p.tier
-            && let Err(e) = check_text(&format!("{at}.tier"), t)
+            && let Err(e) = check_member_text(&format!("{at}.tier"), t)
         {
             errors.push(e);
         }
@@ -281,6 +284,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.products[0].price.to_string(), "59.99");
+    }
+
+    /// Issue 10: a card number as id, card or tier, grouped any way, is
+    /// refused by field and never echoed; honest cards and tiers pass.
+    #[test]
+    fn payment_card_numbers_are_refused_in_every_member_field() {
+        for (member, field) in [
+            (r#"{"id": "4111.1111.1111.1111"}"#, "members[0].id"),
+            (
+                r#"{"id": "M-1", "cards": ["04111111111111111"]}"#,
+                "members[0].cards[0]",
+            ),
+            (
+                r#"{"id": "M-1", "programs": {"main": {"tier": "4111_1111_1111_1111", "available": 0, "pending": 0}}}"#,
+                "members[0].programs.main.tier",
+            ),
+            (
+                r#"{"id": "M-1", "programs": {"4111-1111-1111-1111": {"available": 0, "pending": 0}}}"#,
+                "members[0].programs",
+            ),
+        ] {
+            let err = MembersSnapshot::parse(&format!(r#"{{"members": [{member}]}}"#))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("{field}: holds a payment card")),
+                "{err}"
+            );
+            assert!(!err.contains("1111"), "{err}");
+        }
+        MembersSnapshot::parse(
+            r#"{"members": [{"id": "M-1001", "cards": ["9990000010013", "4006381333931"],
+              "programs": {"main": {"tier": "gold", "available": 1, "pending": 0}}}]}"#,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -86,12 +86,15 @@ fn member_of_row(row: &Row<'_>, errors: &mut Vec<String>) -> Option<MemberData> 
         errors.push(format!("line {line}, id: empty"));
         return None;
     }
-    // Checked before any message can quote the id, and never echoed.
-    if crate::guard::is_payment_card(&id) {
-        errors.push(format!(
-            "line {line}, id: {}",
-            crate::guard::PAYMENT_CARD_REASON
-        ));
+    // Checked before any message can quote them, and never echoed.
+    let cards = row.get("cards");
+    let clean = [
+        screened(line, "id", &id, errors),
+        screened(line, "cards", cards_as_screened(cards), errors),
+        screened(line, "tier", row.get("tier"), errors),
+        screened(line, "program", row.get("program"), errors),
+    ];
+    if clean.contains(&false) {
         return None;
     }
     Some(MemberData {
@@ -116,6 +119,30 @@ fn member_of_row(row: &Row<'_>, errors: &mut Vec<String>) -> Option<MemberData> 
         },
         programs: Default::default(),
     })
+}
+
+/// Screens `value` of `column` on `line` with the payment-card guard; false
+/// (with the error noted, naming the place but not the digits) on a hit.
+fn screened(line: u64, column: &str, value: &str, errors: &mut Vec<String>) -> bool {
+    match pos_codes::payment_card::screen_field(&format!("line {line}, {column}"), value) {
+        Ok(()) => true,
+        Err(e) => {
+            errors.push(e.to_string());
+            false
+        }
+    }
+}
+
+/// What of a `cards` cell the guard reads: the whole cell when any token is
+/// shorter than a card number, so that `4111 1111 1111 1111` (a number the
+/// space-separated list would cut into four "cards") is seen whole; else
+/// nothing more than each card, which [`crate::snapshot`] screens one by
+/// one (two honest 13-digit cards side by side are not one number).
+fn cards_as_screened(cards: &str) -> &str {
+    let short = cards
+        .split_whitespace()
+        .any(|card| card.len() < pos_codes::payment_card::PAN_DIGITS_MIN);
+    if short { cards } else { "" }
 }
 
 /// Members read so far: one per id, whatever number of rows (one per
@@ -492,6 +519,27 @@ M-1002, 9990000010020 9990000010037 ,,true,,,,
         assert!(message.contains("line 2, id: "), "{message}");
         assert!(message.contains("line 3, id: "), "{message}");
         assert!(!message.contains(PAN), "{message}");
+    }
+
+    /// Issue 10: grouped with spaces (which the cards column splits on), as
+    /// a tier or as a program, a card number is still refused and not echoed.
+    #[test]
+    fn grouped_card_numbers_are_refused_in_every_column() {
+        for (csv, place) in [
+            ("id,cards\nM-1,4111 1111 1111 1111\n", "line 2, cards: "),
+            ("id,cards\nM-1,4111.1111.1111.1111\n", "line 2, cards[0]: "),
+            (
+                "id,program,tier\nM-1,main,04111111111111111\n",
+                "line 2, tier: ",
+            ),
+            ("id,program\nM-1,4111_1111_1111_1111\n", "line 2, program: "),
+        ] {
+            let message = refusal(members(csv));
+            assert!(message.contains(place), "{message}");
+            assert!(!message.contains("1111"), "{message}");
+        }
+        let ok = members("id,cards,program,tier\nM-1,9990000010013 9990000010020,main,gold\n");
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::check_digit::verify_gs1;
 use crate::error::{Error, Result};
 use crate::gs1::{self, ElementStrings, GS};
 use crate::gtin::{expand_upce, normalise_gtin14};
-use crate::payment_card::{contains_pan, has_track1_format_b, is_payment_card};
+use crate::payment_card::{
+    contains_pan_run, has_track1_format_b, holds_payment_card, is_payment_card,
+};
 use crate::track::parse_tracks;
 use crate::variable_measure::{
     IN_STORE_PREFIX_RULE, VariableMeasure, VariableMeasureLayout, is_in_store_prefix,
@@ -327,8 +329,8 @@ fn is_payment_scan(
             has_track1_format_b(body)
                 || parsed.ais.iter().any(|(ai, value)| {
                     !gs1::is_numeric_ai(ai)
-                        && (contains_pan(value)
-                            || contains_pan(&Zeroizing::new(format!("{ai}{value}"))))
+                        && (contains_pan_run(value)
+                            || contains_pan_run(&Zeroizing::new(format!("{ai}{value}"))))
                 })
         }
         _ => is_payment_card(body, is_gtin_scan(carrier, body)),
@@ -351,7 +353,11 @@ fn not_element_strings(
         let symbology = symbology_for(carrier, body);
         return Reading::new(symbology, aim_text).invalid(&error, body);
     }
-    if member_prefix_match(&settings.loyalty_prefixes, body) {
+    // A member card is stored (the ledger, central): it must pass the guard of
+    // stored fields too. A whole-scan GTIN is exempt from the scan's PAN search,
+    // but an EAN-13 with its add-on under a loyalty prefix of a brand range can
+    // hold a Luhn-valid run; it is then read as the product it is.
+    if member_prefix_match(&settings.loyalty_prefixes, body) && !holds_payment_card(body) {
         let mut reading = Reading::new(symbology_for(carrier, body), aim_text);
         reading.member_card = Some(body.to_string());
         return reading;
@@ -809,5 +815,26 @@ mod tests {
             let err = outside.validate().unwrap_err().to_string();
             assert!(err.contains("in-store"), "{prefix}: {err}");
         }
+    }
+
+    /// Found by the `barcode` fuzz target: an EAN-13 with a 2-digit add-on,
+    /// exempt from the scan's PAN search as a whole-scan GTIN, became a 15-digit
+    /// member card holding a Luhn-valid Visa-range run under a loyalty prefix
+    /// "4". A member card is stored, so it passes the stored-field guard too;
+    /// this scan is read as the product it is.
+    #[test]
+    fn regression_an_ean_with_add_on_is_no_member_card_holding_a_pan() {
+        let settings = DecodeSettings {
+            loyalty_prefixes: vec!["4".into()],
+            ..settings()
+        };
+        let decoded = decode_barcode("]E0400620116696569", &settings);
+        let reading = decoded
+            .reading()
+            .expect("not a payment card: an EAN symbol");
+        assert_eq!(reading.member_card, None);
+        // The same loyalty prefix still reads an honest card.
+        let decoded = decode_barcode("4006381333931", &settings);
+        assert!(decoded.is_member_card(), "{decoded:?}");
     }
 }

@@ -44,6 +44,10 @@ pub enum Error {
     /// The scan is longer than any barcode the decoder accepts.
     #[error("scan is {found} bytes long, the limit is {limit} bytes")]
     TooLong { found: usize, limit: usize },
+    /// A stored free-text field holds a payment card number
+    /// ([`crate::payment_card::screen_field`]): named, never echoed.
+    #[error("{field}: holds a payment card number; refused and not stored")]
+    PaymentCard { field: String },
     /// A setting that cannot work (checked before any device starts).
     #[error("setting `{setting}`: {message}")]
     Settings { setting: String, message: String },

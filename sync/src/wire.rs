@@ -339,6 +339,11 @@ fn received_documents(
     }
     let mut by_key = BTreeMap::new();
     for (i, document) in documents.into_iter().enumerate() {
+        if document_holds_card(&document) {
+            // Every entry naming it carries the same id and is malformed
+            // (rejected); the document is dropped, never stored nor quoted.
+            continue;
+        }
         let key = document.key();
         check_document(&document)
             .map_err(|e| SyncError::Protocol(format!("document {i} ({key}): {e}")))?;
@@ -354,6 +359,17 @@ fn received_documents(
         }
     }
     Ok(by_key)
+}
+
+/// True when a document's ids hold a payment card number.
+fn document_holds_card(document: &Document) -> bool {
+    let holds = pos_codes::payment_card::holds_payment_card;
+    match document {
+        Document::Sale(sale) => holds(&sale.sale_id),
+        Document::Return(ret) => {
+            holds(&ret.return_id) || holds(&ret.sale_id) || holds(&ret.sale.sale_id)
+        }
+    }
 }
 
 fn check_document(document: &Document) -> Result<(), String> {
@@ -397,6 +413,12 @@ fn check_lines(what: &str, lines: &[LineQty]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The payment-card guard of `pos-codes`, the same as the register's API:
+/// an entry naming a card number is malformed (and so `rejected`, never stored).
+fn screen(what: &str, text: &str) -> Result<(), String> {
+    pos_codes::payment_card::screen_field(what, text).map_err(|e| e.to_string())
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), String> {
@@ -449,9 +471,12 @@ fn entry_from_wire(w: WireEntry, batch_terminal: &str) -> Result<LedgerEntry, St
         return Err(fail("seq starts at 1".into()));
     }
     check_program(&w.program).map_err(fail)?;
+    // Screened before anything can quote them; the reason names the field only.
+    screen("member", &w.member).map_err(fail)?;
     check_id("member", &w.member).map_err(fail)?;
     for (what, id) in [("sale_id", &w.sale_id), ("return_id", &w.return_id)] {
         if let Some(id) = id {
+            screen(what, id).map_err(fail)?;
             check_len(what, id, DOCUMENT_ID_BYTES_MAX).map_err(fail)?;
         }
     }
@@ -677,6 +702,35 @@ mod tests {
                 DocumentKey::Return(_) => unreachable!("only sales here"),
             })
             .collect()
+    }
+
+    /// Issue 10: a card number as member or sale id, grouped any way, makes
+    /// its entry malformed (rejected, never stored) and its document is
+    /// dropped; the reason names the field, never the digits.
+    #[test]
+    fn payment_card_numbers_are_screened_at_decode() {
+        let pan = "4111111111111111";
+        let dotted = "4111.1111.1111.1111";
+        let mut entries = sales(4, 1);
+        entries[0].member = dotted.into();
+        entries[1].sale_id = Some("4111_1111_1111_1111".into());
+        entries[2].member = format!("0{pan}");
+        let mut documents = documents_of(&entries, 10);
+        let key = DocumentKey::Sale("4111_1111_1111_1111".into());
+        documents.insert(key.clone(), sale_document("4111_1111_1111_1111", 10));
+        let batch = UploadBatch::assemble("t-1".into(), 1, entries, &documents);
+        let got = decode_upload(&encode_upload(&batch).unwrap()).unwrap();
+        for (i, field) in [(0, "member"), (1, "sale_id"), (2, "member")] {
+            let reason = got.entries[i].entry.as_ref().unwrap_err();
+            assert!(
+                reason.contains(&format!("{field}: holds a payment card")),
+                "{reason}"
+            );
+            assert!(!reason.contains("1111"), "{reason}");
+        }
+        assert!(got.entries[3].entry.is_ok(), "the honest entry stays");
+        assert!(!got.documents.contains_key(&key), "the document is dropped");
+        assert!(got.documents.contains_key(&DocumentKey::Sale("S-3".into())));
     }
 
     #[test]

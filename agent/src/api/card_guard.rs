@@ -5,31 +5,32 @@
 //! store (which would keep it as a card token in the ledger) and without
 //! echoing it in the error.
 //!
-//! The recognition itself is the decoders' guard (`pos_codes::payment_card`),
-//! so scanner and API agree on what a payment card is — including its one
-//! exemption: a 13-digit number with a valid GS1 check digit is a GTIN-like
-//! loyalty card, not a card number (13-digit Visa numbers are no longer issued).
+//! The recognition itself is the decoders' guard
+//! ([`pos_codes::payment_card::screen_field`]), so scanner, API and central
+//! agree on what a payment card is — separators, leading zeros and digits
+//! around the number included — and on its one exemption: a value that is
+//! a GTIN-13 as a whole is a GTIN-like loyalty card, not a card number
+//! (13-digit Visa numbers are no longer issued).
+//!
+//! Every free-text field the register stores from a request goes through
+//! here: member ids and cards, sale ids and return ids.
 
 use axum::http::StatusCode;
-use pos_codes::check_digit::verify_gs1;
-use pos_codes::payment_card::is_payment_card;
+use pos_codes::payment_card::screen_field;
 
 use crate::api::error::ApiError;
-use crate::model::MemberRef;
+use crate::model::{MemberRef, QuoteRequest, ReturnRequest, SaleRequest};
 
 /// Refuses `value` (found at `field`) when it holds a payment card number.
+/// The message names the field, never the digits.
 pub fn refuse_payment_card(field: &str, value: &str) -> Result<(), ApiError> {
-    let gtin_like = value.len() == 13
-        && value.bytes().all(|b| b.is_ascii_digit())
-        && verify_gs1("member card", value).is_ok();
-    if is_payment_card(value, gtin_like) {
-        return Err(ApiError::new(
+    screen_field(field, value).map_err(|error| {
+        ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "payment_card",
-            format!("{field}: this is a payment card number, not a member card; it was not stored"),
-        ));
-    }
-    Ok(())
+            error.to_string(),
+        )
+    })
 }
 
 /// Checks a member reference of a request body.
@@ -39,6 +40,26 @@ pub fn check_member(field: &str, member: Option<&MemberRef>) -> Result<(), ApiEr
         Some(MemberRef::Id(id)) => refuse_payment_card(&format!("{field}.id"), id),
         None => Ok(()),
     }
+}
+
+/// Checks the stored text of a quote: its member and sale id.
+pub fn check_quote(request: &QuoteRequest) -> Result<(), ApiError> {
+    if let Some(sale_id) = &request.sale_id {
+        refuse_payment_card("sale_id", sale_id)?;
+    }
+    check_member("member", request.member.as_ref())
+}
+
+/// Checks the stored text of a sale: its member and sale id.
+pub fn check_sale(request: &SaleRequest) -> Result<(), ApiError> {
+    refuse_payment_card("sale_id", &request.sale_id)?;
+    check_member("member", request.member.as_ref())
+}
+
+/// Checks the stored text of a return: the sale id of its path and its own id.
+pub fn check_return(sale_id: &str, request: &ReturnRequest) -> Result<(), ApiError> {
+    refuse_payment_card("path", sale_id)?;
+    refuse_payment_card("return_id", &request.return_id)
 }
 
 #[cfg(test)]
@@ -65,6 +86,27 @@ mod tests {
             err.message
         );
         assert!(check_member("member", Some(&MemberRef::Id(format!("%B{pan}^DOE/J^")))).is_err());
+    }
+
+    /// Issue 10: grouped any way, with leading zeros or digits around it,
+    /// a card number is still one.
+    #[test]
+    fn separators_and_leading_zeros_do_not_hide_a_number() {
+        let pan = synthetic_pan();
+        let groups = [&pan[..4], &pan[4..8], &pan[8..12], &pan[12..]];
+        for card in [
+            groups.join("."),
+            groups.join("_"),
+            groups.join("/"),
+            format!("0{pan}"),
+            format!("{pan}0"),
+        ] {
+            let err = check_member("member", Some(&MemberRef::Card(card.clone()))).unwrap_err();
+            assert_eq!(err.code, "payment_card", "{card}");
+            assert!(!err.message.contains(&pan[4..8]), "{}", err.message);
+        }
+        let err = refuse_payment_card("sale_id", &groups.join(".")).unwrap_err();
+        assert!(err.message.starts_with("sale_id: "), "{}", err.message);
     }
 
     #[test]

@@ -45,7 +45,7 @@
 //! | 409 | `conflict` (same id, other content), `exceeds_remaining`, the redemption refusals of points spec §6 (`below_minimum`, `not_a_step`, `exceeds_max_share`, `insufficient_points`, `offline_allowance_exceeded`, `member_blocked`, `not_redeemable`), `session_open`, `sync_off` |
 //! | 413 | `body_too_large` (`[api] max_body_bytes`) |
 //! | 415 | `unsupported_media_type` (a body must be `application/json`) |
-//! | 422 | `invalid_request` (wrong type, unknown or missing field, invalid basket; the message names the field path), `payment_card` (a member named by a payment card number: refused, never stored or echoed), `unknown_member` (a sale or session naming an unknown id), `unknown_line` (return), `member_required`, `unknown_program`, `invalid_qty`, `empty_session` |
+//! | 422 | `invalid_request` (wrong type, unknown or missing field, invalid basket; the message names the field path), `payment_card` (a member, sale id or return id holding a payment card number, however grouped: refused, never stored or echoed), `unknown_member` (a sale or session naming an unknown id), `unknown_line` (return), `member_required`, `unknown_program`, `invalid_qty`, `empty_session` |
 //! | 503 | `no_rules` (no bundle cached yet), `unavailable`, `storage_error`, `timeout`, `too_many_event_streams` |
 //! | 507 | `storage_full` |
 //!

@@ -50,7 +50,7 @@ pub async fn quote(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<QuoteRequest>,
 ) -> ApiResult<Response> {
-    card_guard::check_member("member", request.member.as_ref())?;
+    card_guard::check_quote(&request)?;
     let quote = state.store.quote(&request).await?;
     Ok(Json(quote).into_response())
 }
@@ -59,7 +59,7 @@ pub async fn commit_sale(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<SaleRequest>,
 ) -> ApiResult<Response> {
-    card_guard::check_member("member", request.member.as_ref())?;
+    card_guard::check_sale(&request)?;
     // Online redemption holds while member data is fresh (sync spec §4);
     // released again if the store then refuses the sale.
     let holds = match state.health.sync_monitor() {
@@ -80,6 +80,8 @@ pub async fn sale(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
 ) -> ApiResult<Response> {
+    // Not stored, but a "not found" would echo it.
+    card_guard::refuse_payment_card("path", &sale_id)?;
     let record = state.store.sale(&sale_id).await?;
     Ok(Json(record).into_response())
 }
@@ -89,6 +91,7 @@ pub async fn commit_return(
     ApiPath(sale_id): ApiPath<String>,
     ApiJson(request): ApiJson<ReturnRequest>,
 ) -> ApiResult<Response> {
+    card_guard::check_return(&sale_id, &request)?;
     let committed = state.store.commit_return(&sale_id, request).await?;
     Ok(stored_json(committed.json))
 }
@@ -165,6 +168,9 @@ pub async fn session_start(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> ApiResult<Json<SessionView>> {
+    if let Some(sale_id) = &body.sale_id {
+        card_guard::refuse_payment_card("sale_id", sale_id)?;
+    }
     Ok(Json(state.session.start(body.sale_id).await?))
 }
 

@@ -68,6 +68,14 @@ impl ScanTargets {
     }
 
     async fn attach_card(&self, card: &str) -> ScanOutcome {
+        // The decoder has screened the scan already; the member card it found
+        // goes through the same screen as a card named through the API, so
+        // scanner and API can never disagree on what reaches the ledger.
+        if pos_codes::payment_card::screen_field("member_card", card).is_err() {
+            return ScanOutcome::Ignored {
+                reason: "a payment card is never used".to_string(),
+            };
+        }
         let member = match self.store.member(card).await {
             Ok(balances) if balances.known => MemberRef::Id(balances.member),
             // Not in the cache (or only in our own ledger): the card token.

@@ -76,9 +76,9 @@ async fn upload(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let body = body.map_err(body_error)?;
-    let mut batch = wire::decode_upload(&body).map_err(CentralError::from)?;
+    // Decoding screens every entry for payment card numbers (pos-codes' guard).
+    let batch = wire::decode_upload(&body).map_err(CentralError::from)?;
     same_terminal(&terminal, &batch.terminal_id)?;
-    crate::guard::screen_batch(&mut batch);
     let storage = state.storage.clone();
     let answer = blocking(move || storage.apply_batch(&batch, jiff::Timestamp::now())).await?;
     log_outcome(&terminal, &answer);

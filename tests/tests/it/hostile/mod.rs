@@ -1,0 +1,3 @@
+//! Issue 10's attacks on the real binaries, one file per attack family.
+
+mod card_guard;
