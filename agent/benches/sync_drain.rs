@@ -31,7 +31,7 @@ use pos_agent::store::{Store, StoreOptions};
 use pos_agent::sync_worker::holds::OwnHolds;
 use pos_agent::sync_worker::upload;
 use pos_central::Storage;
-use pos_central::server::{AppState, router, serve};
+use pos_central::server::{AppState, SYNC_EDGE, serve, sync_router};
 use pos_central::snapshot::CheckedSnapshot;
 use pos_points::{Bundle, Format};
 use pos_sync::protocol::BundleFormat;
@@ -301,9 +301,15 @@ fn main() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(serve(listener, router(state), None, async {
-        let _ = stop_rx.await;
-    }));
+    let server = runtime.spawn(serve(
+        listener,
+        SYNC_EDGE,
+        sync_router(state),
+        None,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     // The register: rules and members imported, then the queued morning.
     let db = dir.path().join("agent.db");

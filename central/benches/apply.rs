@@ -175,7 +175,8 @@ fn bench_catch_up(c: &mut Criterion) {
                     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                     let serving = tokio::spawn(server::serve(
                         listener,
-                        server::router(state),
+                        server::SYNC_EDGE,
+                        server::sync_router(state),
                         Some(tls),
                         async {
                             let _ = stopped.await;

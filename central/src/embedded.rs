@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use pos_sync::protocol::BundleFormat;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::oneshot;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::CentralError;
@@ -31,28 +32,69 @@ use crate::storage::Storage;
 
 /// A central serving on a local address until [`RunningCentral::stop`].
 pub struct RunningCentral {
-    /// Base URL, `https://ADDR` (or `http://` without TLS).
+    /// Base URL of the sync API, `https://ADDR` (or `http://` without TLS).
     pub url: String,
     pub addr: SocketAddr,
+    /// Base URL of the admin API (its own listener).
+    pub admin_url: String,
+    pub admin_addr: SocketAddr,
     pub dir: CentralDir,
     state: Arc<AppState>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<watch::Sender<bool>>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
+/// Where the admin API listens unless told otherwise: loopback, a free
+/// port (written to `DIR/admin.url`, where the admin commands read it).
+pub const ADMIN_LISTEN_DEFAULT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 /// Serves the central in `dir` (initialised first if it holds no signing
-/// key) on `listen`, with TLS when `tls`. Plain HTTP is refused off loopback.
-/// Must be called inside a tokio runtime.
+/// key): the sync API on `listen`, the admin API on
+/// [`ADMIN_LISTEN_DEFAULT`], with TLS when `tls`. Plain HTTP is refused off
+/// loopback. Must be called inside a tokio runtime.
 pub async fn start(
     dir: &Path,
     listen: SocketAddr,
     tls: bool,
 ) -> Result<RunningCentral, CentralError> {
-    if !tls && !listen.ip().is_loopback() {
+    start_with_admin(dir, listen, ADMIN_LISTEN_DEFAULT, tls).await
+}
+
+/// Binds `addr`; the listener and its base URL.
+async fn bind(
+    addr: SocketAddr,
+    tls: bool,
+) -> Result<(TcpListener, SocketAddr, String), CentralError> {
+    if !tls && !addr.ip().is_loopback() {
         return Err(CentralError::Invalid(format!(
-            "plain HTTP is only allowed on a loopback address, not {listen}"
+            "plain HTTP is only allowed on a loopback address, not {addr}"
         )));
     }
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| CentralError::io(format!("listening on {addr}"), e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| CentralError::io("reading the bound address", e))?;
+    let url = format!("{}://{bound}", if tls { "https" } else { "http" });
+    Ok((listener, bound, url))
+}
+
+fn write_url(path: &Path, url: &str) -> Result<(), CentralError> {
+    std::fs::write(path, format!("{url}\n"))
+        .map_err(|e| CentralError::io(format!("writing {}", path.display()), e))
+}
+
+/// [`start`] with the admin API on `admin_listen`.
+pub async fn start_with_admin(
+    dir: &Path,
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    tls: bool,
+) -> Result<RunningCentral, CentralError> {
+    let (listener, addr, url) = bind(listen, tls).await?;
+    let (admin_listener, admin_addr, admin_url) = bind(admin_listen, tls).await?;
     let dir = CentralDir::new(dir);
     if !dir.signing_key_path().exists() {
         dir.init(&[])?;
@@ -68,32 +110,43 @@ pub async fn start(
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| CentralError::io(format!("listening on {listen}"), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CentralError::io("reading the bound address", e))?;
-    let url = format!("{}://{addr}", if tls { "https" } else { "http" });
-    std::fs::write(dir.serve_url_path(), format!("{url}\n"))
-        .map_err(|e| CentralError::io(format!("writing {}", dir.serve_url_path().display()), e))?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(
+    write_url(&dir.serve_url_path(), &url)?;
+    write_url(&dir.admin_url_path(), &admin_url)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let sync = server::serve(
         listener,
-        server::router(state.clone()),
+        server::SYNC_EDGE,
+        server::sync_router(state.clone()),
+        tls_config.clone(),
+        stopped(stop_rx.clone()),
+    );
+    let admin = server::serve(
+        admin_listener,
+        server::ADMIN_EDGE,
+        server::admin_router(state.clone()),
         tls_config,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+        stopped(stop_rx),
+    );
+    let task = tokio::spawn(async move {
+        let (sync, admin) = tokio::join!(sync, admin);
+        sync.and(admin)
+    });
     Ok(RunningCentral {
         url,
         addr,
+        admin_url,
+        admin_addr,
         dir,
         state,
         stop: Some(stop),
         task,
     })
+}
+
+/// Resolves once `stop` says so or its sender is gone: the shutdown of
+/// one listener (each gets its own receiver).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 impl RunningCentral {
@@ -155,7 +208,7 @@ impl RunningCentral {
     /// Stops accepting connections and waits for the accept loop to end.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         let _ = (&mut self.task).await;
     }

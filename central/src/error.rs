@@ -17,6 +17,9 @@ pub enum CentralError {
     /// A request body over its limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A request body that did not arrive within its time bounds.
+    #[error("{0}")]
+    Timeout(String),
     /// Missing or unknown bearer token.
     #[error("{0}")]
     Unauthorized(String),
@@ -60,6 +63,7 @@ impl CentralError {
             CentralError::Conflict(_) => (409, "conflict"),
             CentralError::NotFound(_) => (404, "not_found"),
             CentralError::TooLarge(_) => (413, "too_large"),
+            CentralError::Timeout(_) => (408, "timeout"),
             CentralError::Unauthorized(_) => (401, "unauthorized"),
             CentralError::Forbidden(_) => (403, "forbidden"),
             CentralError::ProtocolVersion(_) => (426, "protocol_version"),

@@ -9,7 +9,8 @@
 //! DIR/ca.key          its key (0600), to issue more certificates later
 //! DIR/server.pem      TLS certificate for localhost / 127.0.0.1 / ::1, signed by the CA
 //! DIR/server.key      its key (0600)
-//! DIR/serve.url       written by `serve`: the URL it listens on, for admin commands
+//! DIR/serve.url       written by `serve`: the sync API's URL
+//! DIR/admin.url       written by `serve`: the admin API's URL, for admin commands
 //! ```
 
 use std::io::Write;
@@ -144,6 +145,11 @@ impl CentralDir {
     }
     pub fn serve_url_path(&self) -> PathBuf {
         self.path.join("serve.url")
+    }
+
+    /// Where `serve` writes the admin API's URL (its own listener).
+    pub fn admin_url_path(&self) -> PathBuf {
+        self.path.join("admin.url")
     }
 
     /// Creates the directory's keys, token, certificates and database.

@@ -20,16 +20,33 @@
 //!   for as long as the connection is served.
 //! - [`Limits`]: every bound, named and passed in by the caller.
 //! - [`Server`]: the loop itself; clones share one connection bound, so
-//!   several listeners served by clones of one `Server` share it.
+//!   several listeners served by clones of one `Server` share it. While
+//!   every slot is taken it can shed: accept a few more connections only
+//!   to answer them `503` with `Retry-After`.
+//! - [`PerAddress`]: an admission that bounds connections per client IP.
+//! - [`body`]: request bodies read within a total time and a minimum rate
+//!   (a tower layer over the service).
+//! - [`error`]: the JSON error shape of both APIs and the rule for its
+//!   message (bounded, no card numbers). Every answer is that JSON, even
+//!   hyper's own answer to a request it cannot parse, which the loop
+//!   rewrites on the wire.
+//!
+//! After a connection ends the loop lingers (bounded): it closes its side
+//! and discards what the client still sends, so a client that sends a
+//! whole oversized body before reading still reads the `413`.
 
 mod accept;
 mod admission;
+pub mod body;
+pub mod error;
 mod handshake;
+mod io;
 mod limits;
 mod serve;
 
 pub use accept::{Accept, Peer};
-pub use admission::{Admission, AdmitAll};
+pub use admission::{AddressTicket, Admission, AdmitAll, PerAddress};
+pub use body::{BodyBounds, BodyBoundsLayer, BodyTimeout, BoundedBody};
 #[cfg(feature = "tls")]
 pub use handshake::Tls;
 pub use handshake::{Handshake, Plain};

@@ -37,8 +37,10 @@ pub struct Central {
     child: Option<Child>,
     /// Base URL, e.g. `https://127.0.0.1:40123`.
     pub url: String,
-    /// The address `serve` listens on.
+    /// The address `serve` listens on for registers (the sync API).
     pub addr: SocketAddr,
+    /// Base URL of the admin API (its own listener, on loopback).
+    pub admin_url: String,
     /// TLS (false with `--insecure-http`).
     pub tls: bool,
     /// The `pos-central` binary.
@@ -84,6 +86,7 @@ impl Central {
             child: None,
             url: String::new(),
             addr: "127.0.0.1:0".parse().context("parsing an address")?,
+            admin_url: String::new(),
             tls,
             bin,
         };
@@ -109,11 +112,14 @@ impl Central {
         }
         let mut child = cmd.spawn().context("spawning pos-central serve")?;
         let stdout = child.stdout.take().context("serve has no stdout")?;
-        // Read the first line on a thread so a hung process cannot hang the test.
+        // Read the first two lines (sync and admin URL) on a thread so a
+        // hung process cannot hang the test.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut stdout = BufReader::new(stdout);
             let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = stdout.read_line(&mut line);
+            let _ = stdout.read_line(&mut line);
             let _ = tx.send(line);
         });
         let line = rx
@@ -127,10 +133,16 @@ impl Central {
                 return Err(e);
             }
         };
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
+        let mut lines = line.lines();
+        let url = lines
+            .next()
+            .and_then(|l| l.trim().strip_prefix("listening on "))
             .ok_or_else(|| anyhow!("unexpected first line from serve: {line:?}"))?
+            .to_string();
+        let admin_url = lines
+            .next()
+            .and_then(|l| l.trim().strip_prefix("admin on "))
+            .ok_or_else(|| anyhow!("unexpected second line from serve: {line:?}"))?
             .to_string();
         let hostport = url
             .split("://")
@@ -140,6 +152,7 @@ impl Central {
             .parse()
             .with_context(|| format!("address in {url:?}"))?;
         self.url = url;
+        self.admin_url = admin_url;
         self.child = Some(child);
         Ok(())
     }
@@ -150,6 +163,11 @@ impl Central {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The `serve` process's id, while it runs (to read its memory, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn dir(&self) -> &Path {

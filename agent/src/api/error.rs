@@ -36,6 +36,11 @@ impl ApiError {
             StatusCode::INTERNAL_SERVER_ERROR
         };
         let mut message: String = message.into();
+        // A message may quote what the client sent (a path, a card): a
+        // payment card number in it is masked, never echoed.
+        if let std::borrow::Cow::Owned(masked) = pos_http::error::mask_cards(&message) {
+            message = masked;
+        }
         if message.chars().count() > ERROR_MESSAGE_CHARS_MAX {
             message = message.chars().take(ERROR_MESSAGE_CHARS_MAX).collect();
             message.push('…');
@@ -180,6 +185,12 @@ mod tests {
     fn success_status_is_not_trusted() {
         let e = ApiError::new(StatusCode::OK, "x", "y");
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn card_numbers_are_not_echoed() {
+        let e = ApiError::no_route("GET", "/v1/cards/4111111111111111");
+        assert!(!e.message.contains("4111"), "{}", e.message);
     }
 
     #[test]

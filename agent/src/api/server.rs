@@ -136,4 +136,16 @@ pub const LIMITS: pos_http::Limits = pos_http::Limits {
     handshake_timeout: Duration::from_millis(HEADER_READ_TIMEOUT_MS),
     drain_timeout: Duration::from_millis(DRAIN_TIMEOUT_MS),
     accept_retry: Duration::from_millis(ACCEPT_RETRY_MS),
+    linger_timeout: Duration::from_millis(LINGER_TIMEOUT_MS),
+    linger_bytes_max: LINGER_BYTES_MAX,
+    // The POS waits for a slot rather than being told to come back.
+    shed_connections_max: 0,
+    retry_after: Duration::from_secs(1),
 };
+
+/// After answering a request whose body was refused (too large), time the
+/// API keeps reading and discarding what the client still sends, so a
+/// client that sends a whole body before reading sees the 413.
+pub const LINGER_TIMEOUT_MS: u64 = 2_000;
+/// Most bytes discarded that way: a few times the largest body.
+pub const LINGER_BYTES_MAX: u64 = 8 * 1_048_576;

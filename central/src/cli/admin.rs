@@ -21,10 +21,10 @@ pub struct BadInput(String);
 
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    /// State directory: admin.token, ca.pem and serve.url are read from it.
+    /// State directory: admin.token, ca.pem and admin.url are read from it.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Central's base URL (default: the URL in DIR/serve.url).
+    /// The admin API's base URL (default: the URL in DIR/admin.url).
     #[arg(long)]
     url: Option<String>,
     /// File holding the admin token (default: DIR/admin.token).
@@ -59,9 +59,9 @@ impl Target {
         let dir = self.dir.as_ref().map(CentralDir::new);
         let url = match (&self.url, &dir) {
             (Some(url), _) => url.clone(),
-            (None, Some(dir)) => read_text(&dir.serve_url_path())
+            (None, Some(dir)) => read_text(&dir.admin_url_path())
                 .context(
-                    "no --url given and the server's serve.url is unreadable (is it serving?)",
+                    "no --url given and the server's admin.url is unreadable (is it serving?)",
                 )?
                 .trim()
                 .to_string(),

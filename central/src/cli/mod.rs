@@ -45,9 +45,16 @@ enum Command {
     Serve {
         #[arg(long)]
         dir: PathBuf,
-        /// Address to listen on, e.g. 0.0.0.0:8443 or 127.0.0.1:0.
+        /// Address of the sync API (registers), e.g. 0.0.0.0:8443 or
+        /// 127.0.0.1:0.
         #[arg(long)]
         listen: SocketAddr,
+        /// Address of the admin API, its own listener with its own limits.
+        /// Loopback by default (a free port, written to DIR/admin.url where
+        /// the admin commands find it); expose it only on an
+        /// administration network.
+        #[arg(long, default_value_t = embedded::ADMIN_LISTEN_DEFAULT)]
+        admin_listen: SocketAddr,
         /// Plain HTTP instead of TLS; only allowed on a loopback address.
         #[arg(long)]
         insecure_http: bool,
@@ -178,8 +185,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Serve {
             dir,
             listen,
+            admin_listen,
             insecure_http,
-        } => serve(CentralDir::new(dir), listen, insecure_http),
+        } => serve(CentralDir::new(dir), [listen, admin_listen], insecure_http),
         Command::PublicKey { dir } => {
             println!("{}", public_key(&CentralDir::new(dir))?);
             Ok(())
@@ -305,7 +313,8 @@ fn public_key(dir: &CentralDir) -> anyhow::Result<String> {
     Ok(pos_sync::signing::public_key_base64(&key.verifying_key()))
 }
 
-fn serve(dir: CentralDir, listen: SocketAddr, insecure_http: bool) -> anyhow::Result<()> {
+/// `listen`: the sync API's address, then the admin API's.
+fn serve(dir: CentralDir, listen: [SocketAddr; 2], insecure_http: bool) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -315,9 +324,11 @@ fn serve(dir: CentralDir, listen: SocketAddr, insecure_http: bool) -> anyhow::Re
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    if insecure_http && !listen.ip().is_loopback() {
+    if let Some(open) = listen.iter().find(|a| !a.ip().is_loopback())
+        && insecure_http
+    {
         return Err(CentralError::Invalid(format!(
-            "--insecure-http is only allowed on a loopback address, not {listen}"
+            "--insecure-http is only allowed on a loopback address, not {open}"
         ))
         .into());
     }
@@ -334,10 +345,13 @@ fn serve(dir: CentralDir, listen: SocketAddr, insecure_http: bool) -> anyhow::Re
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let central = embedded::start(&dir.path, listen, !insecure_http).await?;
-        // The first stdout line tells scripts and tests where we listen.
+        let [sync, admin] = listen;
+        let central = embedded::start_with_admin(&dir.path, sync, admin, !insecure_http).await?;
+        // The first stdout line tells scripts and tests where registers
+        // connect, the second where the admin API is.
         println!("listening on {}", central.url);
-        tracing::info!(message = "Serving.", url = %central.url);
+        println!("admin on {}", central.admin_url);
+        tracing::info!(message = "Serving.", url = %central.url, admin_url = %central.admin_url);
         shutdown_signal().await;
         central.stop().await;
         tracing::info!(message = "Stopped.");

@@ -24,7 +24,10 @@ impl IntoResponse for ApiError {
             tracing::error!(message = "Request failed.", error = %self.0);
         }
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({"error": {"code": code, "message": self.0.to_string()}});
+        // Bounded, and never a card number, whatever the message quotes.
+        let message = self.0.to_string();
+        let message = pos_http::error::safe_message(&message);
+        let body = json!({"error": {"code": code, "message": message}});
         (status, axum::Json(body)).into_response()
     }
 }
@@ -32,7 +35,12 @@ impl IntoResponse for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 pub(super) fn body_error(e: BytesRejection) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if pos_http::BodyTimeout::is_in(&e) {
+        ApiError(CentralError::Timeout(format!(
+            "reading the request body: {}",
+            e.body_text()
+        )))
+    } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError(CentralError::TooLarge(format!(
             "request body too large: {}",
             e.body_text()

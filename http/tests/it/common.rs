@@ -28,6 +28,10 @@ pub fn limits(connections_max: usize) -> Limits {
         handshake_timeout: HANDSHAKE_TIMEOUT,
         drain_timeout: DRAIN_TIMEOUT,
         accept_retry: Duration::from_millis(50),
+        linger_timeout: Duration::from_secs(2),
+        linger_bytes_max: 8 << 20,
+        shed_connections_max: 0,
+        retry_after: Duration::from_secs(1),
     }
 }
 
@@ -60,8 +64,9 @@ impl Drop for Alive {
     }
 }
 
-/// `/hang` never answers, `/slow` answers after [`SLOW`], anything else
-/// at once; every answer is `ok`.
+/// `/hang` never answers, `/slow` answers after [`SLOW`], `/refuse` is a
+/// 413 without reading the body, anything else at once; every answer's
+/// body is `ok`.
 pub fn service(
     probe: Probe,
 ) -> impl tower::Service<
@@ -84,6 +89,12 @@ pub fn service(
                 "/slow" => {
                     probe.started.notify_one();
                     tokio::time::sleep(SLOW).await;
+                }
+                // Refuses the body without reading it, as a size limit does.
+                "/refuse" => {
+                    let mut refused = Response::new(Full::new(Bytes::from_static(b"ok")));
+                    *refused.status_mut() = hyper::StatusCode::PAYLOAD_TOO_LARGE;
+                    return Ok(refused);
                 }
                 _ => {}
             }
