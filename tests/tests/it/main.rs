@@ -6,6 +6,7 @@ mod central_admin;
 mod central_sync;
 mod crash;
 mod demo;
+mod hostile;
 mod layering;
 mod proxy;
 mod scanners;
