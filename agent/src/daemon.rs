@@ -68,6 +68,8 @@ pub enum DaemonError {
     Task(String),
     #[error("invalid device settings: {0}")]
     Devices(#[source] pos_drivers::Error),
+    #[error("[api] listen is set but no token was read: the TCP API is never served without one")]
+    NoTcpToken,
 }
 
 /// Everything needed to start an agent; [`DaemonOptions::from_config`]
@@ -77,8 +79,17 @@ pub struct DaemonOptions {
     pub store: StoreOptions,
     /// `[api] socket`.
     pub socket: PathBuf,
-    /// `[api] listen`: optional TCP listener.
+    /// `[api] listen`: optional TCP listener. Served only with
+    /// `tcp_token`: [`Daemon::start`] refuses a listener without one.
     pub listen: Option<SocketAddr>,
+    /// The TCP listener's bearer token (`[api] token_file` or `credential`),
+    /// read by the caller ([`pos_config::Api::read_token`]) so that a bad
+    /// token file is a config error. `None` from [`DaemonOptions::from_config`].
+    pub tcp_token: Option<secrecy::SecretString>,
+    /// `Host` names the TCP listener accepts ([`pos_config::Api::accepted_hosts`]).
+    pub tcp_hosts: Vec<String>,
+    /// `[health]` thresholds.
+    pub health: pos_config::Health,
     /// `[api] max_body_bytes`.
     pub max_body_bytes: usize,
     /// `[terminal] timezone`: the session's commit time.
@@ -100,6 +111,9 @@ impl DaemonOptions {
             store: StoreOptions::from_config(config),
             socket: config.api.socket.clone(),
             listen: config.api.listen,
+            tcp_token: None,
+            tcp_hosts: config.api.accepted_hosts(),
+            health: config.health,
             // The config bounds it to 16 MiB, which fits any usize we run on.
             max_body_bytes: usize::try_from(config.api.max_body_bytes).unwrap_or(usize::MAX),
             time_zone: config.terminal.timezone.clone(),
@@ -168,11 +182,16 @@ impl Daemon {
     ) -> Result<Daemon, DaemonError> {
         let socket_id = unix.dev_ino();
         let socket_path = unix.path.clone();
-        let tcp = match options.listen {
-            Some(addr) => Some(server::bind_tcp(addr).await.map_err(DaemonError::Listen)?),
-            None => None,
+        let tcp = match (options.listen, &options.tcp_token) {
+            (Some(addr), Some(token)) => {
+                let listener = server::bind_tcp(addr).await.map_err(DaemonError::Listen)?;
+                let gate = api::tcp_gate::TcpGate::new(token, options.tcp_hosts.clone());
+                Some((listener, Arc::new(gate)))
+            }
+            (Some(_), None) => return Err(DaemonError::NoTcpToken),
+            (None, _) => None,
         };
-        let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+        let tcp_addr = tcp.as_ref().and_then(|(l, _)| l.local_addr().ok());
 
         let shutdown = CancellationToken::new();
         let state = app_state(&options, &store, shutdown.clone());
@@ -189,8 +208,13 @@ impl Daemon {
             shutdown.clone(),
         )
         .map_err(DaemonError::Devices)?;
-        let router = api::router(state.clone(), options.max_body_bytes);
-        tasks.extend(spawn_api(router, unix.listener, tcp, &shutdown));
+        tasks.extend(spawn_api(
+            &state,
+            options.max_body_bytes,
+            unix.listener,
+            tcp,
+            &shutdown,
+        ));
         if let Some(sync) = options.central.clone() {
             tasks.push(spawn_sync(&state, sync, &shutdown));
         }
@@ -286,28 +310,35 @@ fn app_state(options: &DaemonOptions, store: &Store, shutdown: CancellationToken
         )),
         events,
         metrics: Arc::new(Metrics::new()),
-        health: Arc::new(HealthState::new(
-            store.terminal_id().to_string(),
-            options.sync,
-        )),
+        health: Arc::new(
+            HealthState::new(store.terminal_id().to_string(), options.sync)
+                .with_thresholds(options.health),
+        ),
         shutdown,
         event_streams: Arc::new(Semaphore::new(api::EVENT_STREAMS_MAX)),
     }
 }
 
-/// Serves the API on the Unix socket and, when configured, on TCP: one
-/// [`pos_http::Server`] cloned onto both, so [`server::CONNECTIONS_MAX`]
-/// bounds their connections together.
+/// Serves the API on the Unix socket and, when configured, on TCP behind
+/// its gate: a [`pos_http::Server`] each, so each has its own connection
+/// slots ([`server::UNIX_LIMITS`], [`server::TCP_LIMITS`]) and a flood on
+/// one cannot take the other's; on the socket, each client process is
+/// bounded too ([`server::PerProcess`]).
 fn spawn_api(
-    router: axum::Router,
+    state: &AppState,
+    max_body_bytes: usize,
     unix: tokio::net::UnixListener,
-    tcp: Option<tokio::net::TcpListener>,
+    tcp: Option<(tokio::net::TcpListener, Arc<api::tcp_gate::TcpGate>)>,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let server = pos_http::Server::new(server::LIMITS);
-    let mut tasks = vec![serve_on(&server, unix, &router, shutdown)];
-    if let Some(tcp) = tcp {
-        tasks.push(serve_on(&server, tcp, &router, shutdown));
+    let unix = server::PerProcess::new(unix, server::CONNECTIONS_PER_PROCESS_MAX);
+    let router = api::router(state.clone(), max_body_bytes);
+    let unix_server = pos_http::Server::new(server::UNIX_LIMITS);
+    let mut tasks = vec![serve_on(&unix_server, unix, &router, shutdown)];
+    if let Some((tcp, gate)) = tcp {
+        let router = api::router_with_gate(state.clone(), max_body_bytes, Some(gate));
+        let tcp_server = pos_http::Server::new(server::TCP_LIMITS);
+        tasks.push(serve_on(&tcp_server, tcp, &router, shutdown));
     }
     tasks
 }

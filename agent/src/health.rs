@@ -1,10 +1,18 @@
 //! What the agent reports about itself: `GET /v1/health`, `pos-agent
-//! status`, and (later) the systemd watchdog and `STATUS=` line.
+//! status`, the systemd watchdog and `STATUS=` line, and the
+//! `pos_agent_health_*` gauges.
 //!
 //! [`HealthState`] is the shared, cheap part (start time, sync mode,
-//! device states filled by the device tasks later); [`Health`] is one
-//! snapshot combined with the store's figures. Keeping the "is it alive"
-//! judgement here, in one place, lets the watchdog and the API agree.
+//! device states filled by the device tasks, the `[health]` thresholds);
+//! [`Health`] is one snapshot combined with the store's figures. Keeping
+//! the "is it alive" and "is it ok" judgements here, in one place, lets the
+//! watchdog, the API, `STATUS=` and the metrics agree.
+//!
+//! `degraded` has a reason each time, from [`PROBLEMS`]: a store writer
+//! that is stuck, a store that cannot be read, a device loop that is stuck,
+//! rules that are unverified or differ from central's, a recent
+//! `storage_full`, sync failing for longer than `[health]
+//! sync_failing_secs`, member data older than `[health] member_stale_secs`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +48,19 @@ pub fn rules_drift(register: Option<u64>, central: Option<u64>) -> Option<String
 /// empty queue) within this long. Its own heartbeat ticks far more often;
 /// the margin covers one slow fsync on a loaded machine.
 pub const WRITER_STALL_MS: u64 = 10_000;
+
+/// Every reason health can give for `degraded`, as [`Health::problems`]
+/// names them (and the `problem` label of `pos_agent_health_problem`).
+pub const PROBLEMS: &[&str] = &[
+    "store_writer_stuck",
+    "store_unreadable",
+    "device_loop_stuck",
+    "rules_unverified",
+    "rules_drift",
+    "storage_full",
+    "sync_failing",
+    "members_stale",
+];
 
 /// Sync worker state as health shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +126,8 @@ pub struct HealthState {
     devices: Mutex<Vec<DeviceHealth>>,
     /// Device loops read live at each snapshot ([`HealthState::watch_device`]).
     device_loops: Mutex<Vec<(String, Arc<DeviceStatus>)>>,
+    /// `[health]`: when conditions that build up over time count.
+    thresholds: pos_config::Health,
 }
 
 /// The store part of a health snapshot.
@@ -122,10 +145,24 @@ pub struct StoreHealth {
 /// `GET /v1/health` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
-    /// `ok`, or `degraded` when the store writer is not alive, the store
-    /// cannot be read, a device loop is stuck, the rules are not verified
-    /// or they differ from central's newest.
+    /// `ok`, or `degraded` when [`Health::problems`] is not empty.
     pub status: String,
+    /// Why it is `degraded`, each a code from [`PROBLEMS`]; empty when `ok`.
+    #[serde(default)]
+    pub problems: Vec<String>,
+    /// Seconds since a write last failed with `storage_full` (disk full);
+    /// `null` when none did since the start. Degraded for `[health]
+    /// storage_full_secs` after.
+    #[serde(default)]
+    pub storage_full_secs_ago: Option<u64>,
+    /// Seconds sync has been failing without a success (since the last
+    /// success, or the start); `null` while it succeeds or is off.
+    #[serde(default)]
+    pub sync_failing_secs: Option<u64>,
+    /// Age of the member data in seconds (register clock); `null` when
+    /// there is none.
+    #[serde(default)]
+    pub members_age_secs: Option<u64>,
     pub terminal_id: String,
     pub version: String,
     pub uptime_secs: u64,
@@ -183,15 +220,31 @@ impl Health {
         if let (Some(_), Some(central)) = (&self.rules_drift, self.central_rules_version) {
             rules.push_str(&format!(" (central v{central})"));
         }
-        let writer = if self.store.writer_alive {
-            ""
-        } else {
-            ", store writer NOT ALIVE"
-        };
+        let mut tail = String::new();
+        if !self.store.writer_alive {
+            tail.push_str(", store writer NOT ALIVE");
+        }
+        if self.has_problem("storage_full") {
+            tail.push_str(", STORAGE FULL");
+        }
+        if let (true, Some(secs)) = (self.has_problem("sync_failing"), self.sync_failing_secs) {
+            tail.push_str(&format!(", sync FAILING for {secs} s"));
+        }
+        if self.has_problem("members_stale") {
+            match self.members_age_secs {
+                Some(secs) => tail.push_str(&format!(", member data STALE ({secs} s old)")),
+                None => tail.push_str(", NO member data"),
+            }
+        }
         format!(
-            "{}: sync {sync}, {} unsynced, {} dead letters, rules {rules}{writer}",
+            "{}: sync {sync}, {} unsynced, {} dead letters, rules {rules}{tail}",
             self.status, self.outbox_depth, self.dead_letters
         )
+    }
+
+    /// Whether `code` (one of [`PROBLEMS`]) is among this snapshot's problems.
+    pub fn has_problem(&self, code: &str) -> bool {
+        self.problems.iter().any(|p| p == code)
     }
 }
 
@@ -204,7 +257,15 @@ impl HealthState {
             sync_worker: std::sync::OnceLock::new(),
             devices: Mutex::new(Vec::new()),
             device_loops: Mutex::new(Vec::new()),
+            thresholds: pos_config::Health::default(),
         }
+    }
+
+    /// The same state judged with `[health]`'s thresholds instead of the
+    /// defaults.
+    pub fn with_thresholds(mut self, thresholds: pos_config::Health) -> Self {
+        self.thresholds = thresholds;
+        self
     }
 
     /// Shows a device loop's live status in every snapshot from now on
@@ -295,29 +356,37 @@ impl HealthState {
             Ok(s) => (s, None),
             Err(e) => (StoreStats::default(), Some(e)),
         };
-        let mut devices = self
-            .devices
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let loops: Vec<DeviceHealth> = self
-            .device_loops
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(name, status)| DeviceHealth::of(name, status))
-            .collect();
-        let loops_alive = loops.iter().all(|d| d.loop_alive);
-        devices.extend(loops);
+        let devices = self.devices_now();
         let rules_drift = rules_drift(stats.rules_version, stats.central_rules_version);
-        let rules_ok = stats.rules_unverified.is_none() && rules_drift.is_none();
-        let status = if writer_alive && error.is_none() && loops_alive && rules_ok {
-            "ok"
-        } else {
-            "degraded"
+        let sync_failing = self.sync_worker.get().and_then(SyncMonitor::failing_for);
+        let members_age = match self.sync {
+            SyncMode::On => stats.members_age_ms.map(Duration::from_millis),
+            SyncMode::Off => None,
         };
+        let found = Found {
+            writer_alive,
+            store_error: error.is_some(),
+            loops_alive: devices.iter().all(|d| d.loop_alive),
+            rules_unverified: stats.rules_unverified.is_some(),
+            rules_drift: rules_drift.is_some(),
+            since_storage_full: writer.since_storage_full,
+            sync_failing,
+            members_age,
+            never_had_members: self.sync == SyncMode::On && stats.members_age_ms.is_none(),
+            uptime: self.started.elapsed(),
+        };
+        let problems = found.problems(&self.thresholds);
         Health {
-            status: status.to_string(),
+            status: if problems.is_empty() {
+                "ok"
+            } else {
+                "degraded"
+            }
+            .to_string(),
+            problems,
+            storage_full_secs_ago: writer.since_storage_full.map(|d| d.as_secs()),
+            sync_failing_secs: sync_failing.map(|d| d.as_secs()),
+            members_age_secs: members_age.map(|d| d.as_secs()),
             terminal_id: self.terminal_id.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_secs: self.started.elapsed().as_secs(),
@@ -336,6 +405,69 @@ impl HealthState {
             },
         }
     }
+
+    /// The devices as last set, then the watched loops read live.
+    fn devices_now(&self) -> Vec<DeviceHealth> {
+        let mut devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        devices.extend(
+            self.device_loops
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(name, status)| DeviceHealth::of(name, status)),
+        );
+        devices
+    }
+}
+
+/// The facts a snapshot judges, gathered first so the judgement is one
+/// plain function of them.
+struct Found {
+    writer_alive: bool,
+    store_error: bool,
+    loops_alive: bool,
+    rules_unverified: bool,
+    rules_drift: bool,
+    since_storage_full: Option<Duration>,
+    sync_failing: Option<Duration>,
+    members_age: Option<Duration>,
+    /// With sync on, no member data at all yet.
+    never_had_members: bool,
+    uptime: Duration,
+}
+
+impl Found {
+    /// The [`PROBLEMS`] codes that hold, in that order.
+    fn problems(&self, limits: &pos_config::Health) -> Vec<String> {
+        // A register that never had member data is stale once it has been
+        // up for the threshold: its first syncs get that long to fetch it.
+        let members_stale = self
+            .members_age
+            .is_some_and(|age| age > limits.member_stale())
+            || (self.never_had_members && self.uptime > limits.member_stale());
+        let checks = [
+            !self.writer_alive,
+            self.store_error,
+            !self.loops_alive,
+            self.rules_unverified,
+            self.rules_drift,
+            self.since_storage_full
+                .is_some_and(|since| since <= limits.storage_full()),
+            self.sync_failing
+                .is_some_and(|failing| failing > limits.sync_failing()),
+            members_stale,
+        ];
+        PROBLEMS
+            .iter()
+            .zip(checks)
+            .filter(|(_, holds)| *holds)
+            .map(|(code, _)| code.to_string())
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -347,6 +479,7 @@ mod tests {
             running,
             pending,
             since_progress: Duration::from_millis(since_progress_ms),
+            since_storage_full: None,
         }
     }
 
@@ -468,6 +601,70 @@ mod tests {
         assert_eq!(snap.status, "degraded");
         assert!(snap.rules_unverified.is_some());
         assert_eq!(rules_drift(Some(3), None), None, "standalone: no drift");
+    }
+
+    #[test]
+    fn a_recent_storage_full_degrades_health_for_the_configured_time() {
+        let h = HealthState::new("t".into(), SyncMode::Off).with_thresholds(pos_config::Health {
+            storage_full_secs: 60,
+            ..pos_config::Health::default()
+        });
+        let mut w = writer(true, 0, 0);
+        w.since_storage_full = Some(Duration::from_secs(59));
+        let snap = h.snapshot(Ok(StoreStats::default()), w);
+        assert_eq!(snap.status, "degraded");
+        assert_eq!(snap.problems, vec!["storage_full"]);
+        assert_eq!(snap.storage_full_secs_ago, Some(59));
+        assert!(
+            snap.status_line().ends_with(", STORAGE FULL"),
+            "{}",
+            snap.status_line()
+        );
+        w.since_storage_full = Some(Duration::from_secs(61));
+        let snap = h.snapshot(Ok(StoreStats::default()), w);
+        assert_eq!((snap.status.as_str(), snap.problems.len()), ("ok", 0));
+    }
+
+    #[test]
+    fn stale_member_data_degrades_health_only_with_sync_on() {
+        let limits = pos_config::Health {
+            member_stale_secs: 100,
+            ..pos_config::Health::default()
+        };
+        let stats = |age_ms| StoreStats {
+            members_age_ms: age_ms,
+            ..StoreStats::default()
+        };
+        let on = HealthState::new("t".into(), SyncMode::On).with_thresholds(limits);
+        let snap = on.snapshot(Ok(stats(Some(100_001))), writer(true, 0, 0));
+        assert_eq!(snap.problems, vec!["members_stale"]);
+        assert_eq!(snap.members_age_secs, Some(100));
+        assert!(snap.status_line().contains("member data STALE (100 s old)"));
+        let snap = on.snapshot(Ok(stats(Some(99_000))), writer(true, 0, 0));
+        assert!(snap.problems.is_empty(), "{:?}", snap.problems);
+        let snap = on.snapshot(Ok(stats(None)), writer(true, 0, 0));
+        assert!(snap.problems.is_empty(), "just started: time to fetch it");
+        let off = HealthState::new("t".into(), SyncMode::Off).with_thresholds(limits);
+        let snap = off.snapshot(Ok(stats(Some(10_000_000))), writer(true, 0, 0));
+        assert_eq!(
+            snap.status, "ok",
+            "standalone: imports are the operator's business"
+        );
+    }
+
+    #[test]
+    fn rules_drift_counts_as_a_problem() {
+        let h = HealthState::new("t".into(), SyncMode::On);
+        let stats = StoreStats {
+            rules_version: Some(1),
+            central_rules_version: Some(2),
+            members_age_ms: Some(0),
+            ..StoreStats::default()
+        };
+        assert_eq!(
+            h.snapshot(Ok(stats), writer(true, 0, 0)).problems,
+            vec!["rules_drift"]
+        );
     }
 
     #[test]

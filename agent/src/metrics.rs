@@ -250,6 +250,61 @@ fn render_errors(out: &mut String, errors: &BTreeMap<String, u64>) {
     }
 }
 
+/// Health as gauges: `pos_agent_health_ok` (1 or 0), one
+/// `pos_agent_health_problem{problem=..}` per code of
+/// [`crate::health::PROBLEMS`] (1 while it holds), and the ages behind the
+/// time-based problems, so an alert can fire on the same judgement
+/// `GET /v1/health` makes, or on its own threshold.
+pub fn render_health(out: &mut String, health: &crate::health::Health) {
+    family(
+        out,
+        "pos_agent_health_ok",
+        "gauge",
+        "1 when GET /v1/health says ok, 0 when degraded.",
+    );
+    let _ = writeln!(
+        out,
+        "pos_agent_health_ok {}",
+        u8::from(health.status == "ok")
+    );
+    family(
+        out,
+        "pos_agent_health_problem",
+        "gauge",
+        "1 while this reason for degraded holds ([health] thresholds apply).",
+    );
+    for code in crate::health::PROBLEMS {
+        let _ = writeln!(
+            out,
+            "pos_agent_health_problem{{problem=\"{code}\"}} {}",
+            u8::from(health.has_problem(code))
+        );
+    }
+    let ages = [
+        (
+            "pos_agent_storage_full_seconds_ago",
+            "Seconds since a write last failed with storage_full (absent: none since start).",
+            health.storage_full_secs_ago,
+        ),
+        (
+            "pos_agent_sync_failing_seconds",
+            "Seconds sync has failed without a success (absent: it succeeds, or is off).",
+            health.sync_failing_secs,
+        ),
+        (
+            "pos_agent_member_data_age_seconds",
+            "Age of the member data by the register's clock (absent: none).",
+            health.members_age_secs,
+        ),
+    ];
+    for (name, help, value) in ages {
+        if let Some(value) = value {
+            family(out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");

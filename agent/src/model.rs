@@ -351,6 +351,10 @@ pub struct StoreStats {
     pub central_rules_version: Option<u64>,
     /// Unix milliseconds of the last successful member download/import.
     pub members_fresh_at_unix_ms: Option<i64>,
+    /// How old that member data is by the register's clock (never
+    /// negative); `None` when there is none.
+    #[serde(default)]
+    pub members_age_ms: Option<u64>,
 }
 
 /// `verify()` result.

@@ -3,17 +3,18 @@
 //! credential, never written in the config itself).
 
 use std::net::IpAddr;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use url::{Host, Url};
 
 use crate::env::Env;
-use crate::error::{Error, Problem};
+use crate::error::Error;
 use crate::reader::{Ctx, Field, Table, quote};
+use crate::secret::Origin;
+pub use crate::secret::{CREDENTIAL_NAME_CHARS_MAX, TOKEN_BYTES_MAX, TokenSource};
 use crate::values::path;
 
 pub(crate) const KEYS: &[&str] = &[
@@ -39,22 +40,6 @@ pub const MEMBER_FRESH_SECS_MAX: u64 = 604_800;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// Ten minutes: longer and a dead connection blocks the sync worker for good.
 pub const REQUEST_TIMEOUT_SECS_MAX: u64 = 600;
-/// Largest token file read: a bearer token is tens of bytes; anything huge
-/// is the wrong file.
-pub const TOKEN_BYTES_MAX: u64 = 4096;
-/// Longest systemd credential name (a file name).
-pub const CREDENTIAL_NAME_CHARS_MAX: usize = 255;
-
-/// Where the bearer token is read from. Never the token itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenSource {
-    /// `token_file`: a file holding the token (trimmed of surrounding whitespace).
-    File(PathBuf),
-    /// `credential`: a systemd credential name, read from
-    /// `$CREDENTIALS_DIRECTORY/<name>` (set by `LoadCredential=`).
-    Credential(String),
-}
-
 /// The central platform. Present only when the file has `[central]`:
 /// without it the agent runs standalone, with sync off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,25 +70,6 @@ pub struct Central {
     token_origin: Origin,
 }
 
-/// A place in the config file, kept for problems found after parsing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
-    file: PathBuf,
-    line: Option<usize>,
-    key: String,
-}
-
-impl Origin {
-    fn problem(&self, message: String) -> Error {
-        Error::single(Problem {
-            file: self.file.clone(),
-            line: self.line,
-            key: Some(self.key.clone()),
-            message,
-        })
-    }
-}
-
 impl Central {
     pub fn sync_interval(&self) -> Duration {
         Duration::from_secs(self.sync_interval_secs)
@@ -121,40 +87,7 @@ impl Central {
     /// credential, trimmed of surrounding whitespace. Errors name the config
     /// line that points at the token, never the token's content.
     pub fn read_token(&self, env: &Env) -> Result<SecretString, Error> {
-        let file = match &self.token {
-            TokenSource::File(file) => file.clone(),
-            TokenSource::Credential(name) => match &env.credentials_directory {
-                Some(dir) => dir.join(name),
-                None => {
-                    return Err(self.token_origin.problem(format!(
-                        "credential {} needs $CREDENTIALS_DIRECTORY, which is not set \
-                         (run under systemd with LoadCredential={name}:PATH, or use token_file)",
-                        quote(name)
-                    )));
-                }
-            },
-        };
-        let secret = crate::secret::read_trimmed(&file, TOKEN_BYTES_MAX).map_err(|message| {
-            self.token_origin.problem(format!(
-                "cannot read token from {}: {message}",
-                file.display()
-            ))
-        })?;
-        let token = secret.expose_secret();
-        if token.is_empty() {
-            return Err(self
-                .token_origin
-                .problem(format!("token file {} is empty", file.display())));
-        }
-        // The token goes into an HTTP header: visible ASCII only. The
-        // message does not say which character, to leak nothing of it.
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(self.token_origin.problem(format!(
-                "token in {} must be printable ASCII without spaces",
-                file.display()
-            )));
-        }
-        Ok(secret)
+        crate::secret::load(&self.token, &self.token_origin, env)
     }
 }
 
@@ -249,28 +182,6 @@ fn read_public_key(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<[u8; 32]>
         return None;
     }
     Some(key)
-}
-
-/// A systemd credential name: a plain file name inside the credentials directory.
-fn read_credential(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<String> {
-    let name = field.string(ctx)?;
-    let ok = !name.is_empty()
-        && name.len() <= CREDENTIAL_NAME_CHARS_MAX
-        && name != "."
-        && name != ".."
-        && !name.contains('/')
-        && !name.chars().any(char::is_control);
-    if !ok {
-        field.invalid(
-            ctx,
-            format!(
-                "must be a credential name (a file name: no '/', not '.' or '..', 1 to {CREDENTIAL_NAME_CHARS_MAX} characters), got {}",
-                quote(name)
-            ),
-        );
-        return None;
-    }
-    Some(name.to_string())
 }
 
 fn read_server_name(ctx: &mut Ctx<'_>, field: &Field<'_, '_>) -> Option<String> {
@@ -369,37 +280,17 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, table: Table<'_, '_>) -> Option<Central> {
     })
 }
 
-/// Where the token comes from: exactly one of `token_file` and `credential`; and where
-/// that was said, for messages about the token later.
+/// Where the token comes from: exactly one of `token_file` and `credential`
+/// (required); and where that was said, for messages about the token later.
 fn read_token(ctx: &mut Ctx<'_>, table: &Table<'_, '_>) -> (Option<TokenSource>, Origin) {
-    let token_file = table.field("token_file");
-    let credential = table.field("credential");
-    let token = match (&token_file, &credential) {
-        (Some(file), None) => path(ctx, file).map(TokenSource::File),
-        (None, Some(name)) => read_credential(ctx, name).map(TokenSource::Credential),
-        (Some(_), Some(name)) => {
-            name.misplaced(
-                ctx,
-                "set exactly one of token_file and credential, not both",
-            );
-            None
-        }
-        (None, None) => {
-            ctx.report(
-                table.header(),
-                Some(table.key_label("token_file")),
-                "missing: set token_file or credential (the token itself never goes in the config)",
-            );
-            None
-        }
-    };
-    let said = token_file.as_ref().or(credential.as_ref());
-    let token_span: Option<Range<usize>> = said.map(|f| f.span());
-    let origin = Origin {
-        file: ctx.source().to_path_buf(),
-        line: token_span.map(|s| ctx.line_of(s.start)),
-        key: said.map(|f| f.key().to_string()).unwrap_or_default(),
-    };
+    let (token, origin) = crate::secret::read_source(ctx, table);
+    if table.field("token_file").is_none() && table.field("credential").is_none() {
+        ctx.report(
+            table.header(),
+            Some(table.key_label("token_file")),
+            "missing: set token_file or credential (the token itself never goes in the config)",
+        );
+    }
     (token, origin)
 }
 

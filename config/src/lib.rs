@@ -16,6 +16,7 @@ mod central;
 mod devices;
 mod env;
 mod error;
+mod health;
 mod log;
 mod reader;
 mod secret;
@@ -30,8 +31,8 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 pub use api::{
-    Api, DEFAULT_MAX_BODY_BYTES, DEFAULT_SOCKET_FILE, MAX_BODY_BYTES_MAX, MAX_BODY_BYTES_MIN,
-    SOCKET_PATH_BYTES_MAX,
+    ALLOWED_HOSTS_MAX, Api, DEFAULT_MAX_BODY_BYTES, DEFAULT_SOCKET_FILE, HOST_NAME_CHARS_MAX,
+    LOOPBACK_HOSTS, MAX_BODY_BYTES_MAX, MAX_BODY_BYTES_MIN, SOCKET_PATH_BYTES_MAX,
 };
 pub use cards::{Cards, PREFIX_DIGITS_MAX, PREFIXES_MAX};
 pub use central::{
@@ -46,7 +47,12 @@ pub use devices::{
 };
 pub use env::Env;
 pub use error::{Error, PROBLEMS_MAX, Problem};
+pub use health::{
+    DEFAULT_MEMBER_STALE_SECS, DEFAULT_STORAGE_FULL_SECS, DEFAULT_SYNC_FAILING_SECS,
+    HEALTH_SECS_MAX, Health,
+};
 pub use log::{Log, LogFormat, LogLevel};
+pub use secret::TOKEN_FILE_FORBIDDEN_MODE;
 pub use storage::{DEFAULT_DB_FILE, Storage};
 pub use terminal::Terminal;
 pub use variable_measure::{EAN13_DIGITS, Measure, VariableMeasure};
@@ -68,6 +74,7 @@ const ROOT_KEYS: &[&str] = &[
     "devices",
     "cards",
     "variable_measure",
+    "health",
     "log",
 ];
 
@@ -83,6 +90,8 @@ pub struct Config {
     pub devices: Vec<Device>,
     pub cards: Cards,
     pub variable_measure: Vec<VariableMeasure>,
+    /// `[health]`: thresholds for `degraded`; defaults without the table.
+    pub health: Health,
     pub log: Log,
     /// The file this was read from, for messages that point back to it.
     pub source: PathBuf,
@@ -165,6 +174,11 @@ fn read_root(ctx: &mut Ctx<'_>, root: Table<'_, '_>, env: &Env) -> Option<Config
         .field("variable_measure")
         .map(|f| variable_measure::read(ctx, &f))
         .unwrap_or_default();
+    let health = root
+        .field("health")
+        .and_then(|f| f.table(ctx, "[health]".into(), health::KEYS))
+        .map(|t| health::read(ctx, t))
+        .unwrap_or_default();
     let log = root
         .field("log")
         .and_then(|f| f.table(ctx, "[log]".into(), log::KEYS))
@@ -179,6 +193,7 @@ fn read_root(ctx: &mut Ctx<'_>, root: Table<'_, '_>, env: &Env) -> Option<Config
         devices,
         cards,
         variable_measure,
+        health,
         log,
         source: ctx.source().to_path_buf(),
     })

@@ -313,6 +313,63 @@ fn network_error(e: &reqwest::Error) -> SyncError {
     SyncError::Network(text)
 }
 
+/// A non-success answer as [`SyncError::Status`]: central's JSON error (or
+/// the raw body, already bounded) and its `Retry-After` in seconds.
+fn status_error(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    bytes: &[u8],
+) -> SyncError {
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => (body.error.code, body.error.message),
+        Err(_) => (
+            "unknown".into(),
+            String::from_utf8_lossy(bytes).into_owned(),
+        ),
+    };
+    SyncError::Status {
+        status: status.as_u16(),
+        code,
+        message,
+        retry_after,
+    }
+}
+
+/// Longest `Location` quoted in a redirect error: enough to recognise it,
+/// bounded whatever the server sends.
+pub const LOCATION_CHARS_MAX: usize = 200;
+
+/// A 3xx answer as the error it is for this client: central's URL is
+/// configured, never discovered, so a redirect means a misconfigured proxy
+/// or an attack. Not retried quickly (a 3xx is no transient state).
+fn redirect_error(status: StatusCode, headers: &reqwest::header::HeaderMap) -> SyncError {
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let shown = match location {
+        Some(text) if text.chars().count() > LOCATION_CHARS_MAX => {
+            let cut: String = text.chars().take(LOCATION_CHARS_MAX).collect();
+            format!("{cut:?}...")
+        }
+        Some(text) => format!("{text:?}"),
+        None => "nowhere (no Location header)".to_string(),
+    };
+    SyncError::Status {
+        status: status.as_u16(),
+        code: "redirect".to_string(),
+        message: format!(
+            "central redirected to {shown}; redirects are never followed \
+             (nothing was re-sent): check [central] url"
+        ),
+        retry_after: None,
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
@@ -333,6 +390,10 @@ impl SyncClient {
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .timeout(Duration::from_millis(config.request_timeout_ms))
             .user_agent(concat!("pos-agent/", env!("CARGO_PKG_VERSION")))
+            // Never follow a redirect: reqwest would re-send the body (a
+            // ledger batch) to wherever Location points, plain http://
+            // included. A 3xx is an error naming where it pointed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SyncError::Config(format!("HTTP client: {e}")))?;
         let auth = config.token.authorization()?;
@@ -365,6 +426,8 @@ impl SyncClient {
         let status = response.status();
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
+        } else if status.is_redirection() {
+            return Err(redirect_error(status, response.headers()));
         }
         let limit = if status.is_success() {
             ANSWER_BYTES_MAX
@@ -396,25 +459,7 @@ impl SyncClient {
         if status.is_success() {
             return Ok(Some(bytes));
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => (body.error.code, body.error.message),
-            Err(_) => (
-                "unknown".into(),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            ),
-        };
-        Err(SyncError::Status {
-            status: status.as_u16(),
-            code,
-            message,
-            retry_after,
-        })
+        Err(status_error(status, response.headers(), &bytes))
     }
 
     async fn call<T: DeserializeOwned>(

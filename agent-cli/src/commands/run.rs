@@ -30,6 +30,18 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
     runtime.block_on(serve(config))
 }
 
+/// The daemon's options, with the TCP API's token read now: before anything
+/// starts, so a missing or world-readable token file is a config error
+/// (exit 2) naming its line.
+fn options(config: &Config) -> Result<DaemonOptions, Failure> {
+    let mut options = DaemonOptions::from_config(config);
+    options.tcp_token = config
+        .api
+        .read_token(&pos_config::Env::from_process())
+        .map_err(|e| bad_input(anyhow!("{e}")))?;
+    Ok(options)
+}
+
 async fn serve(config: Config) -> Result<(), Failure> {
     let mut terminate = signal(SignalKind::terminate())
         .context("cannot listen for SIGTERM")
@@ -37,7 +49,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     let mut interrupt = signal(SignalKind::interrupt())
         .context("cannot listen for SIGINT")
         .map_err(other)?;
-    let daemon = Daemon::start(DaemonOptions::from_config(&config))
+    let daemon = Daemon::start(options(&config)?)
         .await
         .map_err(|e| other(anyhow!("{e}")))?;
     notify(&[sd_notify::NotifyState::Ready]);

@@ -52,6 +52,7 @@ fn summary(h: &Health, socket: &Path) -> String {
         h.status,
         uptime(h.uptime_secs)
     );
+    problem_lines(&mut out, h);
     let sync = match h.sync.state {
         SyncMode::Off => "off",
         SyncMode::On => "on",
@@ -91,6 +92,33 @@ fn summary(h: &Health, socket: &Path) -> String {
         let _ = writeln!(out, "store error:   {error}");
     }
     out
+}
+
+/// Why health is degraded, and the figures behind the time-based reasons.
+fn problem_lines(out: &mut String, h: &Health) {
+    if !h.problems.is_empty() {
+        let _ = writeln!(*out, "problems:      {}", h.problems.join(", "));
+    }
+    if h.has_problem("storage_full") {
+        let ago = h.storage_full_secs_ago.unwrap_or(0);
+        let _ = writeln!(
+            *out,
+            "STORAGE FULL:  a write failed with storage_full {ago} s ago; free disk space"
+        );
+    }
+    if let (true, Some(secs)) = (h.has_problem("sync_failing"), h.sync_failing_secs) {
+        let _ = writeln!(*out, "SYNC FAILING:  no successful sync for {secs} s");
+    }
+    if h.has_problem("members_stale") {
+        match h.members_age_secs {
+            Some(secs) => {
+                let _ = writeln!(*out, "MEMBERS STALE: member data is {secs} s old");
+            }
+            None => {
+                let _ = writeln!(*out, "MEMBERS STALE: no member data yet");
+            }
+        }
+    }
 }
 
 /// The rules version sales use, central's newest, and why they are not

@@ -14,7 +14,7 @@
 //!
 //! | method and path | body | answer |
 //! |---|---|---|
-//! | `GET /v1/health` | | [`crate::health::Health`]; always 200, `status` is `ok` or `degraded` |
+//! | `GET /v1/health` | | [`crate::health::Health`]; always 200, `status` is `ok` or `degraded` (with `problems`) |
 //! | `POST /v1/quote` | [`crate::model::QuoteRequest`] | the quote (points spec §4); no side effect |
 //! | `POST /v1/sales` | [`crate::model::SaleRequest`] | [`crate::model::SaleAnswer`], replayed byte for byte for the same `sale_id` and content |
 //! | `GET /v1/sales/{sale_id}` | | [`crate::model::SaleRecord`] |
@@ -40,13 +40,15 @@
 //! | status | codes |
 //! |---|---|
 //! | 400 | `malformed_json`, `invalid_query`, `invalid_path`, `unreadable_body` |
+//! | 401 | `unauthorized` (TCP only: no or wrong `Authorization: Bearer` token) |
+//! | 403 | `unexpected_host` (TCP only: the `Host` header names no accepted host) |
 //! | 404 | `not_found` (route), `unknown_sale`, `unknown_member` (members endpoint), `no_session`, `unknown_line` (session), `unknown_sku` |
 //! | 405 | `method_not_allowed` |
 //! | 409 | `conflict` (same id, other content), `exceeds_remaining`, the redemption refusals of points spec §6 (`below_minimum`, `not_a_step`, `exceeds_max_share`, `insufficient_points`, `offline_allowance_exceeded`, `member_blocked`, `not_redeemable`), `session_open`, `sync_off` |
 //! | 413 | `body_too_large` (`[api] max_body_bytes`) |
 //! | 415 | `unsupported_media_type` (a body must be `application/json`) |
 //! | 422 | `invalid_request` (wrong type, unknown or missing field, invalid basket; the message names the field path), `payment_card` (a member, sale id or return id holding a payment card number, however grouped: refused, never stored or echoed), `unknown_member` (a sale or session naming an unknown id), `unknown_line` (return), `member_required`, `unknown_program`, `invalid_qty`, `empty_session` |
-//! | 503 | `no_rules` (no bundle cached yet), `unavailable`, `storage_error`, `timeout`, `too_many_event_streams` |
+//! | 503 | `no_rules` (no bundle cached yet), `unavailable`, `storage_error`, `timeout`, `too_many_event_streams`, `too_many_connections` (Unix socket: one process holds [`server::CONNECTIONS_PER_PROCESS_MAX`]) |
 //! | 507 | `storage_full` |
 //!
 //! The 409/422 split follows the store's own classification
@@ -59,6 +61,7 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 pub mod server;
+pub mod tcp_gate;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,9 +108,29 @@ pub struct AppState {
     pub event_streams: Arc<Semaphore>,
 }
 
-/// The whole API as one router.
+/// The whole API as one router (the Unix socket's: no gate).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    router_with_gate(state, max_body_bytes, None)
+}
+
+/// The API behind `gate` (the TCP listener's [`tcp_gate::TcpGate`]), when
+/// given. The gate runs inside the metrics layer, so refusals are counted
+/// (`unexpected_host`, `unauthorized`) like any other error.
+pub fn router_with_gate(
+    state: AppState,
+    max_body_bytes: usize,
+    gate: Option<Arc<tcp_gate::TcpGate>>,
+) -> Router {
     let metrics = state.metrics.clone();
+    let routes = routes(state, max_body_bytes);
+    let routes = match gate {
+        Some(gate) => routes.layer(middleware::from_fn_with_state(gate, tcp_gate::check)),
+        None => routes,
+    };
+    routes.layer(middleware::from_fn_with_state(metrics, observe))
+}
+
+fn routes(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/health", get(routes::health))
         .route("/v1/quote", post(routes::quote))
@@ -132,7 +155,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimitBytes(max_body_bytes)))
-        .layer(middleware::from_fn_with_state(metrics, observe))
 }
 
 /// Per request: the timeout, the JSON-error safety net, and metrics.

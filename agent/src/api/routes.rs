@@ -323,7 +323,8 @@ pub async fn events(
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Store figures are best effort: a scrape must still show the request
     // metrics when the store cannot answer (that is when they matter).
-    let figures = state.store.stats().await.ok().map(|s| StoreFigures {
+    let stats = state.store.stats().await.map_err(|e| e.to_string());
+    let figures = stats.as_ref().ok().map(|s| StoreFigures {
         sales: s.sales,
         points_earned: s.points_earned,
         points_redeemed: s.points_redeemed,
@@ -331,7 +332,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         dead_letters: s.dead_letters,
         rules_version: s.rules_version,
     });
-    let text = state.metrics.render(figures.as_ref());
+    let health = state.health.snapshot(stats, state.store.writer_health());
+    let mut text = state.metrics.render(figures.as_ref());
+    crate::metrics::render_health(&mut text, &health);
     (
         [(
             header::CONTENT_TYPE,

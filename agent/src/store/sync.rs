@@ -268,6 +268,7 @@ pub(crate) fn stats(conn: &Connection, shared: &Shared) -> StoreResult<StoreStat
     let sum = |sql: &str| -> StoreResult<i64> {
         Ok(conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?)
     };
+    let fresh_at = members_fresh_at(conn)?;
     Ok(StoreStats {
         sales: count("SELECT COUNT(*) FROM sales")?,
         returns: count("SELECT COUNT(*) FROM returns")?,
@@ -280,7 +281,9 @@ pub(crate) fn stats(conn: &Connection, shared: &Shared) -> StoreResult<StoreStat
         rules_version: rules::current_version(conn, shared)?,
         rules_unverified: rules::problem(conn, shared)?,
         central_rules_version: central_rules_newest(conn)?,
-        members_fresh_at_unix_ms: members_fresh_at(conn)?,
+        members_fresh_at_unix_ms: fresh_at,
+        members_age_ms: fresh_at
+            .map(|at| u64::try_from(shared.now_unix_ms().saturating_sub(at)).unwrap_or(0)),
     })
 }
 

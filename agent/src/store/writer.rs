@@ -38,6 +38,10 @@ pub struct Heartbeat {
     pending: AtomicUsize,
     /// The writer thread has exited.
     stopped: AtomicBool,
+    /// Milliseconds after `started`, plus one, when a command last failed
+    /// with `storage_full` (0: never): health stays degraded for a while
+    /// after, instead of saying `ok` while sales get 507.
+    storage_full_ms: AtomicU64,
 }
 
 /// What the watchdog sees.
@@ -49,6 +53,9 @@ pub struct WriterHealth {
     pub pending: usize,
     /// Time since the writer last finished a command.
     pub since_progress: Duration,
+    /// Time since a command last failed with `storage_full` (the disk or
+    /// the database's page cap was full); `None`: not since the start.
+    pub since_storage_full: Option<Duration>,
 }
 
 impl WriterHealth {
@@ -66,12 +73,23 @@ impl Heartbeat {
             last_progress_ms: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
+            storage_full_ms: AtomicU64::new(0),
         }
     }
 
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn beat(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_progress_ms.store(ms, Ordering::Relaxed);
+        self.last_progress_ms
+            .store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// A command failed with `storage_full`.
+    fn storage_full(&self) {
+        self.storage_full_ms
+            .store(self.elapsed_ms().saturating_add(1), Ordering::Relaxed);
     }
 
     /// One command finished (successfully or not).
@@ -82,10 +100,17 @@ impl Heartbeat {
 
     pub fn health(&self) -> WriterHealth {
         let last = Duration::from_millis(self.last_progress_ms.load(Ordering::Relaxed));
+        let full = self.storage_full_ms.load(Ordering::Relaxed);
+        let since_storage_full = (full > 0).then(|| {
+            self.started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(full - 1))
+        });
         WriterHealth {
             running: !self.stopped.load(Ordering::Relaxed),
             pending: self.pending.load(Ordering::Relaxed),
             since_progress: self.started.elapsed().saturating_sub(last),
+            since_storage_full,
         }
     }
 }
@@ -128,6 +153,9 @@ impl WriterHandle {
         let beat = self.heartbeat.clone();
         let job: Job = Box::new(move |conn, shared| {
             let result = f(conn, shared);
+            if matches!(result, Err(StoreError::StorageFull)) {
+                beat.storage_full();
+            }
             // Counted as done before the caller can see the result, so a
             // caller that checks health right after sees its own command gone.
             beat.finished();

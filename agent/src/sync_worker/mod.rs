@@ -25,7 +25,7 @@ pub mod report;
 pub mod upload;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
 use pos_sync::retry::{Backoff, FailureClass, RetryPolicy};
@@ -121,7 +121,7 @@ pub struct SyncMonitor {
     inner: Arc<MonitorInner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MonitorInner {
     report: Mutex<SyncReport>,
     wake: Notify,
@@ -129,6 +129,24 @@ struct MonitorInner {
     /// an auth failure), shared for online redemption holds.
     client: Mutex<Option<SyncClient>>,
     own_holds: holds::OwnHolds,
+    /// When the monitor was made (the worker's start) and when the last
+    /// cycle succeeded, on the monotonic clock: how long sync has been
+    /// failing must not jump with the register's wall clock.
+    created: Instant,
+    last_success: Mutex<Option<Instant>>,
+}
+
+impl Default for MonitorInner {
+    fn default() -> MonitorInner {
+        MonitorInner {
+            report: Mutex::default(),
+            wake: Notify::new(),
+            client: Mutex::default(),
+            own_holds: holds::OwnHolds::default(),
+            created: Instant::now(),
+            last_success: Mutex::new(None),
+        }
+    }
 }
 
 impl SyncMonitor {
@@ -155,6 +173,26 @@ impl SyncMonitor {
     /// Holds this register asked for and central has not settled yet.
     pub fn own_holds(&self) -> &holds::OwnHolds {
         &self.inner.own_holds
+    }
+
+    /// How long sync has gone without a success while failing: since the
+    /// last success, or since the start when there was none. `None` while
+    /// the last cycle succeeded.
+    pub fn failing_for(&self) -> Option<Duration> {
+        let failing = {
+            let report = self.inner.report.lock().unwrap_or_else(|p| p.into_inner());
+            report.consecutive_failures > 0 || report.last_success_at.is_none()
+        };
+        if !failing {
+            return None;
+        }
+        let since = self
+            .inner
+            .last_success
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(self.inner.created);
+        Some(since.elapsed())
     }
 
     fn client(&self) -> Option<SyncClient> {
@@ -229,6 +267,12 @@ impl Worker {
             let wait = match outcome {
                 Ok(()) => {
                     self.backoff.reset();
+                    *self
+                        .monitor
+                        .inner
+                        .last_success
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
                     let now = self.store.clock_rfc3339();
                     self.monitor.update(|r| {
                         r.phase = SyncPhase::Idle;

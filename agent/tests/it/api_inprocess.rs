@@ -11,6 +11,9 @@ use hyper_util::rt::TokioIo;
 use pos_agent::daemon::{Daemon, DaemonOptions};
 use serde_json::{Value, json};
 
+/// The TCP API's token in these tests.
+const TCP_TOKEN: &str = "test-tcp-token";
+
 async fn tcp_get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -22,6 +25,8 @@ async fn tcp_get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
     let request = hyper::Request::builder()
         .uri(path)
         .header("host", "localhost")
+        // Since issue 10 the TCP listener asks for the bearer token.
+        .header("authorization", format!("Bearer {TCP_TOKEN}"))
         .body(Full::new(Bytes::new()))
         .expect("request");
     let answer = sender.send_request(request).await.expect("send");
@@ -38,6 +43,12 @@ fn options(reg: &Register, listen: Option<&str>) -> DaemonOptions {
         store,
         socket: reg.socket.clone(),
         listen: listen.map(|a| a.parse().expect("addr")),
+        tcp_token: listen.map(|_| secrecy::SecretString::from(TCP_TOKEN)),
+        tcp_hosts: pos_config::LOOPBACK_HOSTS
+            .iter()
+            .map(|h| h.to_string())
+            .collect(),
+        health: pos_config::Health::default(),
         max_body_bytes: 64 * 1024,
         time_zone: tz,
         sync: pos_agent::health::SyncMode::Off,

@@ -488,18 +488,127 @@ fn bad_public_keys() {
 
 #[test]
 fn api_listen_must_be_loopback_unless_allowed() {
+    // Since issue 10 a TCP listener needs a token (tested below); these
+    // texts give one so that only the address is judged here.
+    const TOKEN: &str = "token_file = \"/etc/pos-agent/api-token\"\n";
     for addr in ["0.0.0.0:7311", "192.168.1.5:7311", "[::]:7311"] {
-        let text = format!("{MINIMAL}[api]\nlisten = \"{addr}\"\n");
+        let text = format!("{MINIMAL}[api]\nlisten = \"{addr}\"\n{TOKEN}");
         assert_problem(&text, "listen", "[api] listen", "is not a loopback address");
-        let text = format!("{MINIMAL}[api]\nlisten = \"{addr}\"\nallow_remote = true\n");
+        let text = format!("{MINIMAL}[api]\nlisten = \"{addr}\"\nallow_remote = true\n{TOKEN}");
         assert_eq!(parse_ok(&text).api.listen, Some(addr.parse().unwrap()));
     }
     for addr in ["127.0.0.1:7311", "[::1]:0"] {
-        let text = format!("{MINIMAL}[api]\nlisten = \"{addr}\"\n");
+        let text = format!("{MINIMAL}[api]\nlisten = \"{addr}\"\n{TOKEN}");
         assert_eq!(parse_ok(&text).api.listen, Some(addr.parse().unwrap()));
     }
-    let text = format!("{MINIMAL}[api]\nlisten = \"localhost:7311\"\n");
+    let text = format!("{MINIMAL}[api]\nlisten = \"localhost:7311\"\n{TOKEN}");
     assert_problem(&text, "listen", "[api] listen", "must be IP:PORT");
+}
+
+#[test]
+fn a_tcp_listener_needs_a_token_and_a_token_needs_a_listener() {
+    let text = format!("{MINIMAL}[api]\nlisten = \"127.0.0.1:7311\"\n");
+    assert_problem(
+        &text,
+        "listen",
+        "[api] listen",
+        "a TCP listener needs a bearer token, since every local user can reach it: set token_file",
+    );
+    let text = format!("{MINIMAL}[api]\ntoken_file = \"/etc/pos-agent/api-token\"\n");
+    assert_problem(
+        &text,
+        "token_file",
+        "[api] token_file",
+        "only applies with listen",
+    );
+    let text = format!("{MINIMAL}[api]\nallowed_hosts = [\"register-3.local\"]\n");
+    assert_problem(
+        &text,
+        "allowed_hosts",
+        "[api] allowed_hosts",
+        "only applies with listen",
+    );
+    let text = format!(
+        "{MINIMAL}[api]\nlisten = \"127.0.0.1:7311\"\ntoken_file = \"/t\"\ncredential = \"api\"\n"
+    );
+    assert_problem(
+        &text,
+        "credential",
+        "[api] credential",
+        "exactly one of token_file and credential",
+    );
+}
+
+#[test]
+fn allowed_hosts_are_names_without_port() {
+    let base = format!("{MINIMAL}[api]\nlisten = \"127.0.0.1:7311\"\ncredential = \"api-token\"\n");
+    let api = parse_ok(&format!(
+        "{base}allowed_hosts = [\"Register-3.local\", \"[fd00::3]\"]\n"
+    ))
+    .api;
+    assert_eq!(api.allowed_hosts, vec!["register-3.local", "[fd00::3]"]);
+    assert_eq!(
+        api.accepted_hosts(),
+        vec![
+            "127.0.0.1",
+            "[::1]",
+            "[fd00::3]",
+            "localhost",
+            "register-3.local"
+        ]
+    );
+    for bad in ["host:80", "http://x", "", "a b"] {
+        let text = format!("{base}allowed_hosts = [\"{bad}\"]\n");
+        assert_problem(
+            &text,
+            "allowed_hosts",
+            "[api] allowed_hosts",
+            "without port",
+        );
+    }
+}
+
+#[test]
+fn health_thresholds_have_defaults_and_ranges() {
+    let config = parse_ok(MINIMAL);
+    assert_eq!(config.health, pos_config::Health::default());
+    assert_eq!(
+        (
+            config.health.storage_full_secs,
+            config.health.sync_failing_secs,
+            config.health.member_stale_secs
+        ),
+        (300, 300, 3600)
+    );
+    let text = format!(
+        "{MINIMAL}[health]\nstorage_full_secs = 60\nsync_failing_secs = 120\nmember_stale_secs = 7200\n"
+    );
+    let health = parse_ok(&text).health;
+    assert_eq!(
+        (
+            health.storage_full_secs,
+            health.sync_failing_secs,
+            health.member_stale_secs
+        ),
+        (60, 120, 7200)
+    );
+    for key in [
+        "storage_full_secs",
+        "sync_failing_secs",
+        "member_stale_secs",
+    ] {
+        for bad in [0, 604_801] {
+            let text = format!("{MINIMAL}[health]\n{key} = {bad}\n");
+            assert_problem(
+                &text,
+                key,
+                &format!("[health] {key}"),
+                "must be between 1 and 604800",
+            );
+        }
+    }
+    let text = format!("{MINIMAL}[health]\nbogus = 1\n");
+    assert_problem(&text, "bogus", "[health] bogus", "unknown key");
 }
 
 #[test]
@@ -560,7 +669,7 @@ fn syntax_error_names_its_line() {
 #[test]
 fn all_problems_are_reported_in_file_order() {
     let text = format!(
-        "{MINIMAL}{CENTRAL}sync_interval_secs = 0\nbogus = 1\n[api]\nlisten = \"0.0.0.0:1\"\n[log]\nlevel = 3\n"
+        "{MINIMAL}{CENTRAL}sync_interval_secs = 0\nbogus = 1\n[api]\nlisten = \"0.0.0.0:1\"\ntoken_file = \"/t\"\n[log]\nlevel = 3\n"
     );
     let err = parse_err(&text);
     assert_eq!(err.problems().len(), 4, "{err}");

@@ -22,9 +22,21 @@ const RULES_V1: &str = r#"{"version": 1, "programs": [{"id": "main", "currency":
   "base_rate": "1", "redeem": {"points_per_unit": 100, "min_points": 100, "step": 100,
   "max_share": "0.5", "offline_allowance": 2000}}]}"#;
 
+/// Writes a file of mode 0600: the agent refuses a token file that other
+/// users can read.
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     path
 }
 

@@ -64,9 +64,20 @@ impl World {
         Ok(world)
     }
 
+    /// A file of mode 0600 (token files must be: the agent refuses one
+    /// that other users can read).
     pub fn file(&self, name: &str, text: &str) -> Result<PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.files.path().join(name);
-        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .with_context(|| format!("write {}", path.display()))?;
         Ok(path)
     }
 
