@@ -196,7 +196,7 @@ pub fn run_holds_pan(digits: &[u8]) -> bool {
 }
 
 /// True when `text` holds a payment card number anywhere: digit runs are joined over
-/// separators (spaces, dashes, dots, underscores, slashes, ...; see [`is_separator`])
+/// separators (spaces, dashes, dots, underscores, slashes, ...; see `is_separator`)
 /// and searched with [`run_holds_pan`], so neither grouping nor leading zeros nor extra
 /// digits around it hide a number.
 pub fn contains_pan(text: &str) -> bool {
