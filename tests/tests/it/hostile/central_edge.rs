@@ -114,8 +114,10 @@ async fn a_terminals_upload_is_answered_within_a_second_during_a_slow_connection
         let batch = UploadBatch {
             terminal_id: TERMINAL.into(),
             first_seq: entry.seq,
+            // The sale it belongs to, as an honest register sends it
+            // (protocol v2: central re-derives the point from it).
+            documents: pos_sync::testing::documents_for(std::slice::from_ref(&entry)),
             entries: vec![entry],
-            documents: vec![],
         };
         let sent = Instant::now();
         let answer = client.upload(&batch).await;
