@@ -87,7 +87,12 @@ fn terminal_client(central: &Central, token: &str) -> SyncClient {
     SyncClient::new(&config).unwrap()
 }
 
+/// Ignored in the parallel run: its bound is the 1 s, and on a
+/// 2-core machine sharing the CPU with every other test an honest upload can
+/// take longer for reasons that are not central's (1.25 s seen once). `.ci/run`
+/// runs it alone, with `--ignored`, right after the whole suite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "timing bound: run alone by .ci/run (cargo test -p pos-tests --test it hostile::central_edge -- --ignored)"]
 async fn a_terminals_upload_is_answered_within_a_second_during_a_slow_connection_attack() {
     let central = Central::start_insecure().unwrap();
     let token = central.add_terminal(TERMINAL).unwrap();
