@@ -154,13 +154,7 @@ async fn a_daily_cap_filled_at_another_register_is_corrected_and_the_register_sh
     let available = world.central.balance("M-1", "main")?["available"].clone();
     assert_eq!(available, 1_100);
     for agent in [&agent_1, &agent_2] {
-        eventually("the register shows central's balance", || async {
-            let (status, m) = agent.get("/v1/members/M-1").await?;
-            ensure!(status == 200, "{m}");
-            let shown = &m["programs"]["main"];
-            Ok((shown["available"] == available && shown["unsynced"] == 0).then_some(()))
-        })
-        .await?;
+        shows_centrals_balance(agent, &available).await?;
     }
     Ok(())
 }

@@ -171,13 +171,7 @@ async fn offline_overdraft_by_two_registers_is_kept_and_reported() -> Result<()>
 
     let available = world.central.balance("M-1", "main")?["available"].clone();
     for agent in [&agent_1, &agent_2] {
-        eventually("the register shows central's balance", || async {
-            let (status, m) = agent.get("/v1/members/M-1").await?;
-            ensure!(status == 200, "{m}");
-            let shown = &m["programs"]["main"];
-            Ok((shown["available"] == available && shown["unsynced"] == 0).then_some(()))
-        })
-        .await?;
+        shows_centrals_balance(agent, &available).await?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use pos_testkit::agent_proc::{AgentDir, AgentProc};
 use pos_testkit::central_proc::Central;
 use serde_json::{Value, json};
@@ -250,6 +250,18 @@ pub fn sale(id: &str, euros: u32, redeem: Option<i64>) -> Value {
         body["redeem"] = json!([{"program": "main", "points": points}]);
     }
     body
+}
+
+/// Waits until the register shows M-1's `main` points as central's
+/// `available`, with nothing of its own unsynced on top.
+pub async fn shows_centrals_balance(agent: &AgentProc, available: &Value) -> Result<()> {
+    eventually("the register shows central's balance", || async {
+        let (status, m) = agent.get("/v1/members/M-1").await?;
+        ensure!(status == 200, "{m}");
+        let shown = &m["programs"]["main"];
+        Ok((shown["available"] == *available && shown["unsynced"] == 0).then_some(()))
+    })
+    .await
 }
 
 /// Commits a sale; fails unless the agent answers 200.
