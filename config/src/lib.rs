@@ -18,8 +18,11 @@ mod env;
 mod error;
 mod health;
 mod log;
+#[cfg(feature = "logging")]
+pub mod logging;
 mod reader;
 mod secret;
+mod service;
 mod storage;
 mod terminal;
 mod values;
@@ -53,6 +56,10 @@ pub use health::{
 };
 pub use log::{Log, LogFormat, LogLevel};
 pub use secret::TOKEN_FILE_FORBIDDEN_MODE;
+pub use service::{
+    CentralConfig, CentralLimits, CentralListen, CentralStorage, CentralTls, DEFAULT_ADMIN_LISTEN,
+    DEFAULT_CENTRAL_CONFIG_PATH, DEFAULT_POOL_SIZE, POOL_SIZE_MAX, STORAGE_URL_CHARS_MAX,
+};
 pub use storage::{DEFAULT_DB_FILE, Storage};
 pub use terminal::Terminal;
 pub use variable_measure::{EAN13_DIGITS, Measure, VariableMeasure};
@@ -108,33 +115,47 @@ impl Config {
     /// Validates config `text` as if read from `source`, with defaults from
     /// `env`. Pure: touches no file and no process state.
     pub fn parse(text: &str, source: &Path, env: &Env) -> Result<Config, Error> {
-        if text.len() > CONFIG_BYTES_MAX {
-            return Err(whole_file(
-                source,
-                format!(
-                    "config is {} bytes; at most {CONFIG_BYTES_MAX} are accepted",
-                    text.len()
-                ),
-            ));
-        }
-        let document = DeTable::parse(text).map_err(|err| syntax_error(source, text, &err))?;
-        let mut ctx = Ctx::new(source, text);
-        let root = Table::root(document.get_ref(), ROOT_KEYS);
-        let config = read_root(&mut ctx, root, env);
-        if ctx.has_problems() {
-            let (problems, omitted) = ctx.into_problems();
-            return Err(Error::from_problems(problems, omitted));
-        }
-        // Each reader reports why it has no value; reaching here without a config is
-        // a bug in this crate, reported rather than panicking the agent.
-        config.ok_or_else(|| {
-            whole_file(
-                source,
-                "internal error: a section was rejected without a reason; please report this"
-                    .to_string(),
-            )
+        parse_document(text, source, ROOT_KEYS, |ctx, root| {
+            read_root(ctx, root, env)
         })
     }
+}
+
+/// The checks every config file of this crate gets: bounded size, TOML
+/// syntax, then `read` over the root table, with every problem of the file
+/// reported together. `read` returns `None` only after reporting why.
+pub(crate) fn parse_document<T>(
+    text: &str,
+    source: &Path,
+    root_keys: &'static [&'static str],
+    read: impl FnOnce(&mut Ctx<'_>, Table<'_, '_>) -> Option<T>,
+) -> Result<T, Error> {
+    if text.len() > CONFIG_BYTES_MAX {
+        return Err(whole_file(
+            source,
+            format!(
+                "config is {} bytes; at most {CONFIG_BYTES_MAX} are accepted",
+                text.len()
+            ),
+        ));
+    }
+    let document = DeTable::parse(text).map_err(|err| syntax_error(source, text, &err))?;
+    let mut ctx = Ctx::new(source, text);
+    let root = Table::root(document.get_ref(), root_keys);
+    let config = read(&mut ctx, root);
+    if ctx.has_problems() {
+        let (problems, omitted) = ctx.into_problems();
+        return Err(Error::from_problems(problems, omitted));
+    }
+    // Each reader reports why it has no value; reaching here without a config is
+    // a bug in this crate, reported rather than panicking the program.
+    config.ok_or_else(|| {
+        whole_file(
+            source,
+            "internal error: a section was rejected without a reason; please report this"
+                .to_string(),
+        )
+    })
 }
 
 /// Every section of the document, in file-format order; `None` when a required one
@@ -199,7 +220,7 @@ fn read_root(ctx: &mut Ctx<'_>, root: Table<'_, '_>, env: &Env) -> Option<Config
     })
 }
 
-fn missing_table(ctx: &mut Ctx<'_>, label: &str) {
+pub(crate) fn missing_table(ctx: &mut Ctx<'_>, label: &str) {
     ctx.report(None, Some(label.to_string()), "missing required table");
 }
 
@@ -236,7 +257,7 @@ fn syntax_error(source: &Path, text: &str, err: &toml::de::Error) -> Error {
 }
 
 /// Reads at most [`CONFIG_BYTES_MAX`] bytes of UTF-8 text.
-fn read_text(path: &Path) -> Result<String, Error> {
+pub(crate) fn read_text(path: &Path) -> Result<String, Error> {
     let file = std::fs::File::open(path)
         .map_err(|err| whole_file(path, format!("cannot open config: {err}")))?;
     let mut bytes = Vec::new();

@@ -43,6 +43,10 @@ pub(crate) struct Origin {
     file: PathBuf,
     line: Option<usize>,
     key: String,
+    /// What the secret is, for messages: "token" or "password".
+    what: &'static str,
+    /// The key naming a file, suggested when a credential cannot be read.
+    file_key: &'static str,
 }
 
 impl Origin {
@@ -63,15 +67,44 @@ pub(crate) fn read_source(
     ctx: &mut Ctx<'_>,
     table: &Table<'_, '_>,
 ) -> (Option<TokenSource>, Origin) {
-    let token_file = table.field("token_file");
-    let credential = table.field("credential");
+    read_source_keys(ctx, table, SecretKeys::TOKEN)
+}
+
+/// The keys a secret is named by in one table.
+#[derive(Clone, Copy)]
+pub(crate) struct SecretKeys {
+    pub(crate) file: &'static str,
+    pub(crate) credential: &'static str,
+    pub(crate) what: &'static str,
+}
+
+impl SecretKeys {
+    /// A bearer token: `token_file` or `credential`.
+    pub(crate) const TOKEN: SecretKeys = SecretKeys {
+        file: "token_file",
+        credential: "credential",
+        what: "token",
+    };
+}
+
+/// [`read_source`] for a secret named by other keys.
+pub(crate) fn read_source_keys(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_, '_>,
+    keys: SecretKeys,
+) -> (Option<TokenSource>, Origin) {
+    let token_file = table.field(keys.file);
+    let credential = table.field(keys.credential);
     let token = match (&token_file, &credential) {
         (Some(file), None) => path(ctx, file).map(TokenSource::File),
         (None, Some(name)) => read_credential(ctx, name).map(TokenSource::Credential),
         (Some(_), Some(name)) => {
             name.misplaced(
                 ctx,
-                "set exactly one of token_file and credential, not both",
+                format!(
+                    "set exactly one of {} and {}, not both",
+                    keys.file, keys.credential
+                ),
             );
             None
         }
@@ -82,7 +115,9 @@ pub(crate) fn read_source(
     let origin = Origin {
         file: ctx.source().to_path_buf(),
         line: token_span.map(|s| ctx.line_of(s.start)),
-        key: said.map_or_else(|| table.key_label("token_file"), |f| f.key().to_string()),
+        key: said.map_or_else(|| table.key_label(keys.file), |f| f.key().to_string()),
+        what: keys.what,
+        file_key: keys.file,
     };
     (token, origin)
 }
@@ -125,27 +160,30 @@ pub(crate) fn load(
             None => {
                 return Err(origin.problem(format!(
                     "credential {} needs $CREDENTIALS_DIRECTORY, which is not set \
-                     (run under systemd with LoadCredential={name}:PATH, or use token_file)",
-                    quote(name)
+                     (run under systemd with LoadCredential={name}:PATH, or use {})",
+                    quote(name),
+                    origin.file_key
                 )));
             }
         },
     };
     let secret = read_trimmed(&file, TOKEN_BYTES_MAX, private).map_err(|message| {
         origin.problem(format!(
-            "cannot read token from {}: {message}",
+            "cannot read {} from {}: {message}",
+            origin.what,
             file.display()
         ))
     })?;
     let token = secret.expose_secret();
     if token.is_empty() {
-        return Err(origin.problem(format!("token file {} is empty", file.display())));
+        return Err(origin.problem(format!("{} file {} is empty", origin.what, file.display())));
     }
     // The token goes into an HTTP header: visible ASCII only. The
     // message does not say which character, to leak nothing of it.
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(origin.problem(format!(
-            "token in {} must be printable ASCII without spaces",
+            "{} in {} must be printable ASCII without spaces",
+            origin.what,
             file.display()
         )));
     }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod central_service;
 mod devices;
 mod examples;
 mod sections;
