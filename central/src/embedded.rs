@@ -93,29 +93,75 @@ pub async fn start_with_admin(
     admin_listen: SocketAddr,
     tls: bool,
 ) -> Result<RunningCentral, CentralError> {
-    let (listener, addr, url) = bind(listen, tls).await?;
-    let (admin_listener, admin_addr, admin_url) = bind(admin_listen, tls).await?;
+    let options = Serving {
+        tls,
+        ..Serving::new(listen, admin_listen)
+    };
+    start_serving(dir, options).await
+}
+
+/// How [`start_serving`] serves: what `pos-central serve` takes from its
+/// flags or its config file.
+pub struct Serving {
+    /// The sync API's address (registers).
+    pub sync: SocketAddr,
+    /// The admin API's address, its own listener.
+    pub admin: SocketAddr,
+    /// TLS on both listeners; without it only loopback addresses.
+    pub tls: bool,
+    /// The sync listener's bounds ([`server::SYNC_EDGE`] unless configured).
+    pub sync_edge: server::Edge,
+    /// Certificate chain and key files; `None`: the state directory's.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// The storage to serve; `None`: the state directory's.
+    pub storage: Option<Arc<dyn Storage>>,
+}
+
+impl Serving {
+    /// TLS with the state directory's certificate and storage, built-in
+    /// limits.
+    pub fn new(sync: SocketAddr, admin: SocketAddr) -> Serving {
+        Serving {
+            sync,
+            admin,
+            tls: true,
+            sync_edge: server::SYNC_EDGE,
+            tls_files: None,
+            storage: None,
+        }
+    }
+}
+
+/// Serves the central in `dir` as `options` say (the directory is
+/// initialised first if it holds no signing key).
+pub async fn start_serving(dir: &Path, options: Serving) -> Result<RunningCentral, CentralError> {
+    let tls = options.tls;
+    let (listener, addr, url) = bind(options.sync, tls).await?;
+    let (admin_listener, admin_addr, admin_url) = bind(options.admin, tls).await?;
     let dir = CentralDir::new(dir);
     if !dir.signing_key_path().exists() {
         dir.init(&[])?;
     }
-    let storage: Arc<dyn Storage> = Arc::new(dir.open_storage()?);
+    let storage: Arc<dyn Storage> = match options.storage {
+        Some(storage) => storage,
+        None => Arc::new(dir.open_storage()?),
+    };
     let state = Arc::new(AppState {
         storage,
         signing_key: dir.signing_key()?,
         admin_token_hash: token_hash(dir.admin_token()?.expose_secret()),
     });
-    let tls_config = if tls {
-        Some(dir.tls_server_config()?)
-    } else {
-        None
+    let tls_config = match (tls, &options.tls_files) {
+        (false, _) => None,
+        (true, Some((cert, key))) => Some(crate::files::tls_server_config_from(cert, key)?),
+        (true, None) => Some(dir.tls_server_config()?),
     };
     write_url(&dir.serve_url_path(), &url)?;
     write_url(&dir.admin_url_path(), &admin_url)?;
     let (stop, stop_rx) = watch::channel(false);
     let sync = server::serve(
         listener,
-        server::SYNC_EDGE,
+        options.sync_edge,
         server::sync_router(state.clone()),
         tls_config.clone(),
         stopped(stop_rx.clone()),

@@ -238,34 +238,38 @@ impl CentralDir {
 
     /// The rustls server configuration from `server.pem` / `server.key`.
     pub fn tls_server_config(&self) -> Result<Arc<rustls::ServerConfig>, CentralError> {
-        let cert_pem = read_small(&self.server_cert_path())?;
-        let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| tls_err(format!("{}: {e}", self.server_cert_path().display())))?;
-        if certs.is_empty() {
-            return Err(tls_err(format!(
-                "{} holds no certificate",
-                self.server_cert_path().display()
-            )));
-        }
-        let key_pem = read_small(&self.server_key_path())?;
-        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-            .map_err(|e| tls_err(format!("{}: {e}", self.server_key_path().display())))?
-            .ok_or_else(|| {
-                tls_err(format!(
-                    "{} holds no private key",
-                    self.server_key_path().display()
-                ))
-            })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(tls_err)?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(tls_err)?;
-        Ok(Arc::new(config))
+        tls_server_config_from(&self.server_cert_path(), &self.server_key_path())
     }
+}
+
+/// The TLS server configuration of a certificate chain and key in PEM
+/// files (the server's certificate first).
+pub fn tls_server_config_from(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<rustls::ServerConfig>, CentralError> {
+    let cert_pem = read_small(cert_path)?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_err(format!("{}: {e}", cert_path.display())))?;
+    if certs.is_empty() {
+        return Err(tls_err(format!(
+            "{} holds no certificate",
+            cert_path.display()
+        )));
+    }
+    let key_pem = read_small(key_path)?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| tls_err(format!("{}: {e}", key_path.display())))?
+        .ok_or_else(|| tls_err(format!("{} holds no private key", key_path.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(tls_err)?;
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Command-line parsing and the commands that act on the state directory.
 
 mod admin;
+mod serve;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,20 +42,24 @@ enum Command {
         #[command(subcommand)]
         command: TerminalCommand,
     },
-    /// Serve the sync and admin APIs.
+    /// Serve the sync and admin APIs, as the flags or a config file say.
     Serve {
-        #[arg(long)]
-        dir: PathBuf,
+        /// The config file (examples/central.toml; the packaged unit uses
+        /// /etc/pos-central/central.toml): everything below, and more.
+        #[arg(long, conflicts_with_all = ["dir", "listen", "admin_listen", "insecure_http"])]
+        config: Option<PathBuf>,
+        #[arg(long, required_unless_present = "config")]
+        dir: Option<PathBuf>,
         /// Address of the sync API (registers), e.g. 0.0.0.0:8443 or
         /// 127.0.0.1:0.
-        #[arg(long)]
-        listen: SocketAddr,
+        #[arg(long, required_unless_present = "config")]
+        listen: Option<SocketAddr>,
         /// Address of the admin API, its own listener with its own limits.
         /// Loopback by default (a free port, written to DIR/admin.url where
         /// the admin commands find it); expose it only on an
         /// administration network.
-        #[arg(long, default_value_t = embedded::ADMIN_LISTEN_DEFAULT)]
-        admin_listen: SocketAddr,
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
         /// Plain HTTP instead of TLS; only allowed on a loopback address.
         #[arg(long)]
         insecure_http: bool,
@@ -161,6 +166,7 @@ pub fn is_bad_input(error: &anyhow::Error) -> bool {
             e.downcast_ref::<CentralError>(),
             Some(CentralError::Invalid(_) | CentralError::Conflict(_) | CentralError::NotFound(_))
         ) || e.downcast_ref::<admin::BadInput>().is_some()
+            || e.downcast_ref::<pos_config::Error>().is_some()
     })
 }
 
@@ -183,11 +189,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Terminal { command } => terminal(command),
         Command::Serve {
+            config,
             dir,
             listen,
             admin_listen,
             insecure_http,
-        } => serve(CentralDir::new(dir), [listen, admin_listen], insecure_http),
+        } => {
+            let settings = match (config, dir, listen) {
+                (Some(config), _, _) => serve::Settings::from_config(&config)?,
+                (None, Some(dir), Some(listen)) => serve::Settings::from_flags(
+                    dir,
+                    listen,
+                    admin_listen.unwrap_or(embedded::ADMIN_LISTEN_DEFAULT),
+                    insecure_http,
+                ),
+                // clap requires --dir and --listen without --config.
+                _ => anyhow::bail!("serve needs --config, or --dir and --listen"),
+            };
+            serve::run(settings)
+        }
         Command::PublicKey { dir } => {
             println!("{}", public_key(&CentralDir::new(dir))?);
             Ok(())
@@ -311,66 +331,4 @@ fn check_terminal_id(id: &str) -> anyhow::Result<()> {
 fn public_key(dir: &CentralDir) -> anyhow::Result<String> {
     let key = dir.signing_key()?;
     Ok(pos_sync::signing::public_key_base64(&key.verifying_key()))
-}
-
-/// `listen`: the sync API's address, then the admin API's.
-fn serve(dir: CentralDir, listen: [SocketAddr; 2], insecure_http: bool) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    if let Some(open) = listen.iter().find(|a| !a.ip().is_loopback())
-        && insecure_http
-    {
-        return Err(CentralError::Invalid(format!(
-            "--insecure-http is only allowed on a loopback address, not {open}"
-        ))
-        .into());
-    }
-    if !dir.signing_key_path().exists() {
-        return Err(CentralError::Invalid(format!(
-            "{} is not initialised: run pos-central init --dir {} first",
-            dir.path.display(),
-            dir.path.display()
-        ))
-        .into());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let [sync, admin] = listen;
-        let central = embedded::start_with_admin(&dir.path, sync, admin, !insecure_http).await?;
-        // The first stdout line tells scripts and tests where registers
-        // connect, the second where the admin API is.
-        println!("listening on {}", central.url);
-        println!("admin on {}", central.admin_url);
-        tracing::info!(message = "Serving.", url = %central.url, admin_url = %central.admin_url);
-        shutdown_signal().await;
-        central.stop().await;
-        tracing::info!(message = "Stopped.");
-        anyhow::Ok(())
-    })?;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
-    }
 }

@@ -140,6 +140,19 @@ pub const SYNC_EDGE: Edge = Edge {
     },
 };
 
+impl Edge {
+    /// The sync listener with an operator's limits (`[limits]` of
+    /// central.toml); what they leave out stays [`SYNC_EDGE`]'s.
+    pub fn sync_with(limits: &pos_config::CentralLimits) -> Edge {
+        let mut edge = SYNC_EDGE;
+        edge.limits.connections_max = limits.connections as usize;
+        edge.limits.header_read_timeout = Duration::from_millis(limits.header_timeout_ms);
+        edge.connections_per_address_max = limits.connections_per_address as usize;
+        edge.body.total = Duration::from_millis(limits.sync_body_timeout_ms);
+        edge
+    }
+}
+
 /// The admin listener (loopback by default): few clients, big bodies.
 pub const ADMIN_EDGE: Edge = Edge {
     limits: limits(ADMIN_CONNECTIONS_MAX, 4),

@@ -3,6 +3,7 @@
 //! Run one group with `cargo test -p pos-tests --test it <module>::`.
 
 mod central_admin;
+mod central_service;
 mod central_sync;
 mod crash;
 mod demo;

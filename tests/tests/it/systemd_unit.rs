@@ -14,18 +14,18 @@ use anyhow::{Context, Result, ensure};
 use pos_testkit::bins;
 
 /// The spec's bound on the unit's exposure level.
-const EXPOSURE_MAX: &str = "2.5";
+pub(crate) const EXPOSURE_MAX: &str = "2.5";
 
-fn repo(path: &str) -> PathBuf {
+pub(crate) fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-fn read(path: &str) -> Result<String> {
+pub(crate) fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(repo(path)).with_context(|| format!("read {path}"))
 }
 
 /// Every `KEY=value` of the unit (comments and sections left out).
-fn settings(unit: &str) -> Vec<(String, String)> {
+pub(crate) fn settings(unit: &str) -> Vec<(String, String)> {
     unit.lines()
         .map(str::trim)
         .filter(|l| !l.starts_with('#') && !l.starts_with('['))
@@ -34,7 +34,7 @@ fn settings(unit: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn values<'a>(all: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+pub(crate) fn values<'a>(all: &'a [(String, String)], key: &str) -> Vec<&'a str> {
     all.iter()
         .filter(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
@@ -112,7 +112,19 @@ fn the_unit_asks_for_what_the_agent_needs() -> Result<()> {
 #[test]
 #[ignore = "needs systemd-analyze (run by .ci/run with --ignored)"]
 fn the_unit_is_hardened_to_the_specified_exposure() -> Result<()> {
-    let unit = repo("systemd/pos-agent.service");
+    check_exposure("systemd/pos-agent.service")
+}
+
+#[test]
+#[ignore = "needs systemd-analyze (run by .ci/run with --ignored)"]
+fn the_central_unit_is_hardened_to_the_specified_exposure() -> Result<()> {
+    check_exposure("systemd/pos-central.service")
+}
+
+/// `systemd-analyze security --offline=true` puts `unit` at most at
+/// [`EXPOSURE_MAX`].
+fn check_exposure(unit: &str) -> Result<()> {
+    let unit = repo(unit);
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true"])
         .arg(format!("--threshold={}", EXPOSURE_MAX.replace('.', "")))
@@ -143,17 +155,7 @@ fn the_unit_is_hardened_to_the_specified_exposure() -> Result<()> {
 /// of the toolchain.
 #[test]
 fn the_debian_package_ships_the_unit_and_its_files() -> Result<()> {
-    // The binary's package; asset paths are relative to its directory.
-    let manifest: toml::Table = read("agent-cli/Cargo.toml")?.parse()?;
-    let deb = manifest["package"]["metadata"]["deb"]
-        .as_table()
-        .context("[package.metadata.deb]")?;
-    let agent = repo("agent-cli");
-    ensure!(
-        deb.get("name").and_then(toml::Value::as_str) == Some("pos-agent"),
-        "the Debian package is named pos-agent: {:?}",
-        deb.get("name")
-    );
+    let deb = deb_metadata("agent-cli", "pos-agent")?;
     ensure!(
         deb.get("default-features").and_then(toml::Value::as_bool) == Some(false),
         "the Debian package is built without the default feature `demo`"
@@ -163,22 +165,7 @@ fn the_debian_package_ships_the_unit_and_its_files() -> Result<()> {
         !features.is_some_and(|f| f.iter().any(|f| f.as_str() == Some("demo"))),
         "the Debian package is built without the feature `demo`: {features:?}"
     );
-    let mut targets = Vec::new();
-    for asset in deb["assets"].as_array().context("assets")? {
-        let asset = asset
-            .as_array()
-            .context("an asset is [source, target, mode]")?;
-        let source = asset[0].as_str().context("source")?;
-        let target = asset[1].as_str().context("target")?;
-        if !source.starts_with("target/release/") {
-            ensure!(
-                agent.join(source).is_file(),
-                "asset {source} does not exist"
-            );
-        }
-        targets.push(target.to_string());
-    }
-    ensure!(targets.contains(&"usr/bin/".to_string()), "{targets:?}");
+    let targets = check_package("agent-cli", &deb, "pos-agent")?;
     ensure!(
         targets
             .iter()
@@ -186,21 +173,7 @@ fn the_debian_package_ships_the_unit_and_its_files() -> Result<()> {
         "{targets:?}"
     );
 
-    let units = deb["systemd-units"].as_table().context("systemd-units")?;
-    let unit_dir = agent.join(units["unit-scripts"].as_str().context("unit-scripts")?);
-    for file in ["pos-agent.service", "pos-agent.sysusers"] {
-        ensure!(unit_dir.join(file).is_file(), "{file} not in {unit_dir:?}");
-    }
-    ensure!(
-        units["enable"].as_bool() == Some(false),
-        "enabled before it has a config"
-    );
-    ensure!(
-        units["start"].as_bool() == Some(false),
-        "started before it has a config"
-    );
-
-    let scripts = agent.join(
+    let scripts = repo("agent-cli").join(
         deb["maintainer-scripts"]
             .as_str()
             .context("maintainer-scripts")?,
@@ -213,5 +186,114 @@ fn the_debian_package_ships_the_unit_and_its_files() -> Result<()> {
             "{path:?} has no #DEBHELPER# token"
         );
     }
+    Ok(())
+}
+
+/// `[package.metadata.deb]` of the crate in `dir`, checked to name the
+/// Debian package `name`.
+pub(crate) fn deb_metadata(dir: &str, name: &str) -> Result<toml::Table> {
+    let manifest: toml::Table = read(&format!("{dir}/Cargo.toml"))?.parse()?;
+    let deb = manifest["package"]["metadata"]["deb"]
+        .as_table()
+        .context("[package.metadata.deb]")?
+        .clone();
+    ensure!(
+        deb.get("name").and_then(toml::Value::as_str) == Some(name),
+        "the Debian package is named {name}: {:?}",
+        deb.get("name")
+    );
+    Ok(deb)
+}
+
+/// What every package of ours ships: the binary where ExecStart looks for
+/// it, assets that exist (paths relative to the crate's directory), the
+/// unit `unit.service` and its sysusers file, neither enabled nor started
+/// on install (a service needs its config first). The assets' targets.
+pub(crate) fn check_package(dir: &str, deb: &toml::Table, unit: &str) -> Result<Vec<String>> {
+    let crate_dir = repo(dir);
+    let mut targets = Vec::new();
+    for asset in deb["assets"].as_array().context("assets")? {
+        let asset = asset
+            .as_array()
+            .context("an asset is [source, target, mode]")?;
+        let source = asset[0].as_str().context("source")?;
+        let target = asset[1].as_str().context("target")?;
+        if !source.starts_with("target/release/") {
+            ensure!(
+                crate_dir.join(source).is_file(),
+                "asset {source} does not exist"
+            );
+        }
+        targets.push(target.to_string());
+    }
+    ensure!(targets.contains(&"usr/bin/".to_string()), "{targets:?}");
+
+    let units = deb["systemd-units"].as_table().context("systemd-units")?;
+    ensure!(
+        units.get("unit-name").and_then(toml::Value::as_str) == Some(unit),
+        "unit-name {unit}"
+    );
+    let unit_dir = crate_dir.join(units["unit-scripts"].as_str().context("unit-scripts")?);
+    for file in [format!("{unit}.service"), format!("{unit}.sysusers")] {
+        ensure!(unit_dir.join(&file).is_file(), "{file} not in {unit_dir:?}");
+    }
+    ensure!(
+        units["enable"].as_bool() == Some(false),
+        "enabled before it has a config"
+    );
+    ensure!(
+        units["start"].as_bool() == Some(false),
+        "started before it has a config"
+    );
+    Ok(targets)
+}
+
+/// pos-central's unit: a notify service (READY=1 once it listens) of a
+/// static user from its sysusers file, its own private state directory,
+/// the packaged config path, and bad input not restart-looping.
+#[test]
+fn the_central_unit_asks_for_what_central_needs() -> Result<()> {
+    let all = settings(&read("systemd/pos-central.service")?);
+    let one = |key: &str| -> Result<&str> {
+        let found = values(&all, key);
+        ensure!(found.len() == 1, "{key}: {found:?}");
+        Ok(found[0])
+    };
+    ensure!(one("Type")? == "notify");
+    ensure!(one("StateDirectory")? == "pos-central");
+    ensure!(one("StateDirectoryMode")? == "0700", "keys and member data");
+    ensure!(one("RestartPreventExitStatus")? == "2");
+    let user = one("User")?;
+    let sysusers = read("systemd/pos-central.sysusers")?;
+    ensure!(
+        sysusers
+            .lines()
+            .any(|l| l.starts_with(&format!("u {user} "))),
+        "no `u {user}` in pos-central.sysusers"
+    );
+    let exec = one("ExecStart")?;
+    let mut words = exec.split_whitespace();
+    ensure!(words.next() == Some("/usr/bin/pos-central"), "{exec}");
+    let args: Vec<&str> = words.collect();
+    ensure!(
+        args == ["serve", "--config", pos_config::DEFAULT_CENTRAL_CONFIG_PATH],
+        "{exec}"
+    );
+    let help = Command::new(bins::path("pos-central"))
+        .args(["serve", "--help"])
+        .output()?;
+    ensure!(help.status.success(), "{help:?}");
+    ensure!(String::from_utf8_lossy(&help.stdout).contains("--config"));
+    Ok(())
+}
+
+#[test]
+fn the_central_debian_package_ships_its_unit_and_example() -> Result<()> {
+    let deb = deb_metadata("central", "pos-central")?;
+    let targets = check_package("central", &deb, "pos-central")?;
+    ensure!(
+        targets.iter().any(|t| t.ends_with("examples/central.toml")),
+        "{targets:?}"
+    );
     Ok(())
 }
