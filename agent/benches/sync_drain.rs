@@ -291,11 +291,11 @@ fn main() {
         .expect("publish");
     let snapshot = MembersSnapshot::parse(&members_json().to_string()).expect("members snapshot");
     storage.import_members(&snapshot).expect("members");
-    let state = Arc::new(AppState {
+    let state = Arc::new(AppState::new(
         storage,
         signing_key,
-        admin_token_hash: pos_central::files::token_hash("bench-admin"),
-    });
+        pos_central::files::token_hash("bench-admin"),
+    ));
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");

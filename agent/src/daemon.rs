@@ -368,7 +368,13 @@ fn spawn_sync(
     let monitor = crate::sync_worker::SyncMonitor::new();
     state.health.attach_sync(monitor.clone());
     state.session.attach_sync(monitor.clone());
-    crate::sync_worker::spawn(state.store.clone(), sync, monitor, shutdown.clone())
+    crate::sync_worker::spawn(
+        state.store.clone(),
+        sync,
+        monitor,
+        state.health.clone(),
+        shutdown.clone(),
+    )
 }
 
 /// Spawns a task; if it ends before shutdown was asked for (it should run

@@ -63,10 +63,11 @@ pub const PROBLEMS: &[&str] = &[
 ];
 
 /// Sync worker state as health shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncMode {
     /// No `[central]` in the config: the register runs standalone.
+    #[default]
     Off,
     /// Configured; the worker (issue 4) reports details.
     On,
@@ -131,7 +132,7 @@ pub struct HealthState {
 }
 
 /// The store part of a health snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct StoreHealth {
     /// The writer thread runs and, when it has work, finished a command
     /// within [`WRITER_STALL_MS`].
@@ -143,7 +144,7 @@ pub struct StoreHealth {
 }
 
 /// `GET /v1/health` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Health {
     /// `ok`, or `degraded` when [`Health::problems`] is not empty.
     pub status: String,
@@ -191,7 +192,7 @@ pub struct Health {
 }
 
 /// Sync part of health (`GET /v1/sync` answers the same object).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SyncHealth {
     pub state: SyncMode,
     /// Why it is in that state, for humans.

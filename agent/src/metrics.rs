@@ -1,13 +1,9 @@
 //! Prometheus metrics of one agent instance, rendered in the text
 //! exposition format (`GET /metrics`).
 //!
-//! Hand-written rather than `prometheus-client` because: the set is small
-//! (three request families plus a few store figures), the registry must
-//! belong to the agent instance (several agents run in one test process, so
-//! no global registry), and the crates available model histograms with
-//! `f64` while this project keeps float arithmetic out entirely (latency
-//! is kept in whole microseconds and printed as exact decimal seconds).
-//! The text format itself is a few lines: `# HELP`, `# TYPE`, samples.
+//! Rendered with [`pos_http::metrics`] (shared with central; it says why
+//! by hand): latency in whole microseconds, printed as exact decimal
+//! seconds.
 //!
 //! Store figures (sales, points, unsynced entries) are read from the store
 //! at scrape time rather than counted here, so they survive restarts and can
@@ -18,18 +14,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Upper bounds of the latency histogram buckets, in microseconds. Sale
-/// commits are fsync-bound (about 0.4 ms to a few ms here); anything past
-/// 10 s has hit the request timeout anyway.
-pub const LATENCY_BUCKETS_US: [u64; 14] = [
-    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000, 10_000_000,
-];
-
-/// Most distinct label sets per family. Routes and codes are bounded by the
-/// code, but a bug (or a future free-text label) must not grow memory
-/// without end: label sets past this are counted under `other`.
-pub const LABEL_SETS_MAX: usize = 512;
+use pos_http::metrics::{Histogram, bounded_key, escape, family};
+pub use pos_http::metrics::{LABEL_SETS_MAX, LATENCY_BUCKETS_US};
 
 /// Figures read from the store for one scrape.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,14 +34,6 @@ pub struct StoreFigures {
     pub rules_version: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    /// Non-cumulative count per bucket of [`LATENCY_BUCKETS_US`].
-    buckets: [u64; LATENCY_BUCKETS_US.len()],
-    count: u64,
-    sum_us: u64,
-}
-
 #[derive(Debug, Default)]
 struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
@@ -67,14 +45,6 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
-}
-
-fn bounded_key<K: Ord + Clone, V>(map: &BTreeMap<K, V>, key: K, other: K) -> K {
-    if map.contains_key(&key) || map.len() < LABEL_SETS_MAX {
-        key
-    } else {
-        other
-    }
 }
 
 impl Metrics {
@@ -100,12 +70,7 @@ impl Metrics {
         );
         *inner.requests.entry(key).or_default() += 1;
         let key = bounded_key(&inner.latency, route.to_string(), "other".to_string());
-        let h = inner.latency.entry(key).or_default();
-        if let Some(i) = LATENCY_BUCKETS_US.iter().position(|&b| us <= b) {
-            h.buckets[i] += 1;
-        }
-        h.count += 1;
-        h.sum_us = h.sum_us.saturating_add(us);
+        inner.latency.entry(key).or_default().observe_us(us);
     }
 
     /// Counts one error answer by its API code.
@@ -206,31 +171,8 @@ fn render_latency(out: &mut String, latency: &BTreeMap<String, Histogram>) {
         "API request latency until the answer's headers, by route.",
     );
     for (route, h) in latency {
-        let route = escape(route);
-        let mut cumulative = 0u64;
-        for (bound, n) in LATENCY_BUCKETS_US.iter().zip(h.buckets.iter()) {
-            cumulative += n;
-            let _ = writeln!(
-                out,
-                "pos_agent_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}\"}} {cumulative}",
-                seconds(*bound)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "pos_agent_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "pos_agent_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-            seconds(h.sum_us)
-        );
-        let _ = writeln!(
-            out,
-            "pos_agent_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-            h.count
-        );
+        let labels = format!("route=\"{}\"", escape(route));
+        h.render(out, "pos_agent_http_request_duration_seconds", &labels);
     }
 }
 
@@ -305,41 +247,9 @@ pub fn render_health(out: &mut String, health: &crate::health::Health) {
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// Microseconds as exact decimal seconds (`1500` → `0.0015`), without floats.
-fn seconds(us: u64) -> String {
-    let whole = us / 1_000_000;
-    let frac = us % 1_000_000;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let digits = format!("{frac:06}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
-
-/// Label value escaping of the text format: backslash, quote, newline.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seconds_are_exact_decimals() {
-        assert_eq!(seconds(250), "0.00025");
-        assert_eq!(seconds(1_000_000), "1");
-        assert_eq!(seconds(2_500_000), "2.5");
-        assert_eq!(seconds(0), "0");
-    }
 
     #[test]
     fn histogram_is_cumulative_and_counts_match() {
@@ -381,10 +291,5 @@ mod tests {
         }
         assert_eq!(m.errors_with_code("other"), 10);
         assert_eq!(m.lock().errors.len(), LABEL_SETS_MAX + 1);
-    }
-
-    #[test]
-    fn labels_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

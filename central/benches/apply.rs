@@ -161,11 +161,11 @@ fn bench_catch_up(c: &mut Criterion) {
                 let central = CentralDir::new(dir.path());
                 central.init(&[]).expect("init");
                 let storage = fresh_storage(dir.path());
-                let state = Arc::new(AppState {
-                    storage: Arc::new(storage),
-                    signing_key: central.signing_key().expect("key"),
-                    admin_token_hash: [0; 32],
-                });
+                let state = Arc::new(AppState::new(
+                    Arc::new(storage),
+                    central.signing_key().expect("key"),
+                    [0; 32],
+                ));
                 let tls = central.tls_server_config().expect("tls");
                 total += runtime.block_on(async {
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

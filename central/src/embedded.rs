@@ -146,11 +146,11 @@ pub async fn start_serving(dir: &Path, options: Serving) -> Result<RunningCentra
         Some(storage) => storage,
         None => Arc::new(dir.open_storage()?),
     };
-    let state = Arc::new(AppState {
+    let state = Arc::new(AppState::new(
         storage,
-        signing_key: dir.signing_key()?,
-        admin_token_hash: token_hash(dir.admin_token()?.expose_secret()),
-    });
+        dir.signing_key()?,
+        token_hash(dir.admin_token()?.expose_secret()),
+    ));
     let tls_config = match (tls, &options.tls_files) {
         (false, _) => None,
         (true, Some((cert, key))) => Some(crate::files::tls_server_config_from(cert, key)?),

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod embedded;
 pub mod error;
 pub mod files;
+pub mod fleet;
 pub mod guard;
 pub mod rules;
 pub mod server;

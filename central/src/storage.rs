@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::apply::adjust::Adjustment;
 use crate::error::CentralError;
+use crate::fleet::FleetReport;
 use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
 use crate::tokens::TokenState;
 
@@ -39,6 +40,8 @@ pub struct TerminalInfo {
     pub revoked_at: Option<String>,
     /// Until when the token a rotation replaced is valid (RFC 3339).
     pub previous_token_valid_until: Option<String>,
+    /// Its newest fleet report (`docs/sync-v2.md` §8), null before the first.
+    pub report: Option<FleetReport>,
 }
 
 /// A stored entry (or consumed seq) as the admin API shows it.
@@ -153,6 +156,9 @@ pub trait Storage: Send + Sync + 'static {
         grace_ms: i64,
         at: jiff::Timestamp,
     ) -> Result<(), CentralError>;
+
+    /// Keeps `report` as the terminal's newest fleet report.
+    fn store_report(&self, terminal_id: &str, report: &FleetReport) -> Result<(), CentralError>;
 
     /// Applies an upload batch in one transaction (sync spec §2).
     /// `received_at` is central's clock, for clock-skew conflicts.

@@ -42,6 +42,7 @@ pub mod error;
 mod handshake;
 mod io;
 mod limits;
+pub mod metrics;
 mod serve;
 
 pub use accept::{Accept, Peer};

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::error::SyncError;
 use crate::protocol::{
     ANSWER_BYTES_MAX, CHANGES_PAGE_MAX, CatalogChanges, HoldAnswer, HoldRelease, HoldRequest,
-    MemberChanges, RulesAnswer, SignedBundle, UploadAnswer, UploadBatch,
+    MemberChanges, RulesAnswer, SignedBundle, TerminalReport, UploadAnswer, UploadBatch,
 };
 use crate::wire;
 
@@ -539,6 +539,14 @@ impl SyncClient {
     pub async fn place_hold(&self, request: &HoldRequest) -> Result<HoldAnswer, SyncError> {
         self.call(Method::POST, "v1/sync/holds", Self::body(request)?)
             .await
+    }
+
+    /// Tells central how this register is (the fleet view). An older
+    /// central answers 404, which the caller may ignore.
+    pub async fn report(&self, report: &TerminalReport) -> Result<(), SyncError> {
+        self.exchange(Method::PUT, "v1/sync/report", Self::body(report)?)
+            .await
+            .map(|_| ())
     }
 
     /// Releases a hold whose sale was abandoned.

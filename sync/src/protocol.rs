@@ -358,3 +358,59 @@ pub struct HoldRelease {
     pub sale_id: String,
     pub program: String,
 }
+
+/// Most devices one [`TerminalReport`] lists (a register has a handful).
+pub const REPORT_DEVICES_MAX: usize = 32;
+/// Longest text in a [`TerminalReport`]: versions, names, states, the
+/// last error (longer ones are cut by the register, refused by central).
+pub const REPORT_TEXT_BYTES_MAX: usize = 256;
+/// Most problems one report lists (health's own list is shorter).
+pub const REPORT_PROBLEMS_MAX: usize = 16;
+
+/// What a register tells central about itself after each successful sync
+/// cycle (`PUT /v1/sync/report`, `docs/sync-v2.md` §8): the fleet view.
+/// Central keeps the newest per terminal; nothing in it changes a balance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalReport {
+    pub terminal_id: String,
+    /// The agent's version (`pos-agent --version`).
+    pub agent_version: String,
+    /// The register's clock when it sent the report (RFC 3339): central
+    /// derives the clock offset from it.
+    pub sent_at: String,
+    /// `ok` or `degraded`, as its health says.
+    pub health: String,
+    /// Health's problems (`storage_full`, `device_loop_stuck`, ...).
+    pub problems: Vec<String>,
+    /// Ledger entries central has not yet acknowledged.
+    pub outbox_depth: u64,
+    /// Entries central refused for good.
+    pub dead_letters: u64,
+    /// The rules version the register trades on.
+    pub rules_version: Option<u64>,
+    pub devices: Vec<DeviceReport>,
+    /// The error of the last failed sync cycle, if the register had one
+    /// since its last success.
+    pub last_error: Option<String>,
+}
+
+/// One device of a [`TerminalReport`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    pub name: String,
+    /// `up`, `down` or `stuck`.
+    pub state: String,
+}
+
+/// `text` cut to at most `bytes_max` bytes on a character boundary: what a
+/// register does to its own texts before reporting them.
+pub fn cut_text(text: &str, bytes_max: usize) -> String {
+    if text.len() <= bytes_max {
+        return text.to_string();
+    }
+    let mut end = bytes_max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}

@@ -20,6 +20,7 @@
 //! with `POST /v1/sync/now`). It is never logged or reported.
 
 pub mod download;
+pub mod fleet;
 pub mod holds;
 pub mod report;
 pub mod upload;
@@ -36,6 +37,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::HealthState;
 use crate::store::{Store, StoreError};
 pub use report::{OverdraftNote, SyncPhase, SyncReport};
 
@@ -218,16 +220,19 @@ pub fn spawn(
     store: Store,
     options: SyncOptions,
     monitor: SyncMonitor,
+    health: Arc<HealthState>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut worker = Worker::new(store, options, monitor);
+        let mut worker = Worker::new(store, options, monitor, health);
         worker.run(shutdown).await;
     })
 }
 
 struct Worker {
     store: Store,
+    /// What the fleet report after each cycle is made of.
+    health: Arc<HealthState>,
     options: SyncOptions,
     monitor: SyncMonitor,
     key: Option<VerifyingKey>,
@@ -237,13 +242,19 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(store: Store, options: SyncOptions, monitor: SyncMonitor) -> Worker {
+    fn new(
+        store: Store,
+        options: SyncOptions,
+        monitor: SyncMonitor,
+        health: Arc<HealthState>,
+    ) -> Worker {
         // The config checked the key is a curve point; if it still fails,
         // every bundle is refused (and reported) while uploads go on.
         let key = VerifyingKey::from_bytes(&options.central.rules_public_key).ok();
         monitor.update(|r| r.central = options.central.url.to_string());
         Worker {
             store,
+            health,
             backoff: Backoff::new(options.retry),
             options,
             monitor,
@@ -400,11 +411,37 @@ impl Worker {
         let now = self.store.clock_rfc3339();
         self.monitor.update(|r| r.members_downloaded_at = Some(now));
         download::catalog(&self.store, &client).await?;
+        self.report(&client, &terminal_id).await;
         if drained.more {
             // A long catch-up: go on at once rather than after the interval.
             self.monitor.wake();
         }
         Ok(())
+    }
+
+    /// Tells central how this register is (`docs/sync-v2.md` §8). Best
+    /// effort: the fleet view is for people, so a failure (or an older
+    /// central's 404) is logged and never fails the cycle.
+    async fn report(&self, client: &SyncClient, terminal_id: &str) {
+        let stats = self.store.stats().await.map_err(|e| e.to_string());
+        let health = self.health.snapshot(stats, self.store.writer_health());
+        let last_error = self
+            .monitor
+            .inner
+            .report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_error
+            .clone();
+        let report = fleet::report(
+            terminal_id,
+            &health,
+            last_error.as_deref(),
+            &self.store.clock_rfc3339(),
+        );
+        if let Err(error) = client.report(&report).await {
+            tracing::debug!(message = "Could not report to central's fleet view.", %error);
+        }
     }
 
     async fn refresh_dead_letters(&self) {

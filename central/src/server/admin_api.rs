@@ -20,6 +20,7 @@ use super::{AppState, SNAPSHOT_BYTES_MAX, Shared, blocking};
 use crate::apply::ConflictKind;
 use crate::apply::adjust::AdjustmentRequest;
 use crate::error::CentralError;
+use crate::fleet::FleetFilter;
 use crate::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
 use crate::snapshot_csv;
 use crate::storage::{ConflictFilter, LISTING_ROWS_MAX, LedgerFilter, Storage};
@@ -48,6 +49,7 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
         ("/v1/admin/members/{id}", get(admin_member)),
         ("/v1/admin/ledger", get(admin_ledger)),
         ("/v1/admin/terminals", get(admin_terminals)),
+        ("/v1/admin/metrics", get(metrics)),
         ("/v1/admin/conflicts", get(admin_conflicts)),
         (
             "/v1/admin/adjustments",
@@ -200,10 +202,54 @@ async fn admin_ledger(
     Ok(axum::Json(json!({"entries": entries})).into_response())
 }
 
-async fn admin_terminals(State(state): Shared) -> ApiResult<Response> {
+/// `GET /v1/admin/terminals` filters (the fleet view): every given one
+/// must hold.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TerminalQuery {
+    /// No upload for more than this many minutes (or never).
+    silent_mins: Option<u64>,
+    /// A reported outbox deeper than this.
+    backlog_above: Option<u64>,
+    /// `true`: only those on rules older than central's newest.
+    rules_behind: Option<bool>,
+}
+
+async fn admin_terminals(
+    State(state): Shared,
+    query: Result<Query<TerminalQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(query_error)?;
+    let filter = FleetFilter {
+        silent_mins: query.silent_mins,
+        backlog_above: query.backlog_above,
+        rules_behind: query.rules_behind.unwrap_or(false),
+    };
     let storage = state.storage.clone();
-    let terminals = blocking(move || storage.terminals()).await?;
-    Ok(axum::Json(json!({"terminals": terminals})).into_response())
+    let (terminals, newest) =
+        blocking(move || Ok((storage.terminals()?, storage.current_bundle_version()?))).await?;
+    let now = jiff::Timestamp::now();
+    let terminals: Vec<_> = terminals
+        .into_iter()
+        .filter(|t| filter.matches(t, now, newest))
+        .collect();
+    Ok(axum::Json(json!({"terminals": terminals, "newest_rules_version": newest})).into_response())
+}
+
+/// `GET /v1/admin/metrics`: Prometheus text format ([`super::metrics`]).
+async fn metrics(State(state): Shared) -> ApiResult<Response> {
+    let storage = state.storage.clone();
+    let (terminals, newest) =
+        blocking(move || Ok((storage.terminals()?, storage.current_bundle_version()?))).await?;
+    let text = state.metrics.render(&terminals, newest);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// `GET /v1/admin/conflicts` as sent: text, each parsed by

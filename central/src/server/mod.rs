@@ -52,6 +52,7 @@ use crate::storage::Storage;
 mod admin_api;
 pub mod auth;
 pub mod error;
+pub mod metrics;
 mod sync_api;
 
 pub use auth::{AuthAdmin, AuthTerminal};
@@ -171,6 +172,23 @@ pub struct AppState {
     pub signing_key: SigningKey,
     /// SHA-256 of the admin token (the token itself is not kept in memory).
     pub admin_token_hash: [u8; 32],
+    /// This instance's counters (`GET /v1/admin/metrics`).
+    pub metrics: metrics::Metrics,
+}
+
+impl AppState {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        signing_key: SigningKey,
+        admin_token_hash: [u8; 32],
+    ) -> AppState {
+        AppState {
+            storage,
+            signing_key,
+            admin_token_hash,
+            metrics: metrics::Metrics::default(),
+        }
+    }
 }
 
 type Shared = State<Arc<AppState>>;
@@ -212,9 +230,18 @@ fn admin_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     router
 }
 
-fn finish(router: Router<Arc<AppState>>, state: Arc<AppState>, unknown: &'static str) -> Router {
+fn finish(
+    router: Router<Arc<AppState>>,
+    state: Arc<AppState>,
+    api: &'static str,
+    unknown: &'static str,
+) -> Router {
     router
         .fallback(move || async move { ApiError(CentralError::NotFound(unknown.into())) })
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), api),
+            metrics::count_requests,
+        ))
         .with_state(state)
 }
 
@@ -225,6 +252,7 @@ pub fn sync_router(state: Arc<AppState>) -> Router {
     finish(
         routes,
         state,
+        "sync",
         "no such route (the admin API is served on the admin listener)",
     )
 }
@@ -232,7 +260,7 @@ pub fn sync_router(state: Arc<AppState>) -> Router {
 /// The admin API alone: what the admin listener serves.
 pub fn admin_router(state: Arc<AppState>) -> Router {
     let routes = admin_routes(&state);
-    finish(routes, state, "no such route")
+    finish(routes, state, "admin", "no such route")
 }
 
 /// Both APIs on one router, each route behind its API's token: for
@@ -241,7 +269,7 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
 /// or not.
 pub fn router(state: Arc<AppState>) -> Router {
     let routes = sync_routes(&state).merge(admin_routes(&state));
-    finish(routes, state, "no such route")
+    finish(routes, state, "both", "no such route")
 }
 
 /// Serves `router` on `listener` (TLS when `tls` is given) until `shutdown`

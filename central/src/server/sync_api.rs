@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use pos_sync::protocol::{
     BATCH_BYTES_MAX, BatchOutcome, CHANGES_PAGE_MAX, EntryResult, HoldRelease, HoldRequest,
     RulesAnswer, UploadAnswer,
@@ -43,6 +43,10 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<AppState>>)> {
             "/v1/sync/holds/release",
             post(release_hold).layer(DefaultBodyLimit::max(HOLD_BYTES_MAX)),
         ),
+        (
+            "/v1/sync/report",
+            put(report).layer(DefaultBodyLimit::max(REPORT_BYTES_MAX)),
+        ),
     ]
 }
 
@@ -70,6 +74,28 @@ pub(super) async fn require_protocol(request: Request, next: Next) -> Response {
     .into_response()
 }
 
+/// Largest fleet report body: its texts are bounded one by one, so a
+/// report near this is not one a register wrote.
+pub const REPORT_BYTES_MAX: usize = 32 * 1_024;
+
+/// `PUT /v1/sync/report`: the register's newest fleet report
+/// (`docs/sync-v2.md` §8), kept per terminal; 204.
+async fn report(
+    State(state): Shared,
+    terminal: AuthTerminal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(body_error)?;
+    let report: pos_sync::protocol::TerminalReport =
+        wire::decode(&body, REPORT_BYTES_MAX).map_err(CentralError::from)?;
+    same_terminal(&terminal, &report.terminal_id)?;
+    let fleet = crate::fleet::FleetReport::accept(&report, jiff::Timestamp::now())?;
+    let storage = state.storage.clone();
+    let AuthTerminal(id) = terminal;
+    blocking(move || storage.store_report(&id, &fleet)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 async fn upload(
     State(state): Shared,
     terminal: AuthTerminal,
@@ -80,7 +106,9 @@ async fn upload(
     let batch = wire::decode_upload(&body).map_err(CentralError::from)?;
     same_terminal(&terminal, &batch.terminal_id)?;
     let storage = state.storage.clone();
+    let started = std::time::Instant::now();
     let answer = blocking(move || storage.apply_batch(&batch, jiff::Timestamp::now())).await?;
+    state.metrics.observe_batch(&answer, started.elapsed());
     log_outcome(&terminal, &answer);
     postcard(&answer)
 }

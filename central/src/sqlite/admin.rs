@@ -1,5 +1,6 @@
 //! Terminals and the admin listings (ledger, conflicts).
 
+use crate::fleet::FleetReport;
 use pos_sync::Digest32;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
@@ -78,8 +79,9 @@ pub(super) fn authenticate(
 pub(super) fn terminals(conn: &Connection) -> Result<Vec<TerminalInfo>, CentralError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, last_seq, last_hash, last_contact, created_at, last_used_ms, revoked_at,
-                previous_valid_until_ms
-         FROM terminals WHERE id != ?1 ORDER BY id LIMIT ?2",
+                previous_valid_until_ms, r.report
+         FROM terminals LEFT JOIN terminal_reports r ON r.terminal_id = terminals.id
+         WHERE id != ?1 ORDER BY id LIMIT ?2",
     )?;
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let mut rows = stmt.query(params![CENTRAL_TERMINAL, LISTING_ROWS_MAX as i64])?;
@@ -89,6 +91,7 @@ pub(super) fn terminals(conn: &Connection) -> Result<Vec<TerminalInfo>, CentralE
         let last_used_ms: Option<i64> = r.get(5)?;
         let until: Option<i64> = r.get(7)?;
         let state = TokenState::of(revoked_at.is_some(), until, now_ms);
+        let report: Option<String> = r.get(8)?;
         out.push(TerminalInfo {
             terminal_id: r.get(0)?,
             last_seq: u64_of(r.get(1)?, "last_seq")?,
@@ -101,9 +104,24 @@ pub(super) fn terminals(conn: &Connection) -> Result<Vec<TerminalInfo>, CentralE
             previous_token_valid_until: until
                 .filter(|_| state == TokenState::Rotating)
                 .and_then(tokens::rfc3339_of_ms),
+            report: report.as_deref().map(FleetReport::from_json).transpose()?,
         });
     }
     Ok(out)
+}
+
+/// Keeps `report` as the terminal's newest (replacing the one before).
+pub(super) fn store_report(
+    tx: &Transaction<'_>,
+    terminal_id: &str,
+    report: &FleetReport,
+) -> Result<(), CentralError> {
+    tx.prepare_cached(
+        "INSERT INTO terminal_reports (terminal_id, report) VALUES (?1, ?2)
+         ON CONFLICT (terminal_id) DO UPDATE SET report = excluded.report",
+    )?
+    .execute(params![terminal_id, report.to_json()?])?;
+    Ok(())
 }
 
 /// The revocation time of a registered terminal (None: not revoked), or

@@ -34,6 +34,7 @@ use crate::apply;
 use crate::apply::adjust::Adjustment;
 pub use crate::apply::hold::{HOLD_KEPT_SECS, HOLD_TTL_SECS};
 use crate::error::CentralError;
+use crate::fleet::FleetReport;
 use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
 use crate::storage::{
     Conflict, ConflictFilter, LedgerFilter, NewBundle, Storage, StoredEntry, TerminalInfo,
@@ -147,6 +148,10 @@ impl Storage for SqliteStorage {
         at: jiff::Timestamp,
     ) -> Result<(), CentralError> {
         self.write(|tx| admin::rotate_terminal(tx, terminal_id, token_hash, grace_ms, at))
+    }
+
+    fn store_report(&self, terminal_id: &str, report: &FleetReport) -> Result<(), CentralError> {
+        self.write(|tx| admin::store_report(tx, terminal_id, report))
     }
 
     fn terminals(&self) -> Result<Vec<TerminalInfo>, CentralError> {

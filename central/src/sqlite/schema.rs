@@ -223,6 +223,14 @@ SELECT b.version, p.id FROM bundles b JOIN programs p ON p.first_version <= b.ve
 DROP INDEX conflicts_repeat;
 CREATE INDEX conflicts_repeat ON conflicts (terminal_id, kind, member, program, detail);
 "#,
+    // 7: the fleet view (docs/sync-v2.md §8): each register's newest
+    // report, as JSON (a FleetReport), bounded.
+    r#"
+CREATE TABLE terminal_reports (
+    terminal_id TEXT PRIMARY KEY REFERENCES terminals(id),
+    report TEXT NOT NULL CHECK (length(report) <= 65536)
+);
+"#,
 ];
 
 /// Sets the pragmas central relies on and migrates the schema.

@@ -35,11 +35,11 @@ fn app() -> axum::Router {
     storage
         .add_terminal("reg-2", token_hash("other-token"))
         .unwrap();
-    router(Arc::new(AppState {
-        storage: Arc::new(storage),
-        signing_key: SigningKey::generate(&mut rand::rngs::StdRng::seed_from_u64(3)),
-        admin_token_hash: token_hash(ADMIN),
-    }))
+    router(Arc::new(AppState::new(
+        Arc::new(storage),
+        SigningKey::generate(&mut rand::rngs::StdRng::seed_from_u64(3)),
+        token_hash(ADMIN),
+    )))
 }
 
 async fn call(
