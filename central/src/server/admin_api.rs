@@ -23,7 +23,7 @@ use crate::error::CentralError;
 use crate::fleet::FleetFilter;
 use crate::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
 use crate::snapshot_csv;
-use crate::storage::{ConflictFilter, LISTING_ROWS_MAX, LedgerFilter, Storage};
+use crate::storage::{ConflictFilter, LISTING_ROWS_MAX, LedgerFilter, Storage, TerminalInfo};
 
 /// Default rows of an admin listing.
 const LISTING_ROWS_DEFAULT: usize = 1_000;
@@ -225,9 +225,7 @@ async fn admin_terminals(
         backlog_above: query.backlog_above,
         rules_behind: query.rules_behind.unwrap_or(false),
     };
-    let storage = state.storage.clone();
-    let (terminals, newest) =
-        blocking(move || Ok((storage.terminals()?, storage.current_bundle_version()?))).await?;
+    let (terminals, newest) = fleet(&state).await?;
     let now = jiff::Timestamp::now();
     let terminals: Vec<_> = terminals
         .into_iter()
@@ -236,11 +234,16 @@ async fn admin_terminals(
     Ok(axum::Json(json!({"terminals": terminals, "newest_rules_version": newest})).into_response())
 }
 
+/// Every terminal and central's newest rules version: what the fleet view
+/// and the fleet gauges are computed from.
+async fn fleet(state: &AppState) -> ApiResult<(Vec<TerminalInfo>, Option<u64>)> {
+    let storage = state.storage.clone();
+    blocking(move || Ok((storage.terminals()?, storage.current_bundle_version()?))).await
+}
+
 /// `GET /v1/admin/metrics`: Prometheus text format ([`super::metrics`]).
 async fn metrics(State(state): Shared) -> ApiResult<Response> {
-    let storage = state.storage.clone();
-    let (terminals, newest) =
-        blocking(move || Ok((storage.terminals()?, storage.current_bundle_version()?))).await?;
+    let (terminals, newest) = fleet(&state).await?;
     let text = state.metrics.render(&terminals, newest);
     Ok((
         [(
