@@ -340,6 +340,9 @@ fn serve(dir: CentralDir, listen: [SocketAddr; 2], insecure_http: bool) -> anyho
         ))
         .into());
     }
+    if let Some(warning) = dir.check_serving_dir()? {
+        tracing::warn!(message = "State directory readable by others.", detail = %warning);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,6 +4,7 @@
 mod bodies;
 mod card_guard;
 mod central_edge;
+mod central_files;
 mod conflict_flood;
 mod health;
 mod import_stall;
