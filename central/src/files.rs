@@ -2,7 +2,7 @@
 //! reads.
 //!
 //! ```text
-//! DIR/central.db      SQLite database
+//! DIR/central.db      SQLite database, and its -wal and -shm (0600: member data, token hashes)
 //! DIR/signing.key     Ed25519 bundle signing key (PKCS#8 PEM, 0600)
 //! DIR/admin.token     the admin API bearer token (0600)
 //! DIR/ca.pem          development CA certificate: give it to registers (ca_file)
@@ -12,9 +12,18 @@
 //! DIR/serve.url       written by `serve`: the sync API's URL
 //! DIR/admin.url       written by `serve`: the admin API's URL, for admin commands
 //! ```
+//!
+//! The directory is 0700 and every file that is not meant to be handed out
+//! is 0600. `init` creates the directory 0700, or tightens an existing one
+//! to 0700 (saying so), except a shared sticky directory such as `/tmp`,
+//! which it refuses. Opening the database (every command) creates
+//! `central.db` 0600 before SQLite does (SQLite gives `-wal` and `-shm` the
+//! database file's mode) and tightens an older one. `serve` refuses a
+//! directory that others can write (they could swap its keys or database)
+//! and warns about one that others can read.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -57,11 +66,27 @@ pub struct CentralDir {
     pub path: PathBuf,
 }
 
+/// Mode of the state directory.
+const DIR_MODE: u32 = 0o700;
+/// Mode of a file only central reads.
+const SECRET_MODE: u32 = 0o600;
+
+fn dir_mode(path: &Path) -> Result<u32, CentralError> {
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .map_err(|e| CentralError::io(format!("reading {}", path.display()), e))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), CentralError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| CentralError::io(format!("chmod {mode:o} {}", path.display()), e))
+}
+
 fn write_new(path: &Path, contents: &[u8], secret: bool) -> Result<(), CentralError> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(if secret { 0o600 } else { 0o644 })
+        .mode(if secret { SECRET_MODE } else { 0o644 })
         .open(path)
         .map_err(|e| CentralError::io(format!("creating {}", path.display()), e))?;
     file.write_all(contents)
@@ -156,8 +181,12 @@ impl CentralDir {
     /// Refuses to overwrite an existing key: re-running `init` on a live
     /// central would orphan every register's trust.
     pub fn init(&self, extra_names: &[String]) -> Result<(), CentralError> {
-        std::fs::create_dir_all(&self.path)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&self.path)
             .map_err(|e| CentralError::io(format!("creating {}", self.path.display()), e))?;
+        self.tighten_dir()?;
         if self.signing_key_path().exists() {
             return Err(CentralError::Conflict(format!(
                 "{} already exists: this directory is initialised",
@@ -215,8 +244,67 @@ impl CentralDir {
         Ok(())
     }
 
+    /// Opens the database, first making it (and its `-wal`, `-shm`) 0600.
     pub fn open_storage(&self) -> Result<SqliteStorage, CentralError> {
-        SqliteStorage::open(&self.db_path())
+        let db = self.db_path();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(SECRET_MODE)
+            .open(&db)
+            .map_err(|e| CentralError::io(format!("creating {}", db.display()), e))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{suffix}", db.display()));
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    set_mode(&path, SECRET_MODE)?;
+                }
+                _ => {}
+            }
+        }
+        SqliteStorage::open(&db)
+    }
+
+    /// Tightens the directory to 0700 (init): a sticky one (`/tmp`) is
+    /// shared by design and refused instead.
+    fn tighten_dir(&self) -> Result<(), CentralError> {
+        let mode = dir_mode(&self.path)?;
+        if mode & 0o077 == 0 {
+            return Ok(());
+        }
+        if mode & 0o1000 != 0 {
+            return Err(CentralError::Invalid(format!(
+                "{} is a shared directory (mode {mode:04o}): give central a directory of its own",
+                self.path.display()
+            )));
+        }
+        set_mode(&self.path, DIR_MODE)?;
+        eprintln!(
+            "tightened {} from mode {mode:04o} to {DIR_MODE:04o}: it holds member data and keys",
+            self.path.display()
+        );
+        Ok(())
+    }
+
+    /// What `serve` requires of the directory: that others cannot write it
+    /// (refused, with how to fix it); readable by others is only warned
+    /// about, in the returned text.
+    pub fn check_serving_dir(&self) -> Result<Option<String>, CentralError> {
+        let mode = dir_mode(&self.path)?;
+        let fix = format!("chmod 700 {}", self.path.display());
+        if mode & 0o022 != 0 {
+            return Err(CentralError::Invalid(format!(
+                "{} is writable by others (mode {mode:04o}): they could replace its keys or database; run {fix}",
+                self.path.display()
+            )));
+        }
+        Ok((mode & 0o055 != 0).then(|| {
+            format!(
+                "{} is readable by others (mode {mode:04o}); run {fix}",
+                self.path.display()
+            )
+        }))
     }
 
     pub fn signing_key(&self) -> Result<SigningKey, CentralError> {

@@ -12,6 +12,7 @@ use pos_sync::protocol::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::apply::Refusals;
 use crate::apply::adjust::Adjustment;
 use crate::error::CentralError;
 use crate::fleet::FleetReport;
@@ -160,12 +161,24 @@ pub trait Storage: Send + Sync + 'static {
     /// Keeps `report` as the terminal's newest fleet report.
     fn store_report(&self, terminal_id: &str, report: &FleetReport) -> Result<(), CentralError>;
 
-    /// Applies an upload batch in one transaction (sync spec §2).
-    /// `received_at` is central's clock, for clock-skew conflicts.
+    /// Applies an upload batch in one transaction (sync spec §2),
+    /// recording refusals. `received_at` is central's clock, for
+    /// clock-skew conflicts.
     fn apply_batch(
         &self,
         batch: &ReceivedBatch,
         received_at: jiff::Timestamp,
+    ) -> Result<UploadAnswer, CentralError> {
+        self.apply_batch_with(batch, received_at, Refusals::Record)
+    }
+
+    /// The same, a refused batch writing what `refusals` says (a backend
+    /// passes it on to [`crate::apply::apply_batch`]).
+    fn apply_batch_with(
+        &self,
+        batch: &ReceivedBatch,
+        received_at: jiff::Timestamp,
+        refusals: Refusals,
     ) -> Result<UploadAnswer, CentralError>;
 
     /// Stores a signed bundle as the newest version; refuses (Conflict) a

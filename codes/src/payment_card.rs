@@ -243,6 +243,11 @@ pub fn holds_payment_card(value: &str) -> bool {
 /// sale and return ids), at the register and at central alike: refuses track 1 format B
 /// and any payment card number ([`contains_pan`]), except a value that is a GTIN-13 as a
 /// whole ([`is_gtin13_like`]). The error names `field` and never the digits.
+///
+/// Deliberately not run on SKUs (catalog product codes, basket lines): a SKU is
+/// often a GTIN-14 or another long digit run, which passes the Luhn check about
+/// one time in ten, so screening them would refuse ordinary products; a SKU names a
+/// product, never a person or a payment.
 pub fn screen_field(field: &str, value: &str) -> crate::Result<()> {
     if holds_payment_card(value) {
         return Err(crate::Error::PaymentCard {

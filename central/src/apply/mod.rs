@@ -259,14 +259,35 @@ pub trait SyncTx {
     ) -> Result<Vec<ProgramBalance>, CentralError>;
 }
 
+/// What a refused batch (a `gap` or a `seq_reused` answer: nothing
+/// consumed, so a terminal can send it again and again) writes.
+///
+/// A refusal is answered the same either way, from the chain head read in
+/// the same transaction; only what is recorded about it differs. The server
+/// chooses per terminal (`server::refusals`, a budget per minute), above
+/// the storage trait, so every backend bounds the writes one terminal's
+/// refusals cost without code of its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Refusals {
+    /// The contact time and, for a reused seq, its conflict row.
+    #[default]
+    Record,
+    /// Nothing: the transaction only reads (in SQLite a commit without
+    /// writes does not touch the disk), and the refusal is counted in
+    /// memory by the caller.
+    Quiet,
+}
+
 /// Applies an upload batch (sync spec §2) inside the caller's transaction;
 /// the caller commits on `Ok` (also for `gap` and `seq_reused`: the contact
-/// time and the seq-reuse conflict are kept) and rolls back on `Err`.
-/// `received_at` is central's clock, for clock-skew conflicts.
+/// time and the seq-reuse conflict are kept unless `refusals` is
+/// [`Refusals::Quiet`]) and rolls back on `Err`. `received_at` is central's
+/// clock, for clock-skew conflicts.
 pub fn apply_batch(
     tx: &impl SyncTx,
     batch: &ReceivedBatch,
     received_at: jiff::Timestamp,
+    refusals: Refusals,
 ) -> Result<UploadAnswer, CentralError> {
     let at = received_at.to_string();
     let now_secs = received_at.as_second();
@@ -274,8 +295,11 @@ pub fn apply_batch(
     let head = tx
         .chain_head(terminal)?
         .ok_or_else(|| CentralError::NotFound(format!("unknown terminal {terminal:?}")))?;
-    tx.record_contact(terminal, &at)?;
+    let record = refusals == Refusals::Record;
     if let Some(outcome) = decide::gap(head, batch) {
+        if record {
+            tx.record_contact(terminal, &at)?;
+        }
         return Ok(nothing_applied(outcome));
     }
     let stored = match decide::resent_range(head, batch) {
@@ -285,10 +309,14 @@ pub fn apply_batch(
     let resent_members = match decide::check_resent(head, batch, &stored)? {
         Resent::Consistent(members) => members,
         Resent::Reused { conflict, outcome } => {
-            tx.store_conflicts(terminal, &[conflict], &at)?;
+            if record {
+                tx.record_contact(terminal, &at)?;
+                tx.store_conflicts(terminal, &[conflict], &at)?;
+            }
             return Ok(nothing_applied(outcome));
         }
     };
+    tx.record_contact(terminal, &at)?;
     let context = load_context(tx, head, batch, now_secs)?;
     let decision = decide::decide(head, batch, &context, received_at, resent_members);
     tx.store_batch(terminal, &decision.writes, &at, now_secs)?;

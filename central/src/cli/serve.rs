@@ -86,6 +86,9 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         ))
         .into());
     }
+    if let Some(warning) = dir.check_serving_dir()? {
+        tracing::warn!(message = "State directory readable by others.", detail = %warning);
+    }
     let storage = open_storage(&dir, settings.storage.as_ref())?;
     let serving = Serving {
         tls: !settings.insecure_http,

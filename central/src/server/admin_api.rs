@@ -16,14 +16,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult, body_error, path_error, query_error};
+use super::import::StoreChunk;
 use super::{AppState, SNAPSHOT_BYTES_MAX, Shared, blocking};
 use crate::apply::ConflictKind;
 use crate::apply::adjust::AdjustmentRequest;
 use crate::error::CentralError;
 use crate::fleet::FleetFilter;
-use crate::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
+use crate::snapshot::{CatalogSnapshot, CheckedSnapshot, MemberData, MembersSnapshot, Product};
 use crate::snapshot_csv;
-use crate::storage::{ConflictFilter, LISTING_ROWS_MAX, LedgerFilter, Storage, TerminalInfo};
+use crate::storage::{ConflictFilter, LISTING_ROWS_MAX, LedgerFilter, TerminalInfo};
 
 /// Default rows of an admin listing.
 const LISTING_ROWS_DEFAULT: usize = 1_000;
@@ -100,20 +101,22 @@ fn utf8(body: &[u8]) -> Result<&str, CentralError> {
         .map_err(|e| CentralError::Invalid(format!("request body is not UTF-8: {e}")))
 }
 
-/// Reads a snapshot's text into storage; the number of records imported.
-type Import = fn(&dyn Storage, &str) -> Result<usize, CentralError>;
+/// Parses and validates a snapshot's UTF-8 text as a whole: its records.
+type Parse<R> = fn(&str) -> Result<Vec<R>, CentralError>;
 
 /// A snapshot import (members or catalog): the same body handling and
-/// answer for both; `import` parses the UTF-8 text and stores it (off the
-/// async runtime: parsing 64 MiB and SQLite both block).
-async fn import_snapshot(
+/// answer for both. The text is parsed and validated whole (off the async
+/// runtime: parsing 64 MiB blocks), then stored in chunks
+/// ([`super::import`]) so that no terminal waits long behind it.
+async fn import_snapshot<R: Send + 'static>(
     state: &AppState,
     body: Result<Bytes, BytesRejection>,
-    import: Import,
+    parse: Parse<R>,
+    store: StoreChunk<R>,
 ) -> ApiResult<Response> {
     let body = body.map_err(body_error)?;
-    let storage = state.storage.clone();
-    let count = blocking(move || import(storage.as_ref(), utf8(&body)?)).await?;
+    let records = blocking(move || parse(utf8(&body)?)).await?;
+    let count = super::import::in_chunks(&state.storage, records, store).await?;
     Ok(axum::Json(json!({"imported": count})).into_response())
 }
 
@@ -122,12 +125,13 @@ async fn import_members(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let import: Import = if is_csv(&headers) {
-        |s, text| s.import_members(&snapshot_csv::members(text)?)
+    let parse: Parse<MemberData> = if is_csv(&headers) {
+        |text| Ok(snapshot_csv::members(text)?.members)
     } else {
-        |s, text| s.import_members(&MembersSnapshot::parse(text)?)
+        |text| Ok(MembersSnapshot::parse(text)?.members)
     };
-    import_snapshot(&state, body, import).await
+    let store: StoreChunk<MemberData> = |s, members| s.import_members(&MembersSnapshot { members });
+    import_snapshot(&state, body, parse, store).await
 }
 
 async fn import_catalog(
@@ -135,12 +139,13 @@ async fn import_catalog(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let import: Import = if is_csv(&headers) {
-        |s, text| s.import_catalog(&snapshot_csv::catalog(text)?)
+    let parse: Parse<Product> = if is_csv(&headers) {
+        |text| Ok(snapshot_csv::catalog(text)?.products)
     } else {
-        |s, text| s.import_catalog(&CatalogSnapshot::parse(text)?)
+        |text| Ok(CatalogSnapshot::parse(text)?.products)
     };
-    import_snapshot(&state, body, import).await
+    let store: StoreChunk<Product> = |s, products| s.import_catalog(&CatalogSnapshot { products });
+    import_snapshot(&state, body, parse, store).await
 }
 
 /// `text/csv` bodies are CSV (`snapshot_csv`); anything else JSON.

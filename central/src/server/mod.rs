@@ -14,7 +14,9 @@
 //! Bodies are read within a size bound per route (`DefaultBodyLimit`), a
 //! total time and a minimum rate (`pos_http::BodyBoundsLayer`, 408 when
 //! missed); connections are bounded in total and per client address, and
-//! a saturated listener sheds with 503 and `Retry-After`.
+//! a saturated listener sheds with 503 and `Retry-After`. What refused
+//! uploads (`gap`, `seq_reused`) write is budgeted per terminal
+//! ([`refusals`]).
 //!
 //! | route | token | body → answer |
 //! |---|---|---|
@@ -52,7 +54,9 @@ use crate::storage::Storage;
 mod admin_api;
 pub mod auth;
 pub mod error;
+pub mod import;
 pub mod metrics;
+pub mod refusals;
 mod sync_api;
 
 pub use auth::{AuthAdmin, AuthTerminal};
@@ -217,7 +221,10 @@ fn sync_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
             .route_layer(terminal.clone());
         router = router.route(path, route);
     }
-    router
+    // One budget of recorded refusals per router, shared by its uploads.
+    router.layer(axum::Extension(
+        Arc::new(refusals::RefusalBudget::default()),
+    ))
 }
 
 /// The admin API's routes, each behind the admin token.

@@ -2,10 +2,11 @@
 //! route behind a terminal token ([`super::auth::AuthTerminal`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,9 @@ use serde::Deserialize;
 
 use super::auth::{AuthTerminal, same_terminal};
 use super::error::{ApiError, ApiResult, body_error, path_error, query_error};
+use super::refusals::RefusalBudget;
 use super::{AppState, HOLD_BYTES_MAX, Shared, blocking, postcard};
+use crate::apply::Refusals;
 use crate::error::CentralError;
 use crate::storage::Storage;
 
@@ -98,6 +101,7 @@ async fn report(
 
 async fn upload(
     State(state): Shared,
+    Extension(budget): Extension<Arc<RefusalBudget>>,
     terminal: AuthTerminal,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
@@ -106,10 +110,21 @@ async fn upload(
     let batch = wire::decode_upload(&body).map_err(CentralError::from)?;
     same_terminal(&terminal, &batch.terminal_id)?;
     let storage = state.storage.clone();
-    let started = std::time::Instant::now();
-    let answer = blocking(move || storage.apply_batch(&batch, jiff::Timestamp::now())).await?;
+    let AuthTerminal(id) = &terminal;
+    let grant = budget.take(id, Instant::now());
+    let refusals = grant.refusals;
+    let started = Instant::now();
+    let answer =
+        blocking(move || storage.apply_batch_with(&batch, jiff::Timestamp::now(), refusals)).await;
+    let refused = answer
+        .as_ref()
+        .is_ok_and(|a| !matches!(a.outcome, BatchOutcome::Entries(_)));
+    budget.settle(id, grant, refused);
+    let answer = answer?;
     state.metrics.observe_batch(&answer, started.elapsed());
-    log_outcome(&terminal, &answer);
+    if refusals == Refusals::Record {
+        log_outcome(&terminal, &answer);
+    }
     postcard(&answer)
 }
 

@@ -158,12 +158,13 @@ impl Storage for SqliteStorage {
         admin::terminals(&self.conn())
     }
 
-    fn apply_batch(
+    fn apply_batch_with(
         &self,
         batch: &ReceivedBatch,
         received_at: jiff::Timestamp,
+        refusals: apply::Refusals,
     ) -> Result<UploadAnswer, CentralError> {
-        self.write(|tx| apply::apply_batch(tx, batch, received_at))
+        self.write(|tx| apply::apply_batch(tx, batch, received_at, refusals))
     }
 
     fn publish_bundle(&self, bundle: NewBundle, at: jiff::Timestamp) -> Result<(), CentralError> {

@@ -4,7 +4,10 @@
 mod bodies;
 mod card_guard;
 mod central_edge;
+mod central_files;
+mod conflict_flood;
 mod health;
+mod import_stall;
 mod local_api;
 mod sync_client;
 
