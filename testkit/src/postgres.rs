@@ -267,9 +267,7 @@ fn shared() -> Option<&'static PgServer> {
     static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
     SERVER
         .get_or_init(|| {
-            if find_bin_dir().is_none() {
-                return None;
-            }
+            find_bin_dir()?;
             match PgServer::start(Durability::NoSync) {
                 Ok(server) => Some(server),
                 // Installed but failing: a real failure, never a skip.
