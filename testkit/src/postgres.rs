@@ -277,19 +277,29 @@ fn shared() -> Option<&'static PgServer> {
         .as_ref()
 }
 
-/// A new database on the shared server for test `test`, as a URL; None
-/// (after saying so on stderr) where PostgreSQL is not installed, or a
+/// Whether the shared server runs, started if need be; false (after saying
+/// so on stderr, naming `test`) where PostgreSQL is not installed, and a
 /// panic then when `POS_REQUIRE_POSTGRES=1`.
+pub fn available(test: &str) -> bool {
+    if shared().is_some() {
+        return true;
+    }
+    let missing = "SKIPPED (no PostgreSQL): initdb/postgres/psql not found in \
+                   /usr/lib/postgresql/*/bin or on PATH; apt-get install postgresql";
+    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+        panic!("{test}: {REQUIRE_ENV}=1 but {missing}");
+    }
+    eprintln!("{test}: {missing}");
+    false
+}
+
+/// A new database on the shared server for test `test`, as a URL; None
+/// where PostgreSQL is not installed ([`available`]).
 pub fn fresh_database(test: &str) -> Option<String> {
-    let Some(server) = shared() else {
-        let missing = "SKIPPED (no PostgreSQL): initdb/postgres/psql not found in \
-                       /usr/lib/postgresql/*/bin or on PATH; apt-get install postgresql";
-        if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-            panic!("{test}: {REQUIRE_ENV}=1 but {missing}");
-        }
-        eprintln!("{test}: {missing}");
+    if !available(test) {
         return None;
-    };
+    }
+    let server = shared()?;
     match server.create_database(test) {
         Ok(url) => Some(url),
         Err(e) => panic!("{test}: CREATE DATABASE failed: {e:#}"),

@@ -5,5 +5,6 @@
 mod admin;
 mod api;
 mod apply;
+mod backend;
 mod embedded;
 mod exactly_once;
