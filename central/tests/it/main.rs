@@ -6,5 +6,6 @@ mod admin;
 mod api;
 mod apply;
 mod backend;
+mod concurrent;
 mod embedded;
 mod exactly_once;
