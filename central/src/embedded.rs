@@ -99,7 +99,7 @@ pub async fn start_with_admin(
     if !dir.signing_key_path().exists() {
         dir.init(&[])?;
     }
-    let storage: Arc<dyn Storage> = Arc::new(dir.open_storage()?);
+    let storage: Arc<dyn Storage> = dir.open_storage()?;
     let state = Arc::new(AppState {
         storage,
         signing_key: dir.signing_key()?,

@@ -159,8 +159,14 @@ impl Pool {
     }
 
     fn connect(&self) -> Result<Conn, CentralError> {
-        let unreachable =
-            |e: postgres::Error| CentralError::Unavailable(format!("database {}: {e}", self.shown));
+        let unreachable = |e: postgres::Error| {
+            // The client's own message is generic ("error connecting to
+            // server"); its source says why (refused, unknown host, auth).
+            let why = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            CentralError::Unavailable(format!("database {}: {e}{why}", self.shown))
+        };
         let mut client = self.config.connect(NoTls).map_err(unreachable)?;
         client.batch_execute(SESSION_SETUP).map_err(unreachable)?;
         Ok(Conn {
