@@ -16,7 +16,7 @@
 //! own small current-thread runtime, which is allowed on a blocking-pool
 //! thread and on the CLI's plain thread. What it must never do is run on
 //! an async worker thread: opening (the migrations) and closing
-//! connections therefore run on a thread of their own ([`off_runtime`]),
+//! connections therefore run on a thread of their own (`off_runtime`),
 //! as `embedded::start` opens storage from async code. `sqlx` would bring
 //! its own pool, macros and runtime glue for what a dozen prepared
 //! statements need; `deadpool-postgres` would need a runtime handle in
@@ -53,7 +53,7 @@
 //!    only later (a card an import moved meanwhile) is locked when read,
 //!    out of order; the rare deadlock this allows is retried.
 //! 3. **The revision counter** (`meta` row `rev`), last, just before the
-//!    commit ([`PgTx::finish`]): see below.
+//!    commit (`PgTx::finish`): see below.
 //!
 //! A transaction that fails with a serialisation failure (40001) or a
 //! detected deadlock (40P01) is rolled back and run again, at most
@@ -354,7 +354,6 @@ impl Storage for PgStorage {
     }
 
     fn member_changes(&self, cursor: u64, limit: usize) -> Result<MemberChanges, CentralError> {
-        // One snapshot: the page and the balances it carries agree.
         self.read(|tx| members::member_changes(tx, cursor, limit))
     }
 
