@@ -118,28 +118,57 @@ pub fn pg_url(name: &str) -> String {
 }
 
 /// `fn name() { body }` → `mod name { #[test] fn sqlite(); #[test] fn
-/// postgres() }`, both running `body`.
+/// postgres() }`, both running `body`; `async fn` likewise with
+/// `#[tokio::test]`.
 macro_rules! on_both_backends {
-    ($( $(#[doc = $doc:expr])* fn $name:ident() $body:block )*) => {
-        $(
-            $(#[doc = $doc])*
-            mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-                fn body() $body
-                #[test]
-                fn sqlite() {
-                    $crate::backend::run_on($crate::backend::Backend::Sqlite, body);
-                }
-                #[test]
-                fn postgres() {
-                    $crate::backend::run_on(
-                        $crate::backend::Backend::Postgres(stringify!($name)),
-                        body,
-                    );
+    ($(#[doc = $doc:expr])* async fn $name:ident() $body:block $($rest:tt)*) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn body() $body
+            #[tokio::test]
+            async fn sqlite() {
+                if $crate::backend::use_backend($crate::backend::Backend::Sqlite) {
+                    body().await;
                 }
             }
-        )*
+            #[tokio::test]
+            async fn postgres() {
+                let pg = $crate::backend::Backend::Postgres(stringify!($name));
+                if $crate::backend::use_backend(pg) {
+                    body().await;
+                }
+            }
+        }
+        $crate::backend::on_both_backends! { $($rest)* }
     };
+    ($(#[doc = $doc:expr])* fn $name:ident() $body:block $($rest:tt)*) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body() $body
+            #[test]
+            fn sqlite() {
+                $crate::backend::run_on($crate::backend::Backend::Sqlite, body);
+            }
+            #[test]
+            fn postgres() {
+                $crate::backend::run_on(
+                    $crate::backend::Backend::Postgres(stringify!($name)),
+                    body,
+                );
+            }
+        }
+        $crate::backend::on_both_backends! { $($rest)* }
+    };
+    () => {};
 }
 pub(crate) use on_both_backends;
+
+/// Runs `f` on a thread outside the async runtime: a blocking backend
+/// call (PostgreSQL's client) may not run on the runtime's own thread.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().unwrap())
+}
