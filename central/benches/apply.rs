@@ -6,6 +6,10 @@
 //!   trait into an on-disk SQLite database (WAL, synchronous=FULL), each
 //!   entry's points re-derived from its sale document under the published
 //!   bundle (protocol v2, `docs/sync-v2.md` §3).
+//! - `apply/batch_1000_postgres`: the same into a fresh database on a
+//!   PostgreSQL server the bench starts (pos-testkit, `fsync=on`,
+//!   `synchronous_commit=on`: as durable as the SQLite figure); skipped
+//!   with a message where PostgreSQL is not installed.
 //! - `catch_up/100k_storage`: 100 batches into a fresh database.
 //! - `catch_up/100k_https`: the same through the real HTTP stack: the
 //!   `pos-sync` client over TLS to an in-process central on loopback,
@@ -18,10 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use pos_central::SqliteStorage;
 use pos_central::files::{CentralDir, token_hash};
 use pos_central::server::{self, AppState};
 use pos_central::storage::{NewBundle, Storage};
+use pos_central::{PgStorage, SqliteStorage};
 use pos_sync::protocol::{BatchOutcome, BundleFormat, EntryResult, ReceivedBatch, UploadBatch};
 use pos_sync::signing::sign_bundle;
 use pos_sync::testing::Chain;
@@ -70,6 +74,12 @@ fn received(batch: &UploadBatch) -> ReceivedBatch {
 
 fn fresh_storage(dir: &std::path::Path) -> SqliteStorage {
     let s = SqliteStorage::open(&dir.join("central.db")).expect("open");
+    provision(&s);
+    s
+}
+
+/// One terminal and program "main" published.
+fn provision(s: &dyn Storage) {
     s.add_terminal(TERMINAL, token_hash("bench-token"))
         .expect("terminal");
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::StdRng::seed_from_u64(1));
@@ -86,10 +96,9 @@ fn fresh_storage(dir: &std::path::Path) -> SqliteStorage {
         jiff::Timestamp::now(),
     )
     .expect("bundle");
-    s
 }
 
-fn apply_all(storage: &SqliteStorage, batches: &[ReceivedBatch]) {
+fn apply_all(storage: &dyn Storage, batches: &[ReceivedBatch]) {
     for b in batches {
         let answer = storage
             .apply_batch(b, jiff::Timestamp::now())
@@ -124,6 +133,23 @@ fn bench_batch(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    match pos_testkit::postgres::PgServer::start(pos_testkit::postgres::Durability::Fsync) {
+        Ok(server) => {
+            group.bench_function("batch_1000_postgres", |b| {
+                b.iter_custom(|iters| {
+                    let url = server.create_database("bench").expect("database");
+                    let storage = PgStorage::open(&url, 4).expect("open");
+                    provision(&storage);
+                    let batches: Vec<ReceivedBatch> =
+                        batches(iters as usize).iter().map(received).collect();
+                    let start = Instant::now();
+                    apply_all(&storage, &batches);
+                    start.elapsed()
+                })
+            });
+        }
+        Err(e) => eprintln!("apply/batch_1000_postgres SKIPPED: {e:#}"),
+    }
     group.finish();
 }
 

@@ -144,7 +144,7 @@ pub async fn start_serving(dir: &Path, options: Serving) -> Result<RunningCentra
     }
     let storage: Arc<dyn Storage> = match options.storage {
         Some(storage) => storage,
-        None => Arc::new(dir.open_storage()?),
+        None => dir.open_storage()?,
     };
     let state = Arc::new(AppState::new(
         storage,

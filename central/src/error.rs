@@ -33,6 +33,14 @@ pub enum CentralError {
     /// The database failed or holds something it never should.
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL failed (the backend of [`crate::postgres`]).
+    #[error("database: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database cannot be reached (its URL named, without a password),
+    /// or no connection of the pool came free in time: HTTP 503, the
+    /// register retries later.
+    #[error("{0}")]
+    Unavailable(String),
     /// A stored value broke an invariant (a corrupt row), named.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -70,7 +78,9 @@ impl CentralError {
             CentralError::Sync(SyncError::Protocol(_)) => (400, "protocol"),
             CentralError::Sync(SyncError::Bundle(_)) => (400, "bundle"),
             CentralError::Sync(_) => (500, "internal"),
+            CentralError::Unavailable(_) => (503, "unavailable"),
             CentralError::Database(_)
+            | CentralError::Postgres(_)
             | CentralError::Corrupt(_)
             | CentralError::Io { .. }
             | CentralError::Tls(_) => (500, "internal"),

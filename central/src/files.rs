@@ -2,7 +2,9 @@
 //! reads.
 //!
 //! ```text
-//! DIR/central.db      SQLite database, and its -wal and -shm (0600: member data, token hashes)
+//! DIR/central.db      SQLite database (the default), and its -wal and -shm (0600: member
+//!                     data, token hashes)
+//! DIR/database.url    PostgreSQL instead (`init --database`): its URL (0600)
 //! DIR/signing.key     Ed25519 bundle signing key (PKCS#8 PEM, 0600)
 //! DIR/admin.token     the admin API bearer token (0600)
 //! DIR/ca.pem          development CA certificate: give it to registers (ca_file)
@@ -36,7 +38,9 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::CentralError;
+use crate::postgres::{self, PgStorage};
 use crate::sqlite::SqliteStorage;
+use crate::storage::Storage;
 
 /// Largest key, token or certificate file read: 64 KiB.
 const SMALL_FILE_BYTES_MAX: u64 = 65_536;
@@ -244,8 +248,8 @@ impl CentralDir {
         Ok(())
     }
 
-    /// Opens the database, first making it (and its `-wal`, `-shm`) 0600.
-    pub fn open_storage(&self) -> Result<SqliteStorage, CentralError> {
+    /// Opens the SQLite database, first making it (and its `-wal`, `-shm`) 0600.
+    fn open_sqlite(&self) -> Result<SqliteStorage, CentralError> {
         let db = self.db_path();
         std::fs::OpenOptions::new()
             .write(true)
@@ -305,6 +309,69 @@ impl CentralDir {
                 self.path.display()
             )
         }))
+    }
+
+    /// Where `init --database` records a PostgreSQL URL.
+    pub fn database_url_path(&self) -> PathBuf {
+        self.path.join("database.url")
+    }
+
+    /// `init` with central's data on the PostgreSQL database at `url`
+    /// rather than in DIR/central.db: the URL is recorded in
+    /// DIR/database.url (0600: it may hold a password), and every command
+    /// on DIR uses it. Several directories may name one database: that is
+    /// how several `serve` instances share it.
+    pub fn init_on_database(&self, extra_names: &[String], url: &str) -> Result<(), CentralError> {
+        if self.signing_key_path().exists() {
+            return Err(CentralError::Conflict(format!(
+                "{} already exists: this directory is initialised",
+                self.signing_key_path().display()
+            )));
+        }
+        // Reachable and migrated before anything is written: a wrong URL
+        // leaves no half-initialised directory behind.
+        drop(PgStorage::open(url.trim(), 1)?);
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| CentralError::io(format!("creating {}", self.path.display()), e))?;
+        let path = self.database_url_path();
+        // A failed earlier init may have left one: this URL replaces it.
+        let _ = std::fs::remove_file(&path);
+        write_new(&path, format!("{}\n", url.trim()).as_bytes(), true)?;
+        self.init(extra_names)
+    }
+
+    /// The PostgreSQL URL DIR records, if any.
+    pub fn database_url(&self) -> Result<Option<String>, CentralError> {
+        let path = self.database_url_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = String::from_utf8(read_small(&path)?)
+            .map_err(|_| CentralError::Invalid(format!("{} is not text", path.display())))?;
+        Ok(Some(text.trim().to_string()))
+    }
+
+    /// Central's storage: PostgreSQL when DIR records a database URL
+    /// (pool size from `POS_CENTRAL_DB_POOL`, default
+    /// [`postgres::POOL_SIZE_DEFAULT`]), else SQLite in DIR/central.db.
+    pub fn open_storage(&self) -> Result<Arc<dyn Storage>, CentralError> {
+        let Some(url) = self.database_url()? else {
+            return Ok(Arc::new(self.open_sqlite()?));
+        };
+        let pool = match std::env::var("POS_CENTRAL_DB_POOL") {
+            Ok(v) => v.trim().parse().map_err(|_| {
+                CentralError::Invalid(format!("POS_CENTRAL_DB_POOL {v:?} is not a number"))
+            })?,
+            Err(_) => postgres::POOL_SIZE_DEFAULT,
+        };
+        let storage = PgStorage::open(&url, pool)?;
+        tracing::info!(
+            message = "Storage opened.",
+            backend = "postgres",
+            database = %postgres::redacted(&url),
+            pool
+        );
+        Ok(Arc::new(storage))
     }
 
     pub fn signing_key(&self) -> Result<SigningKey, CentralError> {

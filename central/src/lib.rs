@@ -1,7 +1,8 @@
 //! `pos-central`: the reference central loyalty platform (sync spec §5).
 //!
-//! It applies register ledgers exactly once ([`sqlite`], behind the
-//! [`storage::Storage`] trait), keeps balances per (member, program), records
+//! It applies register ledgers exactly once ([`sqlite`] embedded, or
+//! [`postgres`] for several instances, behind the [`storage::Storage`]
+//! trait), keeps balances per (member, program), records
 //! conflicts, signs and serves rules bundles ([`rules`]), and serves members
 //! and catalog changes and online holds ([`server`]). The binary adds the
 //! command line, key and certificate files ([`files`]).
@@ -12,6 +13,7 @@ pub mod error;
 pub mod files;
 pub mod fleet;
 pub mod guard;
+pub mod postgres;
 pub mod rules;
 pub mod server;
 pub mod snapshot;
@@ -21,5 +23,6 @@ pub mod storage;
 pub mod tokens;
 
 pub use error::CentralError;
+pub use postgres::PgStorage;
 pub use sqlite::SqliteStorage;
 pub use storage::Storage;

@@ -1,5 +1,5 @@
-//! What central stores, behind a trait so that a PostgreSQL backend can
-//! serve many stores later; [`crate::sqlite`] is the embedded default.
+//! What central stores, behind a trait: [`crate::sqlite`] is the embedded
+//! default, [`crate::postgres`] the backend several instances share.
 //!
 //! The methods are blocking (SQLite is); the HTTP layer calls them from
 //! `spawn_blocking`. Every method that writes does so in one transaction.

@@ -67,7 +67,7 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8444";
 pub const STORAGE_URL_CHARS_MAX: usize = 1_024;
 /// Connections to the database each central instance keeps at most.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
-pub const POOL_SIZE_MAX: u32 = 256;
+pub const POOL_SIZE_MAX: u32 = 64;
 
 const PASSWORD_KEYS: SecretKeys = SecretKeys {
     file: "password_file",

@@ -65,16 +65,56 @@ impl Central {
     /// `init` + `serve` (TLS unless `tls` is false) on 127.0.0.1 with the
     /// `pos-central` binary `bin` (e.g. `CARGO_BIN_EXE_pos-central`).
     pub fn start_bin(bin: impl Into<PathBuf>, tls: bool) -> Result<Central> {
-        let bin = bin.into();
+        Central::start_init(bin.into(), tls, &[])
+    }
+
+    /// `init --database URL` + `serve` with TLS: a central whose data is
+    /// on PostgreSQL (e.g. a `pos_testkit::postgres::fresh_database`).
+    pub fn start_on_database(url: &str) -> Result<Central> {
+        Central::start_init(central_bin(), true, &["--database", url])
+    }
+
+    /// Another `serve` instance of this central: a new directory with
+    /// copies of this one's keys, admin token, certificates and database
+    /// URL (so registers trust it and it shares the database), serving on
+    /// a port of its own. Only meaningful on PostgreSQL.
+    pub fn another_instance(&self) -> Result<Central> {
         let dir = tempfile::tempdir().context("creating the central's tempdir")?;
-        let out = run(
-            &bin,
-            &[
-                "init",
-                "--dir",
-                dir.path().to_str().context("tempdir path is not UTF-8")?,
-            ],
-        )?;
+        for name in [
+            "signing.key",
+            "admin.token",
+            "ca.pem",
+            "ca.key",
+            "server.pem",
+            "server.key",
+            "database.url",
+        ] {
+            // fs::copy keeps the 0600 modes.
+            std::fs::copy(self.dir.path().join(name), dir.path().join(name))
+                .with_context(|| format!("copying {name}"))?;
+        }
+        let mut central = Central {
+            dir,
+            child: None,
+            url: String::new(),
+            addr: "127.0.0.1:0".parse().context("parsing an address")?,
+            admin_url: String::new(),
+            tls: self.tls,
+            bin: self.bin.clone(),
+        };
+        central.serve("127.0.0.1:0")?;
+        Ok(central)
+    }
+
+    fn start_init(bin: PathBuf, tls: bool, init_args: &[&str]) -> Result<Central> {
+        let dir = tempfile::tempdir().context("creating the central's tempdir")?;
+        let mut args = vec![
+            "init",
+            "--dir",
+            dir.path().to_str().context("tempdir path is not UTF-8")?,
+        ];
+        args.extend_from_slice(init_args);
+        let out = run(&bin, &args)?;
         if !out.status.success() {
             bail!(
                 "pos-central init failed: {}",

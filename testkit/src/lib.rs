@@ -9,6 +9,8 @@
 //! - [`check_digit`]: Luhn and GS1 check digits written out independently
 //!   of `pos-codes`, so tests never trust the code they test.
 //! - [`proxy`]: a fault-injecting TCP proxy for sync over a bad network.
+//! - [`postgres`]: a real PostgreSQL server per test process, a fresh
+//!   database per test.
 //! - [`seed`]: every random choice of a test seeded, the seed printed.
 //!
 //! A dev-dependency only: no shipped crate depends on it, and it depends on
@@ -18,6 +20,7 @@ pub mod agent_proc;
 pub mod bins;
 pub mod central_proc;
 pub mod check_digit;
+pub mod postgres;
 pub mod proxy;
 pub mod pty;
 pub mod seed;

@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand};
 use pos_central::embedded;
 use pos_central::error::CentralError;
 use pos_central::files::{CentralDir, new_token, token_hash};
-use pos_central::storage::Storage;
 use pos_central::tokens;
 use secrecy::ExposeSecret;
 
@@ -36,6 +35,12 @@ enum Command {
         /// Extra DNS name or IP for the development certificate (repeatable).
         #[arg(long = "name")]
         names: Vec<String>,
+        /// Keep central's data on PostgreSQL at this URL
+        /// (postgres://user:password@host/db) instead of DIR/central.db;
+        /// recorded in DIR/database.url (0600). Several directories (one
+        /// per `serve` instance) may name one database.
+        #[arg(long)]
+        database: Option<String>,
     },
     /// Manage registers.
     Terminal {
@@ -172,9 +177,16 @@ pub fn is_bad_input(error: &anyhow::Error) -> bool {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Init { dir, names } => {
+        Command::Init {
+            dir,
+            names,
+            database,
+        } => {
             let central = CentralDir::new(&dir);
-            central.init(&names)?;
+            match &database {
+                Some(url) => central.init_on_database(&names, url)?,
+                None => central.init(&names)?,
+            }
             println!("initialised {}", dir.display());
             println!("admin token: {}", central.admin_token_path().display());
             println!(
@@ -238,7 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn export_rules(dir: &Path, version: u64, out: Option<&Path>) -> anyhow::Result<()> {
     let storage = CentralDir::new(dir).open_storage()?;
-    let text = pos_central::rules::export(&storage, version)?;
+    let text = pos_central::rules::export(&*storage, version)?;
     match out {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;

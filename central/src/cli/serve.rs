@@ -15,6 +15,7 @@ use pos_central::files::CentralDir;
 use pos_central::server::Edge;
 use pos_central::storage::Storage;
 use pos_config::{CentralConfig, CentralLimits, CentralStorage, Log};
+use secrecy::ExposeSecret;
 
 /// Everything `serve` needs, however it was given.
 pub struct Settings {
@@ -89,7 +90,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(warning) = dir.check_serving_dir()? {
         tracing::warn!(message = "State directory readable by others.", detail = %warning);
     }
-    let storage = open_storage(&dir, settings.storage.as_ref())?;
+    let storage = open_storage(settings.storage.as_ref())?;
     let serving = Serving {
         tls: !settings.insecure_http,
         sync_edge: Edge::sync_with(&settings.limits),
@@ -125,18 +126,28 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The storage the config names; `None`: the state directory's own.
-fn open_storage(
-    _dir: &CentralDir,
-    storage: Option<&CentralStorage>,
-) -> anyhow::Result<Option<Arc<dyn Storage>>> {
-    match storage.and_then(|s| s.url.as_deref()) {
-        None => Ok(None),
-        Some(_) => Err(CentralError::Invalid(
-            "[storage] url: this build of pos-central has no PostgreSQL backend".into(),
-        )
-        .into()),
-    }
+/// The storage the config names; `None`: the state directory's own
+/// (its recorded PostgreSQL URL, else its SQLite file).
+fn open_storage(storage: Option<&CentralStorage>) -> anyhow::Result<Option<Arc<dyn Storage>>> {
+    let Some(storage) = storage else {
+        return Ok(None);
+    };
+    let Some(url) = storage.url.as_deref() else {
+        return Ok(None);
+    };
+    let password = storage.read_password(&pos_config::Env::from_process())?;
+    let pg = pos_central::postgres::PgStorage::open_with_password(
+        url,
+        password.as_ref().map(|p| p.expose_secret()),
+        storage.pool_size as usize,
+    )?;
+    tracing::info!(
+        message = "Storage opened.",
+        backend = "postgres",
+        database = %pos_central::postgres::redacted(url),
+        pool = storage.pool_size
+    );
+    Ok(Some(Arc::new(pg)))
 }
 
 fn init_logging(log: Option<&Log>) -> anyhow::Result<()> {

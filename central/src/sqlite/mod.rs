@@ -8,7 +8,8 @@
 //! One connection behind a mutex: central's writes are serialised anyway
 //! (SQLite has one writer), a batch of 1,000 entries is applied in one
 //! transaction in milliseconds, and a single connection keeps the prepared
-//! statement cache warm. A PostgreSQL backend would pool instead.
+//! statement cache warm. The PostgreSQL backend ([`crate::postgres`]) pools
+//! instead.
 
 mod adjust;
 mod admin;

@@ -1,14 +1,14 @@
-//! Issue 9's administration through the `Storage` trait (SQLite in
-//! memory): token revocation and rotation, last use, collapsed conflicts
+//! Issue 9's administration through the `Storage` trait, on both
+//! backends ([`crate::backend`]): token revocation and rotation, last use, collapsed conflicts
 //! and their filters, and adjustments at the balance bound.
 
 use ed25519_dalek::SigningKey;
+use pos_central::CentralError;
 use pos_central::apply::BALANCE_ABS_MAX;
 use pos_central::apply::adjust::AdjustmentRequest;
 use pos_central::snapshot::{CheckedSnapshot, MembersSnapshot};
 use pos_central::storage::{ConflictFilter, LedgerFilter, NewBundle, Storage};
 use pos_central::tokens::TokenState;
-use pos_central::{CentralError, SqliteStorage};
 use pos_sync::protocol::{BundleFormat, UploadBatch};
 use pos_sync::signing::sign_bundle;
 use pos_sync::testing::Chain;
@@ -16,14 +16,16 @@ use pos_sync::{LedgerEntry, wire};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use crate::backend::{self, on_both_backends};
+
 const TERMINAL: &str = "store-1-reg-1";
 
 fn at(text: &str) -> jiff::Timestamp {
     text.parse().unwrap()
 }
 
-fn central() -> SqliteStorage {
-    let s = SqliteStorage::open_in_memory().unwrap();
+fn central() -> Box<dyn Storage> {
+    let s = backend::open();
     s.add_terminal(TERMINAL, [1; 32]).unwrap();
     let key = SigningKey::generate(&mut StdRng::seed_from_u64(11));
     let signed = sign_bundle(
@@ -45,7 +47,7 @@ fn refused(result: Result<String, CentralError>, says: &str) {
     }
 }
 
-#[test]
+on_both_backends! {
 fn rotation_keeps_the_old_token_for_its_grace_and_revocation_ends_both() {
     let s = central();
     let t0 = at("2026-12-03T10:00:00Z");
@@ -85,20 +87,22 @@ fn rotation_keeps_the_old_token_for_its_grace_and_revocation_ends_both() {
     assert_eq!(listed.len(), 1, "central's pseudo-terminal is not listed");
     assert_eq!(listed[0].state, TokenState::Revoked);
 }
-
-#[test]
-fn last_use_is_recorded_at_most_once_a_minute() {
-    let s = central();
-    let last_used = |s: &SqliteStorage| s.terminals().unwrap()[0].last_used_at.clone();
-    assert_eq!(last_used(&s), None);
-    s.authenticate([1; 32], at("2026-12-03T10:00:00Z")).unwrap();
-    s.authenticate([1; 32], at("2026-12-03T10:00:59Z")).unwrap();
-    assert_eq!(last_used(&s).as_deref(), Some("2026-12-03T10:00:00Z"));
-    s.authenticate([1; 32], at("2026-12-03T10:01:00Z")).unwrap();
-    assert_eq!(last_used(&s).as_deref(), Some("2026-12-03T10:01:00Z"));
 }
 
-fn upload(s: &SqliteStorage, entries: &[LedgerEntry], when: &str) {
+on_both_backends! {
+fn last_use_is_recorded_at_most_once_a_minute() {
+    let s = central();
+    let last_used = |s: &dyn Storage| s.terminals().unwrap()[0].last_used_at.clone();
+    assert_eq!(last_used(&*s), None);
+    s.authenticate([1; 32], at("2026-12-03T10:00:00Z")).unwrap();
+    s.authenticate([1; 32], at("2026-12-03T10:00:59Z")).unwrap();
+    assert_eq!(last_used(&*s).as_deref(), Some("2026-12-03T10:00:00Z"));
+    s.authenticate([1; 32], at("2026-12-03T10:01:00Z")).unwrap();
+    assert_eq!(last_used(&*s).as_deref(), Some("2026-12-03T10:01:00Z"));
+}
+}
+
+fn upload(s: &dyn Storage, entries: &[LedgerEntry], when: &str) {
     let batch = UploadBatch {
         terminal_id: TERMINAL.into(),
         first_seq: entries[0].seq,
@@ -109,7 +113,7 @@ fn upload(s: &SqliteStorage, entries: &[LedgerEntry], when: &str) {
     s.apply_batch(&received, at(when)).unwrap();
 }
 
-#[test]
+on_both_backends! {
 fn repeats_collapse_across_batches_and_filters_select_by_time() {
     let s = central();
     let mut chain = Chain::new(TERMINAL).occurred_at("2026-12-03T10:00:00Z");
@@ -122,8 +126,8 @@ fn repeats_collapse_across_batches_and_filters_select_by_time() {
     };
     let first: Vec<_> = (0..3).map(|_| unknown("gone")).collect();
     let second = vec![unknown("gone"), unknown("other")];
-    upload(&s, &first, "2026-12-03T10:00:00.5Z");
-    upload(&s, &second, "2026-12-03T10:00:01Z");
+    upload(&*s, &first, "2026-12-03T10:00:00.5Z");
+    upload(&*s, &second, "2026-12-03T10:00:01Z");
 
     let all = s.conflicts(100).unwrap();
     assert_eq!(all.len(), 2, "{all:?}");
@@ -150,6 +154,7 @@ fn repeats_collapse_across_batches_and_filters_select_by_time() {
     assert_eq!(page(None, Some("2026-12-03T10:00:00.7Z")), 1);
     assert_eq!(page(None, Some("2026-12-03T10:00:00Z")), 0);
 }
+}
 
 fn adjustment(points: i64) -> AdjustmentRequest {
     AdjustmentRequest {
@@ -161,7 +166,7 @@ fn adjustment(points: i64) -> AdjustmentRequest {
     }
 }
 
-#[test]
+on_both_backends! {
 fn an_adjustment_past_the_balance_bound_writes_nothing() {
     let s = central();
     let near = BALANCE_ABS_MAX - 10;
@@ -189,4 +194,5 @@ fn an_adjustment_past_the_balance_bound_writes_nothing() {
     unknown.member = "M-2".into();
     let e = s.adjust(&unknown.check().unwrap(), now).unwrap_err();
     assert!(matches!(e, CentralError::NotFound(_)), "{e}");
+}
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use ed25519_dalek::SigningKey;
-use pos_central::SqliteStorage;
 use pos_central::files::token_hash;
 use pos_central::server::{AppState, router};
 use pos_central::storage::Storage;
@@ -16,6 +15,8 @@ use pos_sync::{Digest32, EntryKind, LedgerEntry, wire};
 use rand::SeedableRng;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+use crate::backend::{self, on_both_backends};
 
 const ADMIN: &str = "admin-token";
 const TERMINAL: &str = "reg-1";
@@ -28,15 +29,18 @@ const RULES: &str = r#"{"version": 1, "programs": [
                 "offline_allowance": 1000000}}]}"#;
 
 fn app() -> axum::Router {
-    let storage = SqliteStorage::open_in_memory().unwrap();
-    storage
-        .add_terminal(TERMINAL, token_hash(TERMINAL_TOKEN))
-        .unwrap();
-    storage
-        .add_terminal("reg-2", token_hash("other-token"))
-        .unwrap();
+    let storage: Arc<dyn Storage> = backend::off_runtime(|| {
+        let storage = backend::open();
+        storage
+            .add_terminal(TERMINAL, token_hash(TERMINAL_TOKEN))
+            .unwrap();
+        storage
+            .add_terminal("reg-2", token_hash("other-token"))
+            .unwrap();
+        storage.into()
+    });
     router(Arc::new(AppState::new(
-        Arc::new(storage),
+        storage,
         SigningKey::generate(&mut rand::rngs::StdRng::seed_from_u64(3)),
         token_hash(ADMIN),
     )))
@@ -136,7 +140,7 @@ fn assert_error(body: &Value, code: &str) {
     );
 }
 
-#[tokio::test]
+on_both_backends! {
 async fn every_error_is_json_with_a_code_and_message() {
     let app = app();
     let (s, b) = json_call(&app, "GET", "/v1/admin/terminals", None, "").await;
@@ -166,6 +170,7 @@ async fn every_error_is_json_with_a_code_and_message() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_error(&b, "not_found");
 }
+}
 
 /// Every route of the table in `server`'s docs, by API.
 const SYNC_ROUTES: [(&str, &str); 7] = [
@@ -187,7 +192,7 @@ const ADMIN_ROUTES: [(&str, &str); 7] = [
     ("GET", "/v1/admin/conflicts"),
 ];
 
-#[tokio::test]
+on_both_backends! {
 async fn every_route_needs_its_apis_token_before_anything_else() {
     let app = app();
     let routes = SYNC_ROUTES
@@ -226,8 +231,9 @@ async fn every_route_needs_its_apis_token_before_anything_else() {
         assert_eq!(s, StatusCode::NOT_FOUND, "{token:?}");
     }
 }
+}
 
-#[tokio::test]
+on_both_backends! {
 async fn uploads_need_the_terminals_own_token_and_a_well_formed_body() {
     let app = app();
     let body = upload_body(TERMINAL, &[5]);
@@ -278,8 +284,9 @@ async fn uploads_need_the_terminals_own_token_and_a_well_formed_body() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error(&serde_json::from_slice(&b).unwrap(), "too_large");
 }
+}
 
-#[tokio::test]
+on_both_backends! {
 async fn admin_answers_have_the_specified_shapes() {
     let app = app();
     let (s, b) = json_call(&app, "POST", "/v1/admin/rules", Some(ADMIN), RULES).await;
@@ -324,8 +331,9 @@ async fn admin_answers_have_the_specified_shapes() {
     assert_eq!(b["terminals"][0]["last_seq"], 2);
     assert_eq!(b["terminals"][1]["last_seq"], 0);
 }
+}
 
-#[tokio::test]
+on_both_backends! {
 async fn bundles_are_validated_and_versions_only_go_up() {
     let app = app();
     let toml = "version = 2\n[[programs]]\nid = \"main\"\ncurrency = \"EUR\"\nbase_rate = \"1\"\n";
@@ -371,8 +379,9 @@ async fn bundles_are_validated_and_versions_only_go_up() {
         "{b}"
     );
 }
+}
 
-#[tokio::test]
+on_both_backends! {
 async fn payment_card_numbers_are_refused_and_never_stored_or_echoed() {
     const PAN: &str = "4111111111111111"; // the well-known Visa test number
     let app = app();
@@ -418,8 +427,9 @@ async fn payment_card_numbers_are_refused_and_never_stored_or_echoed() {
     assert!(!b.to_string().contains(PAN), "{b}");
     assert!(b.to_string().contains("members[0].cards[0]"), "{b}");
 }
+}
 
-#[tokio::test]
+on_both_backends! {
 async fn a_register_of_another_protocol_gets_426_and_nothing_is_applied() {
     let app = app();
     for (protocol, named) in [
@@ -479,4 +489,5 @@ async fn a_register_of_another_protocol_gets_426_and_nothing_is_applied() {
         matches!(&results[..], [EntryResult::Rejected { reason }] if reason.contains("was never published")),
         "{results:?}"
     );
+}
 }

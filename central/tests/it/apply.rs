@@ -1,13 +1,16 @@
-//! Central's apply path through the `Storage` trait (SQLite in memory):
+//! Central's apply path through the `Storage` trait, on both backends
+//! (SQLite in memory, PostgreSQL: [`crate::backend`]):
 //! every per-entry and per-batch answer of sync spec §2, conflicts, holds,
 //! card tokens, change cursors and bundle signing.
 
 use ed25519_dalek::SigningKey;
+use pos_central::CentralError;
 use pos_central::rules;
 use pos_central::snapshot::{CatalogSnapshot, CheckedSnapshot, MembersSnapshot};
 use pos_central::sqlite::{HOLD_KEPT_SECS, HOLD_TTL_SECS};
 use pos_central::storage::{LedgerFilter, NewBundle, Storage};
-use pos_central::{CentralError, SqliteStorage};
+
+use crate::backend::{self, on_both_backends};
 use pos_sync::protocol::{
     BatchOutcome, BundleFormat, EntryResult, HoldAnswer, HoldRelease, HoldRequest, ReceivedBatch,
     UploadAnswer, UploadBatch,
@@ -30,12 +33,12 @@ fn key() -> SigningKey {
 }
 
 /// A central with one terminal and program "main" published.
-fn central() -> SqliteStorage {
-    provisioned(SqliteStorage::open_in_memory().unwrap())
+fn central() -> Box<dyn Storage> {
+    provisioned(backend::open())
 }
 
 /// `s` with one terminal and program "main" published.
-fn provisioned(s: SqliteStorage) -> SqliteStorage {
+fn provisioned(s: Box<dyn Storage>) -> Box<dyn Storage> {
     s.add_terminal(TERMINAL, [1; 32]).unwrap();
     let signed = sign_bundle(
         &key(),
@@ -70,7 +73,7 @@ fn received(entries: &[LedgerEntry]) -> ReceivedBatch {
     wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap()
 }
 
-fn upload(s: &SqliteStorage, entries: &[LedgerEntry]) -> UploadAnswer {
+fn upload(s: &dyn Storage, entries: &[LedgerEntry]) -> UploadAnswer {
     s.apply_batch(&received(entries), now()).unwrap()
 }
 
@@ -81,17 +84,17 @@ fn results(answer: &UploadAnswer) -> Vec<EntryResult> {
     }
 }
 
-fn balance(s: &SqliteStorage, member: &str) -> (i64, i64) {
+fn balance(s: &dyn Storage, member: &str) -> (i64, i64) {
     balance_at(s, member, now())
 }
 
-fn balance_at(s: &SqliteStorage, member: &str, at: jiff::Timestamp) -> (i64, i64) {
+fn balance_at(s: &dyn Storage, member: &str, at: jiff::Timestamp) -> (i64, i64) {
     let (_, programs) = s.member_balances(member, at).unwrap().unwrap();
     let main = programs.iter().find(|p| p.program == "main").unwrap();
     (main.balance, main.available)
 }
 
-fn conflict_kinds(s: &SqliteStorage) -> Vec<String> {
+fn conflict_kinds(s: &dyn Storage) -> Vec<String> {
     let mut kinds: Vec<String> = s
         .conflicts(100)
         .unwrap()
@@ -102,12 +105,12 @@ fn conflict_kinds(s: &SqliteStorage) -> Vec<String> {
     kinds
 }
 
-#[test]
+on_both_backends! {
 fn a_batch_is_applied_and_answers_balances_of_touched_members() {
     let s = central();
     let mut r = register();
     let entries = vec![r.earn("M-1", 100), r.earn("M-2", 40), r.earn("M-1", 5)];
-    let answer = upload(&s, &entries);
+    let answer = upload(&*s, &entries);
     assert_eq!(results(&answer), vec![EntryResult::Applied; 3]);
     let m1 = answer.balances.iter().find(|b| b.member == "M-1").unwrap();
     assert_eq!(m1.programs[0].balance, 105);
@@ -127,17 +130,18 @@ fn a_batch_is_applied_and_answers_balances_of_touched_members() {
     assert_eq!(ledger.len(), 2);
     assert!(ledger.iter().all(|e| e.status == "applied"));
 }
+}
 
-#[test]
+on_both_backends! {
 fn a_resent_batch_is_duplicate_and_counted_once() {
     let s = central();
     let mut r = register();
     let entries = vec![r.earn("M-1", 100), r.earn("M-1", 50)];
-    upload(&s, &entries);
+    upload(&*s, &entries);
     // The answer was lost: the register sends the same batch plus one more.
     let mut again = entries.clone();
     again.push(r.earn("M-1", 1));
-    let answer = upload(&s, &again);
+    let answer = upload(&*s, &again);
     assert_eq!(
         results(&answer),
         vec![
@@ -146,50 +150,53 @@ fn a_resent_batch_is_duplicate_and_counted_once() {
             EntryResult::Applied
         ]
     );
-    assert_eq!(balance(&s, "M-1"), (151, 151));
+    assert_eq!(balance(&*s, "M-1"), (151, 151));
     // Balances are still answered for the members of duplicates.
     assert_eq!(answer.balances[0].programs[0].balance, 151);
 }
+}
 
-#[test]
+on_both_backends! {
 fn an_entry_id_already_applied_under_another_seq_is_duplicate_and_consumes_the_seq() {
     let s = central();
     let mut r = register();
     let first = r.earn("M-1", 100);
-    upload(&s, std::slice::from_ref(&first));
+    upload(&*s, std::slice::from_ref(&first));
     // Same entry id re-numbered to seq 2 (a register that re-chained it).
     let mut moved = first.clone();
     moved.seq = 2;
     moved.chain_after(first.hash);
     r.resume_after(2, moved.hash);
     let next = r.earn("M-1", 7);
-    let answer = upload(&s, &[moved, next]);
+    let answer = upload(&*s, &[moved, next]);
     assert_eq!(
         results(&answer),
         vec![EntryResult::Duplicate, EntryResult::Applied]
     );
-    assert_eq!(balance(&s, "M-1"), (107, 107));
+    assert_eq!(balance(&*s, "M-1"), (107, 107));
     assert_eq!(s.terminals().unwrap()[0].last_seq, 3);
 }
+}
 
-#[test]
+on_both_backends! {
 fn a_batch_past_the_next_seq_is_a_gap() {
     let s = central();
     let mut r = register();
     let entries = [r.earn("M-1", 1), r.earn("M-1", 2), r.earn("M-1", 3)];
-    upload(&s, &entries[..1]);
-    let answer = upload(&s, &entries[2..]);
+    upload(&*s, &entries[..1]);
+    let answer = upload(&*s, &entries[2..]);
     assert_eq!(answer.outcome, BatchOutcome::Gap { expected: 2 });
-    assert_eq!(balance(&s, "M-1"), (1, 1));
+    assert_eq!(balance(&*s, "M-1"), (1, 1));
     assert_eq!(s.terminals().unwrap()[0].last_seq, 1);
 }
+}
 
-#[test]
+on_both_backends! {
 fn a_held_seq_with_another_hash_is_seq_reused_and_nothing_is_applied() {
     let s = central();
     let mut r = register();
     let entries = vec![r.earn("M-1", 10), r.earn("M-1", 20)];
-    upload(&s, &entries);
+    upload(&*s, &entries);
     // The register was restored from a backup taken after seq 1.
     let mut restored = register();
     restored.resume_after(1, entries[0].hash);
@@ -205,7 +212,7 @@ fn a_held_seq_with_another_hash_is_seq_reused_and_nothing_is_applied() {
     let new_two = restored.entry_with(sale("S-2b", 500));
     let new_three = restored.entry_with(sale("S-3b", 1));
     let answer = upload(
-        &s,
+        &*s,
         &[entries[0].clone(), new_two.clone(), new_three.clone()],
     );
     assert_eq!(
@@ -216,7 +223,7 @@ fn a_held_seq_with_another_hash_is_seq_reused_and_nothing_is_applied() {
         }
     );
     assert!(s.member_balances("M-9", now()).unwrap().is_none());
-    assert_eq!(conflict_kinds(&s), vec!["seq_reused"]);
+    assert_eq!(conflict_kinds(&*s), vec!["seq_reused"]);
 
     // The register re-numbers after server_high, re-chains onto its hash,
     // keeps the entry ids, and resends: applied.
@@ -229,17 +236,18 @@ fn a_held_seq_with_another_hash_is_seq_reused_and_nothing_is_applied() {
         prev = e.hash;
         renumbered.push(e);
     }
-    let answer = upload(&s, &renumbered);
+    let answer = upload(&*s, &renumbered);
     assert_eq!(results(&answer), vec![EntryResult::Applied; 2]);
-    assert_eq!(balance(&s, "M-9"), (501, 501));
+    assert_eq!(balance(&*s, "M-9"), (501, 501));
+}
 }
 
-#[test]
+on_both_backends! {
 fn a_redemption_over_the_balance_is_an_overdraft_applied_anyway() {
     let s = central();
     let mut r = register();
     let entries = vec![r.earn("M-1", 300), r.entry(EntryKind::Redeem, "M-1", -500)];
-    let answer = upload(&s, &entries);
+    let answer = upload(&*s, &entries);
     assert_eq!(
         results(&answer),
         vec![
@@ -247,21 +255,22 @@ fn a_redemption_over_the_balance_is_an_overdraft_applied_anyway() {
             EntryResult::Overdraft { shortfall: 200 }
         ]
     );
-    assert_eq!(balance(&s, "M-1"), (-200, -200));
+    assert_eq!(balance(&*s, "M-1"), (-200, -200));
     let conflicts = s.conflicts(10).unwrap();
     assert_eq!(conflicts.len(), 1);
     assert_eq!(conflicts[0].kind, "overdraft");
     assert_eq!(conflicts[0].shortfall, Some(200));
     assert_eq!(conflicts[0].member.as_deref(), Some("M-1"));
     // A second debit while already negative: the whole debit is short.
-    let answer = upload(&s, &[r.entry(EntryKind::Redeem, "M-1", -100)]);
+    let answer = upload(&*s, &[r.entry(EntryKind::Redeem, "M-1", -100)]);
     assert_eq!(
         results(&answer),
         vec![EntryResult::Overdraft { shortfall: 100 }]
     );
 }
+}
 
-#[test]
+on_both_backends! {
 fn rejected_entries_consume_their_seq_and_later_entries_still_apply() {
     let s = central();
     let mut r = register();
@@ -278,7 +287,7 @@ fn rejected_entries_consume_their_seq_and_later_entries_still_apply() {
     broken.chain_after(Digest32([9; 32])); // a chain that does not link
     r.resume_after(broken.seq, broken.hash);
     let ok6 = r.earn("M-1", 50);
-    let answer = upload(&s, &[ok1, unknown, altered, ok4, broken, ok6]);
+    let answer = upload(&*s, &[ok1, unknown, altered, ok4, broken, ok6]);
     let got = results(&answer);
     assert_eq!(got[0], EntryResult::Applied);
     assert!(
@@ -296,9 +305,9 @@ fn rejected_entries_consume_their_seq_and_later_entries_still_apply() {
     );
     assert_eq!(got[5], EntryResult::Applied);
     // Rejected entries change no balance.
-    assert_eq!(balance(&s, "M-1"), (90, 90));
+    assert_eq!(balance(&*s, "M-1"), (90, 90));
     assert_eq!(s.terminals().unwrap()[0].last_seq, 6);
-    assert_eq!(conflict_kinds(&s), vec!["rejected", "rejected", "rejected"]);
+    assert_eq!(conflict_kinds(&*s), vec!["rejected", "rejected", "rejected"]);
     let stored = s
         .ledger(&LedgerFilter {
             limit: 10,
@@ -307,8 +316,9 @@ fn rejected_entries_consume_their_seq_and_later_entries_still_apply() {
         .unwrap();
     assert_eq!(stored.iter().filter(|e| e.status == "rejected").count(), 3);
 }
+}
 
-#[test]
+on_both_backends! {
 fn a_malformed_entry_is_rejected_alone() {
     let s = central();
     let mut r = register();
@@ -319,13 +329,14 @@ fn a_malformed_entry_is_rejected_alone() {
         e.occurred_at = "last tuesday".into();
     });
     let after = r.earn("M-1", 5);
-    let got = results(&upload(&s, &[ok, bad, after]));
+    let got = results(&upload(&*s, &[ok, bad, after]));
     assert!(matches!(&got[1], EntryResult::Rejected { reason } if reason.contains("occurred_at")));
     assert_eq!(got[2], EntryResult::Applied);
-    assert_eq!(balance(&s, "M-1"), (15, 15));
+    assert_eq!(balance(&*s, "M-1"), (15, 15));
+}
 }
 
-#[test]
+on_both_backends! {
 fn clock_skew_over_a_day_is_recorded_but_applied() {
     let s = central();
     let mut r = register();
@@ -339,13 +350,14 @@ fn clock_skew_over_a_day_is_recorded_but_applied() {
         e.points = 10;
         e.occurred_at = "2026-11-27T12:00:01Z".into(); // just under 24 h
     });
-    let got = results(&upload(&s, &[skewed, fine]));
+    let got = results(&upload(&*s, &[skewed, fine]));
     assert_eq!(got, vec![EntryResult::Applied; 2]);
-    assert_eq!(conflict_kinds(&s), vec!["clock_skew"]);
-    assert_eq!(balance(&s, "M-1"), (20, 20));
+    assert_eq!(conflict_kinds(&*s), vec!["clock_skew"]);
+    assert_eq!(balance(&*s, "M-1"), (20, 20));
+}
 }
 
-#[test]
+on_both_backends! {
 fn card_tokens_known_at_central_credit_the_cards_member() {
     let s = central();
     let snapshot = MembersSnapshot::parse(
@@ -355,10 +367,10 @@ fn card_tokens_known_at_central_credit_the_cards_member() {
     .unwrap();
     s.import_members(&snapshot).unwrap();
     let mut r = register();
-    let answer = upload(&s, &[r.earn("9990000010013", 25)]);
+    let answer = upload(&*s, &[r.earn("9990000010013", 25)]);
     assert_eq!(answer.balances[0].member, "M-1001");
-    assert_eq!(balance(&s, "M-1001"), (1525, 1525));
-    assert_eq!(balance(&s, "9990000010013"), (1525, 1525));
+    assert_eq!(balance(&*s, "M-1001"), (1525, 1525));
+    assert_eq!(balance(&*s, "9990000010013"), (1525, 1525));
     let stored = &s
         .ledger(&LedgerFilter {
             limit: 10,
@@ -368,12 +380,13 @@ fn card_tokens_known_at_central_credit_the_cards_member() {
     assert_eq!(stored.member.as_deref(), Some("9990000010013"));
     assert_eq!(stored.credited_member.as_deref(), Some("M-1001"));
 }
+}
 
-#[test]
+on_both_backends! {
 fn holds_reduce_available_and_the_redeem_entry_settles_them() {
     let s = central();
     let mut r = register();
-    upload(&s, &[r.earn("M-1", 1_000)]);
+    upload(&*s, &[r.earn("M-1", 1_000)]);
     let hold = |points, sale: &str| HoldRequest {
         terminal_id: TERMINAL.into(),
         member: "M-1".into(),
@@ -395,24 +408,24 @@ fn holds_reduce_available_and_the_redeem_entry_settles_them() {
         s.place_hold(&hold(500, "S-9"), now()).unwrap(),
         HoldAnswer::Insufficient { available: 400 }
     );
-    assert_eq!(balance(&s, "M-1"), (1_000, 400));
+    assert_eq!(balance(&*s, "M-1"), (1_000, 400));
     // The redeem entry of sale S-2 (Register::entry names it S-2) settles it:
     // no overdraft, and available is no longer reduced twice.
     let redeem = r.entry(EntryKind::Redeem, "M-1", -600);
     assert_eq!(redeem.sale_id.as_deref(), Some("S-2"));
-    let answer = upload(&s, &[redeem]);
+    let answer = upload(&*s, &[redeem]);
     assert_eq!(results(&answer), vec![EntryResult::Applied]);
-    assert_eq!(balance(&s, "M-1"), (400, 400));
+    assert_eq!(balance(&*s, "M-1"), (400, 400));
     // A late retry of the settled sale's hold reserves nothing again.
     assert_eq!(
         s.place_hold(&hold(600, "S-2"), now()).unwrap(),
         HoldAnswer::Granted { available: 400 }
     );
-    assert_eq!(balance(&s, "M-1"), (400, 400));
+    assert_eq!(balance(&*s, "M-1"), (400, 400));
 
     // A released hold gives the points back.
     s.place_hold(&hold(300, "S-7"), now()).unwrap();
-    assert_eq!(balance(&s, "M-1"), (400, 100));
+    assert_eq!(balance(&*s, "M-1"), (400, 100));
     let release = HoldRelease {
         terminal_id: TERMINAL.into(),
         sale_id: "S-7".into(),
@@ -420,15 +433,15 @@ fn holds_reduce_available_and_the_redeem_entry_settles_them() {
     };
     assert!(s.release_hold(&release).unwrap());
     assert!(!s.release_hold(&release).unwrap());
-    assert_eq!(balance(&s, "M-1"), (400, 400));
+    assert_eq!(balance(&*s, "M-1"), (400, 400));
+}
 }
 
-#[test]
+on_both_backends! {
 fn hold_rows_are_purged_a_week_after_they_expire_and_no_balance_moves() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("central.db");
-    let s = provisioned(SqliteStorage::open(&path).unwrap());
-    upload(&s, &[register().earn("M-1", 1_000)]);
+    let (s, raw) = backend::open_with_raw();
+    let s = provisioned(s);
+    upload(&*s, &[register().earn("M-1", 1_000)]);
     let hold = |points, sale: &str, at: jiff::Timestamp| {
         let request = HoldRequest {
             terminal_id: TERMINAL.into(),
@@ -443,16 +456,7 @@ fn hold_rows_are_purged_a_week_after_they_expire_and_no_balance_moves() {
             HoldAnswer::Granted { .. }
         ));
     };
-    let rows = || -> Vec<String> {
-        let db = rusqlite::Connection::open(&path).unwrap();
-        let mut stmt = db
-            .prepare("SELECT sale_id FROM holds ORDER BY sale_id")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let rows = || raw.strings("SELECT sale_id FROM holds ORDER BY sale_id");
     let later = |secs: i64| {
         now()
             .checked_add(jiff::SignedDuration::from_secs(secs))
@@ -470,7 +474,7 @@ fn hold_rows_are_purged_a_week_after_they_expire_and_no_balance_moves() {
         })
         .unwrap()
     );
-    assert_eq!(balance(&s, "M-1"), (1_000, 700));
+    assert_eq!(balance(&*s, "M-1"), (1_000, 700));
 
     // Just short of a week after they expired: both rows are kept.
     hold(100, "S-4", later(expired_long_ago - 1));
@@ -479,12 +483,13 @@ fn hold_rows_are_purged_a_week_after_they_expire_and_no_balance_moves() {
     hold(100, "S-5", later(expired_long_ago + 1));
     assert_eq!(rows(), ["S-4", "S-5"]);
     assert_eq!(
-        balance_at(&s, "M-1", later(expired_long_ago + 1)),
+        balance_at(&*s, "M-1", later(expired_long_ago + 1)),
         (1_000, 800)
     );
 }
+}
 
-#[test]
+on_both_backends! {
 fn holds_for_blocked_members_and_unknown_programs_are_refused() {
     let s = central();
     s.import_members(
@@ -506,8 +511,9 @@ fn holds_for_blocked_members_and_unknown_programs_are_refused() {
         Err(CentralError::Invalid(_))
     ));
 }
+}
 
-#[test]
+on_both_backends! {
 fn member_and_catalog_changes_page_by_cursor() {
     let s = central();
     let members: Vec<String> = (0..5)
@@ -534,7 +540,7 @@ fn member_and_catalog_changes_page_by_cursor() {
 
     // A ledger upload changes M-3's balance: it shows up after the cursor.
     let mut r = register();
-    upload(&s, &[r.earn("C-3", 70)]);
+    upload(&*s, &[r.earn("C-3", 70)]);
     let changed = s.member_changes(rest.next_cursor, 10).unwrap();
     assert_eq!(changed.changes.len(), 1);
     assert_eq!(changed.changes[0].id, "M-3");
@@ -559,10 +565,11 @@ fn member_and_catalog_changes_page_by_cursor() {
             .is_empty()
     );
 }
+}
 
-#[test]
+on_both_backends! {
 fn published_bundles_verify_with_the_public_key_and_tampered_ones_do_not() {
-    let s = SqliteStorage::open_in_memory().unwrap();
+    let s = backend::open();
     let k = key();
     let text =
         br#"{"version": 3, "programs": [{"id": "main", "currency": "EUR", "base_rate": "1"}]}"#;
@@ -591,8 +598,9 @@ fn published_bundles_verify_with_the_public_key_and_tampered_ones_do_not() {
         Err(CentralError::Invalid(_))
     ));
 }
+}
 
-#[test]
+on_both_backends! {
 fn a_card_moved_by_a_later_snapshot_credits_its_new_member() {
     let s = central();
     let import = |json: &str| {
@@ -609,16 +617,17 @@ fn a_card_moved_by_a_later_snapshot_credits_its_new_member() {
     let a = changed.changes.iter().find(|c| c.id == "A").unwrap();
     assert!(a.cards.is_empty());
     let mut r = register();
-    let answer = upload(&s, &[r.earn("C-1", 5)]);
+    let answer = upload(&*s, &[r.earn("C-1", 5)]);
     assert_eq!(answer.balances[0].member, "B");
 }
+}
 
-#[test]
+on_both_backends! {
 fn points_earned_under_an_unknown_card_move_to_the_member_it_is_linked_to() {
     let s = central();
     let mut r = register();
-    upload(&s, &[r.earn("999-NEW", 40), r.earn("M-7", 5)]);
-    assert_eq!(balance(&s, "999-NEW"), (40, 40));
+    upload(&*s, &[r.earn("999-NEW", 40), r.earn("M-7", 5)]);
+    assert_eq!(balance(&*s, "999-NEW"), (40, 40));
     let cursor = s.member_changes(0, 100).unwrap().next_cursor;
 
     s.import_members(
@@ -629,15 +638,15 @@ fn points_earned_under_an_unknown_card_move_to_the_member_it_is_linked_to() {
     )
     .unwrap();
     // Opening 100 + 5 earned as M-7 + 40 earned under the card before the link.
-    assert_eq!(balance(&s, "M-7"), (145, 145));
-    assert_eq!(balance(&s, "999-NEW"), (145, 145));
+    assert_eq!(balance(&*s, "M-7"), (145, 145));
+    assert_eq!(balance(&*s, "999-NEW"), (145, 145));
     let changed = s.member_changes(cursor, 100).unwrap();
     let token_row = changed.changes.iter().find(|c| c.id == "999-NEW").unwrap();
     assert!(token_row.programs.is_empty(), "{token_row:?}");
     // Later entries under the card go straight to the member; the stored
     // entry keeps the name it was credited to.
-    upload(&s, &[r.earn("999-NEW", 1)]);
-    assert_eq!(balance(&s, "M-7"), (146, 146));
+    upload(&*s, &[r.earn("999-NEW", 1)]);
+    assert_eq!(balance(&*s, "M-7"), (146, 146));
     let first = &s
         .ledger(&LedgerFilter {
             limit: 1,
@@ -645,6 +654,7 @@ fn points_earned_under_an_unknown_card_move_to_the_member_it_is_linked_to() {
         })
         .unwrap()[0];
     assert_eq!(first.credited_member.as_deref(), Some("999-NEW"));
+}
 }
 
 /// A hold request of `TERMINAL` for `member`'s points in sale `sale`.
@@ -659,7 +669,7 @@ fn hold_request(member: &str, sale: &str, points: i64) -> HoldRequest {
     }
 }
 
-#[test]
+on_both_backends! {
 fn entry_ids_are_judged_per_terminal() {
     let s = central();
     s.add_terminal("store-1-reg-2", [2; 32]).unwrap();
@@ -672,7 +682,7 @@ fn entry_ids_are_judged_per_terminal() {
         e.member = "M-2".into();
         e.points = 1;
     });
-    assert_eq!(results(&upload(&s, &[forged])), vec![EntryResult::Applied]);
+    assert_eq!(results(&upload(&*s, &[forged])), vec![EntryResult::Applied]);
     // …and B's real entry is still B's, counted once.
     let batch = UploadBatch {
         terminal_id: "store-1-reg-2".into(),
@@ -683,7 +693,7 @@ fn entry_ids_are_judged_per_terminal() {
     let received = wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap();
     let answer = s.apply_batch(&received, now()).unwrap();
     assert_eq!(results(&answer), vec![EntryResult::Applied]);
-    assert_eq!(balance(&s, "M-1"), (1_000, 1_000));
+    assert_eq!(balance(&*s, "M-1"), (1_000, 1_000));
     // Within one terminal an id counts once, under any seq.
     let mut again = a.entry_with(|e| {
         e.member = "M-2".into();
@@ -696,16 +706,17 @@ fn entry_ids_are_judged_per_terminal() {
     });
     again.entry_id = first_id.unwrap()[0].entry_id;
     again.chain_after(again.prev_hash);
-    assert_eq!(results(&upload(&s, &[again])), vec![EntryResult::Duplicate]);
+    assert_eq!(results(&upload(&*s, &[again])), vec![EntryResult::Duplicate]);
+}
 }
 
-#[test]
+on_both_backends! {
 fn open_holds_are_limited_per_member_and_per_terminal() {
     let s = central();
     let mut r = register();
     let members: Vec<String> = (0..17).map(|i| format!("M-{i}")).collect();
     let earns: Vec<_> = members.iter().map(|m| r.earn(m, 1_000)).collect();
-    upload(&s, &earns);
+    upload(&*s, &earns);
     // Four holds on one member; the fifth is refused, naming the limit.
     for sale in 0..4 {
         let answer = s
@@ -742,13 +753,14 @@ fn open_holds_are_limited_per_member_and_per_terminal() {
         matches!(&answer, HoldAnswer::Refused { reason } if reason.contains("HOLDS_OPEN_PER_TERMINAL_MAX")),
         "{answer:?}"
     );
-    assert_eq!(balance(&s, &members[16]), (1_000, 1_000));
+    assert_eq!(balance(&*s, &members[16]), (1_000, 1_000));
+}
 }
 
-#[test]
+on_both_backends! {
 fn a_sales_hold_asked_again_keeps_its_first_expiry() {
     let s = central();
-    upload(&s, &[register().earn("M-1", 1_000)]);
+    upload(&*s, &[register().earn("M-1", 1_000)]);
     let later = |secs: i64| {
         now()
             .checked_add(jiff::SignedDuration::from_secs(secs))
@@ -762,7 +774,7 @@ fn a_sales_hold_asked_again_keeps_its_first_expiry() {
         .unwrap();
     assert_eq!(answer, HoldAnswer::Granted { available: 800 });
     // …but the hold lapses when the first one would have.
-    assert_eq!(balance_at(&s, "M-1", later(HOLD_TTL_SECS)), (1_000, 1_000));
+    assert_eq!(balance_at(&*s, "M-1", later(HOLD_TTL_SECS)), (1_000, 1_000));
     let answer = s
         .place_hold(&hold_request("M-1", "S-9", 200), later(HOLD_TTL_SECS))
         .unwrap();
@@ -771,14 +783,15 @@ fn a_sales_hold_asked_again_keeps_its_first_expiry() {
         "{answer:?}"
     );
 }
+}
 
-#[test]
+on_both_backends! {
 fn balances_are_bounded_and_downloads_survive_the_largest() {
     let s = central();
     s.add_terminal("store-1-reg-2", [2; 32]).unwrap();
     let mut r = register();
     let huge = r.earn("M-1", i64::MAX - 40);
-    let got = results(&upload(&s, &[huge]));
+    let got = results(&upload(&*s, &[huge]));
     assert!(
         matches!(&got[..], [EntryResult::Rejected { reason }] if reason.contains("at most 1000000000")),
         "{got:?}"
@@ -787,7 +800,7 @@ fn balances_are_bounded_and_downloads_survive_the_largest() {
     let bound = pos_central::apply::BALANCE_ABS_MAX;
     s.import_members(&members_with_opening("M-1", bound - 10))
         .unwrap();
-    let got = results(&upload(&s, &[r.earn("M-1", 10), r.earn("M-1", 1)]));
+    let got = results(&upload(&*s, &[r.earn("M-1", 10), r.earn("M-1", 1)]));
     assert_eq!(got[0], EntryResult::Applied);
     let last = s
         .ledger(&LedgerFilter {
@@ -805,7 +818,7 @@ fn balances_are_bounded_and_downloads_survive_the_largest() {
             .starts_with("the balance would leave the allowed range"),
         "{last:?}"
     );
-    assert_eq!(balance(&s, "M-1"), (bound, bound));
+    assert_eq!(balance(&*s, "M-1"), (bound, bound));
     // Another terminal's batch touching the member, and the member feed,
     // work as before.
     let mut b = Chain::new("store-1-reg-2").occurred_at("2026-11-28T11:05:00+01:00");
@@ -828,6 +841,7 @@ fn balances_are_bounded_and_downloads_survive_the_largest() {
             .is_err()
     );
 }
+}
 
 fn members_with_opening(member: &str, available: i64) -> MembersSnapshot {
     MembersSnapshot::parse(&format!(
@@ -835,14 +849,14 @@ fn members_with_opening(member: &str, available: i64) -> MembersSnapshot {
     ))
     .unwrap()
 }
+on_both_backends! {
 /// The member's first tier at central counts from the start of history: a
 /// sale quoted a moment before the import (register clocks write to the
 /// second, and an offline register's sale may predate it by days) keeps the
 /// tier the cashier saw, with no correction. The demo's first sale is such
 /// a sale, seconds after central's import.
-#[test]
 fn a_sale_dated_before_the_members_first_import_keeps_its_tier() {
-    let s = SqliteStorage::open_in_memory().unwrap();
+    let s = backend::open();
     s.add_terminal(TERMINAL, [1; 32]).unwrap();
     let bundle = r#"{"version": 1, "programs": [{"id": "main", "currency": "EUR",
         "base_rate": "1", "tiers": [{"id": "gold", "multiplier": "1.5"}]}]}"#;
@@ -886,6 +900,7 @@ fn a_sale_dated_before_the_members_first_import_keeps_its_tier() {
     let received = wire::decode_upload(&wire::encode_upload(&batch).unwrap()).unwrap();
     let answer = s.apply_batch(&received, now()).unwrap();
     assert_eq!(results(&answer), vec![EntryResult::Applied]);
-    assert_eq!(balance(&s, "M-1001"), (150, 150));
-    assert_eq!(conflict_kinds(&s), Vec::<String>::new());
+    assert_eq!(balance(&*s, "M-1001"), (150, 150));
+    assert_eq!(conflict_kinds(&*s), Vec::<String>::new());
+}
 }

@@ -2,7 +2,6 @@
 //! too far ahead, every entry is applied at central exactly once (sync spec
 //! §2, "a crash at any moment ... leads to every entry applied exactly once").
 
-use pos_central::SqliteStorage;
 use pos_central::storage::{LedgerFilter, NewBundle, Storage};
 use pos_sync::protocol::{BatchOutcome, BundleFormat, EntryResult, UploadBatch};
 use pos_sync::signing::sign_bundle;
@@ -12,10 +11,12 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rand::SeedableRng;
 
+use crate::backend::{self, Backend};
+
 const TERMINAL: &str = "reg-1";
 
-fn central() -> SqliteStorage {
-    let s = SqliteStorage::open_in_memory().unwrap();
+fn central() -> Box<dyn Storage> {
+    let s = backend::open();
     s.add_terminal(TERMINAL, [1; 32]).unwrap();
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::StdRng::seed_from_u64(5));
     s.publish_bundle(
@@ -81,7 +82,7 @@ fn attempts() -> impl Strategy<Value = Vec<Attempt>> {
 
 /// Sends one batch as `attempt` says and updates what the register believes.
 fn run(
-    s: &SqliteStorage,
+    s: &dyn Storage,
     entries: &[LedgerEntry],
     attempt: &Attempt,
     synced_up_to: &mut u64,
@@ -123,6 +124,56 @@ fn run(
     Ok(())
 }
 
+/// The property on the current backend.
+fn exactly_once(points: &[i64], script: &[Attempt]) -> Result<(), TestCaseError> {
+    let s = central();
+    let entries = chain(points);
+    let n = entries.len() as u64;
+    let mut synced_up_to = 0u64; // what the register believes
+
+    for attempt in script {
+        run(&*s, &entries, attempt, &mut synced_up_to)?;
+    }
+    // Then the network heals: the register sends until all is synced.
+    while synced_up_to < n {
+        let healed = Attempt {
+            start_shift: 0,
+            len: 8,
+            answer_lost: false,
+        };
+        run(&*s, &entries, &healed, &mut synced_up_to)?;
+    }
+
+    let stored = s
+        .ledger(&LedgerFilter {
+            limit: 10_000,
+            ..LedgerFilter::default()
+        })
+        .unwrap();
+    prop_assert_eq!(stored.len() as u64, n);
+    prop_assert!(
+        stored
+            .iter()
+            .all(|e| e.status == "applied" || e.status == "overdraft")
+    );
+    for m in 0..3 {
+        let member = format!("M-{m}");
+        let expected: i64 = entries
+            .iter()
+            .filter(|e| e.member == member)
+            .map(|e| e.points)
+            .sum();
+        let got = s
+            .member_balances(&member, jiff::Timestamp::now())
+            .unwrap()
+            .map(|(_, p)| p[0].balance)
+            .unwrap_or(0);
+        prop_assert_eq!(got, expected, "member {}", member);
+    }
+    prop_assert_eq!(s.terminals().unwrap()[0].last_seq, n);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -131,33 +182,16 @@ proptest! {
         points in prop::collection::vec(-50i64..=100, 1..30),
         script in attempts(),
     ) {
-        let s = central();
-        let entries = chain(&points);
-        let n = entries.len() as u64;
-        let mut synced_up_to = 0u64; // what the register believes
+        exactly_once(&points, &script)?;
+    }
 
-        for attempt in &script {
-            run(&s, &entries, attempt, &mut synced_up_to)?;
+    #[test]
+    fn every_entry_is_applied_exactly_once_on_postgres(
+        points in prop::collection::vec(-50i64..=100, 1..30),
+        script in attempts(),
+    ) {
+        if backend::use_backend(Backend::Postgres("exactly_once")) {
+            exactly_once(&points, &script)?;
         }
-        // Then the network heals: the register sends until all is synced.
-        while synced_up_to < n {
-            let healed = Attempt { start_shift: 0, len: 8, answer_lost: false };
-            run(&s, &entries, &healed, &mut synced_up_to)?;
-        }
-
-        let stored = s.ledger(&LedgerFilter { limit: 10_000, ..LedgerFilter::default() }).unwrap();
-        prop_assert_eq!(stored.len() as u64, n);
-        prop_assert!(stored.iter().all(|e| e.status == "applied" || e.status == "overdraft"));
-        for m in 0..3 {
-            let member = format!("M-{m}");
-            let expected: i64 = entries.iter().filter(|e| e.member == member).map(|e| e.points).sum();
-            let got = s
-                .member_balances(&member, jiff::Timestamp::now())
-                .unwrap()
-                .map(|(_, p)| p[0].balance)
-                .unwrap_or(0);
-            prop_assert_eq!(got, expected, "member {}", member);
-        }
-        prop_assert_eq!(s.terminals().unwrap()[0].last_seq, n);
     }
 }

@@ -5,5 +5,7 @@
 mod admin;
 mod api;
 mod apply;
+mod backend;
+mod concurrent;
 mod embedded;
 mod exactly_once;

@@ -15,3 +15,4 @@ mod scanners;
 mod sync_e2e;
 mod systemd_notify;
 mod systemd_unit;
+mod two_centrals;
