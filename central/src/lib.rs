@@ -13,6 +13,7 @@ pub mod error;
 pub mod files;
 pub mod fleet;
 pub mod guard;
+pub mod migrate;
 pub mod postgres;
 pub mod rules;
 pub mod server;

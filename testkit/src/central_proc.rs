@@ -71,7 +71,13 @@ impl Central {
     /// `init --database URL` + `serve` with TLS: a central whose data is
     /// on PostgreSQL (e.g. a `pos_testkit::postgres::fresh_database`).
     pub fn start_on_database(url: &str) -> Result<Central> {
-        Central::start_init(central_bin(), true, &["--database", url])
+        Central::start_on_database_with(url, true)
+    }
+
+    /// [`Central::start_on_database`], plain HTTP on loopback unless `tls`
+    /// (behind `pos_testkit::balancer`, which balances requests, not TLS).
+    pub fn start_on_database_with(url: &str, tls: bool) -> Result<Central> {
+        Central::start_init(central_bin(), tls, &["--database", url])
     }
 
     /// Another `serve` instance of this central: a new directory with

@@ -17,6 +17,7 @@
 //! no crate of the workspace (any crate's tests may use it).
 
 pub mod agent_proc;
+pub mod balancer;
 pub mod bins;
 pub mod central_proc;
 pub mod check_digit;

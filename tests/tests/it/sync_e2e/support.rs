@@ -52,6 +52,11 @@ impl World {
         World::with(Central::start_insecure()?)
     }
 
+    /// RULES_V1 and MEMBERS on `central` (e.g. one on PostgreSQL).
+    pub fn with_central(central: Central) -> Result<World> {
+        World::with(central)
+    }
+
     fn with(central: Central) -> Result<World> {
         let files = tempfile::tempdir().context("tempdir")?;
         let world = World { central, files };
