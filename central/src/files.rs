@@ -340,6 +340,34 @@ impl CentralDir {
         self.init(extra_names)
     }
 
+    /// `pos-central migrate`: copies DIR's SQLite central into the empty
+    /// PostgreSQL database at `url` ([`crate::migrate`]), and once the copy
+    /// is verified records `url` in DIR/database.url. Refused when DIR is
+    /// on PostgreSQL already.
+    pub fn migrate_to(&self, url: &str) -> Result<crate::migrate::Migrated, CentralError> {
+        if self.database_url()?.is_some() {
+            return Err(CentralError::Conflict(format!(
+                "{} is on PostgreSQL already ({})",
+                self.path.display(),
+                self.database_url_path().display()
+            )));
+        }
+        if !self.db_path().exists() {
+            return Err(CentralError::NotFound(format!(
+                "{} has no SQLite database to migrate",
+                self.path.display()
+            )));
+        }
+        let url = url.trim();
+        let migrated = crate::migrate::migrate_to(&self.db_path(), url)?;
+        write_new(
+            &self.database_url_path(),
+            format!("{url}\n").as_bytes(),
+            true,
+        )?;
+        Ok(migrated)
+    }
+
     /// The PostgreSQL URL DIR records, if any.
     pub fn database_url(&self) -> Result<Option<String>, CentralError> {
         let path = self.database_url_path();

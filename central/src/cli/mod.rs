@@ -42,6 +42,18 @@ enum Command {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Copy this directory's SQLite central into an empty PostgreSQL
+    /// database, verify the copy (row counts, every balance, every
+    /// terminal's chain head), and record the URL in DIR/database.url so
+    /// every command on DIR, `serve` included, uses PostgreSQL from now on
+    /// (central.db stays as it was, a backup). Stop `serve` first.
+    Migrate {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The target, e.g. postgres://pos@db.example/pos_central.
+        #[arg(long)]
+        to: String,
+    },
     /// Manage registers.
     Terminal {
         #[command(subcommand)]
@@ -200,6 +212,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Terminal { command } => terminal(command),
+        Command::Migrate { dir, to } => {
+            let migrated = CentralDir::new(&dir).migrate_to(&to)?;
+            println!("{migrated}");
+            println!(
+                "{} now serves from {}",
+                dir.display(),
+                pos_central::postgres::redacted(&to)
+            );
+            Ok(())
+        }
         Command::Serve {
             config,
             dir,

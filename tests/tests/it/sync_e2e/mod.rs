@@ -21,8 +21,10 @@
 
 mod fleet_view;
 mod honest_context;
+mod migrate;
 mod signed_rules;
 mod support;
+mod two_instances;
 mod verified_intake;
 
 use std::collections::BTreeSet;
