@@ -9,6 +9,7 @@
 //! it outside an async runtime or on `spawn_blocking`); the table is
 //! created fresh (`bare_entries` by default) and dropped afterwards.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use pos_sync::LedgerEntry;
@@ -25,6 +26,9 @@ pub enum Method {
     /// One multi-row `INSERT ... VALUES (...), (...)` per batch (what a
     /// backend writing rows with parameters does at best).
     Insert,
+    /// One `INSERT ... SELECT * FROM unnest($1, ..., $19)` per batch, a
+    /// column array per parameter: one small statement whatever the batch.
+    Unnest,
     /// `COPY ... FROM STDIN (FORMAT binary)` per batch: the fastest way in.
     Copy,
 }
@@ -142,13 +146,18 @@ pub fn insert_rows(
     let received_at = jiff::Timestamp::now().to_string();
     let mut elapsed = Duration::ZERO;
     let mut rows = 0;
+    let mut prepared = HashMap::new();
     for index in 0..plan.registers {
         let mut outbox = Outbox::new(plan, index, &occurred_at);
         while let Some(batch) = outbox.next_batch() {
             let batch: Vec<Row> = batch.entries.into_iter().map(Row::new).collect();
             let started = Instant::now();
             match method {
-                Method::Insert => insert_batch(client, table, &batch, &received_at)?,
+                Method::Insert => {
+                    let statement = insert_statement(client, table, batch.len(), &mut prepared)?;
+                    insert_batch(client, &statement, &batch, &received_at)?;
+                }
+                Method::Unnest => unnest_batch(client, table, &batch, &received_at)?,
                 Method::Copy => copy_batch(client, table, &batch, &received_at)?,
             }
             elapsed += started.elapsed();
@@ -165,30 +174,121 @@ pub fn insert_rows(
     })
 }
 
-fn insert_batch(
+/// The multi-row `INSERT` of `rows` rows, prepared once per length and
+/// kept (as a backend keeps its statements): parsing and planning a
+/// statement of 19,000 parameters for every batch would measure the
+/// planner, not the insert.
+fn insert_statement(
     client: &mut postgres::Client,
     table: &str,
-    batch: &[Row],
-    received_at: &(dyn ToSql + Sync),
-) -> Result<(), LoadError> {
+    rows: usize,
+    prepared: &mut HashMap<usize, postgres::Statement>,
+) -> Result<postgres::Statement, LoadError> {
+    if let Some(statement) = prepared.get(&rows) {
+        return Ok(statement.clone());
+    }
     let mut sql = format!("INSERT INTO {table} ({COLUMNS}) VALUES ");
-    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(batch.len() * COLUMNS_COUNT);
-    for (i, row) in batch.iter().enumerate() {
+    for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
+        let params: Vec<String> = (0..COLUMNS_COUNT)
+            .map(|c| format!("${}", i * COLUMNS_COUNT + c + 1))
+            .collect();
         sql.push('(');
-        for c in 0..COLUMNS_COUNT {
-            if c > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("${}", i * COLUMNS_COUNT + c + 1));
-        }
+        sql.push_str(&params.join(","));
         sql.push(')');
-        params.extend(row.values(received_at));
     }
+    let statement = client.prepare(&sql)?;
+    prepared.insert(rows, statement.clone());
+    Ok(statement)
+}
+
+fn insert_batch(
+    client: &mut postgres::Client,
+    statement: &postgres::Statement,
+    batch: &[Row],
+    received_at: &(dyn ToSql + Sync),
+) -> Result<(), LoadError> {
+    let params: Vec<&(dyn ToSql + Sync)> = batch
+        .iter()
+        .flat_map(|row| row.values(received_at))
+        .collect();
     let mut tx = client.transaction()?;
-    tx.execute(sql.as_str(), &params)?;
+    tx.execute(statement, &params)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The column types, in [`COLUMNS`] order.
+const TYPES: [Type; COLUMNS_COUNT] = [
+    Type::TEXT,
+    Type::INT8,
+    Type::BYTEA,
+    Type::BYTEA,
+    Type::BYTEA,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+];
+
+fn unnest_batch(
+    client: &mut postgres::Client,
+    table: &str,
+    batch: &[Row],
+    received_at: &str,
+) -> Result<(), LoadError> {
+    let e = |f: fn(&Row) -> &str| batch.iter().map(f).collect::<Vec<&str>>();
+    let n = |f: fn(&Row) -> i64| batch.iter().map(f).collect::<Vec<i64>>();
+    let b = |f: fn(&Row) -> &[u8]| batch.iter().map(f).collect::<Vec<&[u8]>>();
+    let none_text: Vec<Option<&str>> = vec![None; batch.len()];
+    let none_int: Vec<Option<i64>> = vec![None; batch.len()];
+    let sale: Vec<Option<&str>> = batch.iter().map(|r| r.entry.sale_id.as_deref()).collect();
+    let constant = |v: &'static str| vec![v; batch.len()];
+    let (terminal, member) = (e(|r| &r.entry.terminal_id), e(|r| &r.entry.member));
+    let columns: [&(dyn ToSql + Sync); COLUMNS_COUNT] = [
+        &terminal,
+        &n(|r| r.seq),
+        &b(|r| &r.entry_id),
+        &b(|r| &r.hash),
+        &b(|r| &r.prev_hash),
+        &constant("earn"),
+        &e(|r| &r.entry.program),
+        &member,
+        &member,
+        &n(|r| r.points),
+        &sale,
+        &none_text,
+        &n(|r| r.rules_version),
+        &e(|r| &r.entry.occurred_at),
+        &e(|r| &r.entry.detail),
+        &constant("applied"),
+        &none_text,
+        &vec![received_at; batch.len()],
+        &none_int,
+    ];
+    let casts: Vec<String> = TYPES
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{}[]", i + 1, t.name()))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} ({COLUMNS}) SELECT * FROM unnest({})",
+        casts.join(", ")
+    );
+    let mut tx = client.transaction()?;
+    tx.execute(sql.as_str(), &columns)?;
     tx.commit()?;
     Ok(())
 }
@@ -199,32 +299,11 @@ fn copy_batch(
     batch: &[Row],
     received_at: &(dyn ToSql + Sync),
 ) -> Result<(), LoadError> {
-    let types = [
-        Type::TEXT,
-        Type::INT8,
-        Type::BYTEA,
-        Type::BYTEA,
-        Type::BYTEA,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-    ];
     let mut tx = client.transaction()?;
     let sink = tx.copy_in(&format!(
         "COPY {table} ({COLUMNS}) FROM STDIN (FORMAT binary)"
     ))?;
-    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = BinaryCopyInWriter::new(sink, &TYPES);
     for row in batch {
         writer.write(&row.values(received_at))?;
     }

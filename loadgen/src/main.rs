@@ -52,7 +52,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = SpreadArg::Register)]
     spread: SpreadArg,
     /// Base URL of an instance's sync API (repeat for several instances).
-    #[arg(long = "url", required = true)]
+    #[arg(long = "url", required_unless_present = "bare_only")]
     urls: Vec<String>,
     /// Central's state directory: its admin.url, admin.token and ca.pem are
     /// used unless given below, and terminals are registered with
@@ -91,8 +91,11 @@ struct Args {
     #[arg(long)]
     bare_postgres: Option<String>,
     /// How the bare rows go in.
-    #[arg(long, value_enum, default_value_t = BareArg::Both)]
+    #[arg(long, value_enum, default_value_t = BareArg::All)]
     bare_method: BareArg,
+    /// Only the bare insert (no central, no load run): the floor alone.
+    #[arg(long, requires = "bare_postgres")]
+    bare_only: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -107,8 +110,9 @@ enum SpreadArg {
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum BareArg {
     Insert,
+    Unnest,
     Copy,
-    Both,
+    All,
 }
 
 impl Args {
@@ -209,8 +213,9 @@ fn bare_runs(url: &str, plan: &Plan, which: BareArg) -> anyhow::Result<Vec<bare:
         .context("connecting to PostgreSQL for the bare insert")?;
     let methods: &[Method] = match which {
         BareArg::Insert => &[Method::Insert],
+        BareArg::Unnest => &[Method::Unnest],
         BareArg::Copy => &[Method::Copy],
-        BareArg::Both => &[Method::Insert, Method::Copy],
+        BareArg::All => &[Method::Insert, Method::Unnest, Method::Copy],
     };
     methods
         .iter()
@@ -218,13 +223,7 @@ fn bare_runs(url: &str, plan: &Plan, which: BareArg) -> anyhow::Result<Vec<bare:
         .collect()
 }
 
-fn print(summary: &Summary, bare: &[bare::Bare], json: bool) -> anyhow::Result<()> {
-    if json {
-        let value = serde_json::json!({"load": summary, "bare_postgres": bare});
-        println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(());
-    }
-    println!("{summary}");
+fn print_bare(bare: &[bare::Bare]) {
     for b in bare {
         println!(
             "bare PostgreSQL ({:?}): {} rows in {}.{:03} s, {} rows/s",
@@ -235,12 +234,32 @@ fn print(summary: &Summary, bare: &[bare::Bare], json: bool) -> anyhow::Result<(
             b.rows_per_s
         );
     }
+}
+
+fn print(summary: &Summary, bare: &[bare::Bare], json: bool) -> anyhow::Result<()> {
+    if json {
+        let value = serde_json::json!({"load": summary, "bare_postgres": bare});
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("{summary}");
+    print_bare(bare);
     Ok(())
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     let plan = args.plan();
+    if args.bare_only {
+        let url = args.bare_postgres.as_deref().unwrap_or_default();
+        let bare = bare_runs(url, &plan, args.bare_method)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&bare)?);
+        } else {
+            print_bare(&bare);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let target = args.target()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
