@@ -9,7 +9,10 @@
 //! the register's last entry. Sizes from the environment:
 //! `LOADGEN_REGISTERS` (1000), `LOADGEN_ENTRIES` (1000),
 //! `LOADGEN_CONCURRENCY` (48), `LOADGEN_MEMBERS` (20000),
-//! `LOADGEN_BATCH` (1000); `LOADGEN_JSON=1` prints JSON. Not criterion:
+//! `LOADGEN_BATCH` (1000); `LOADGEN_JSON=1` prints JSON.
+//! `LOADGEN_BARE_POSTGRES="host=/run/postgresql dbname=..."` then inserts
+//! the same rows straight into that PostgreSQL ([`pos_loadgen::bare`]) in
+//! the same run, for the floor. Not criterion:
 //! one run mutates central and takes about a minute; repeated samples
 //! would measure an ever larger database.
 //!
@@ -18,6 +21,7 @@
 
 use anyhow::Context;
 use pos_loadgen::admin::AdminTarget;
+use pos_loadgen::bare::{self, Method};
 use pos_loadgen::enroll::Enroll;
 use pos_loadgen::{Plan, Target};
 use pos_testkit::central_proc::{Central, central_bin};
@@ -73,6 +77,16 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!("{summary}");
+    }
+    if let Ok(url) = std::env::var("LOADGEN_BARE_POSTGRES") {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+        for method in [Method::Insert, Method::Unnest, Method::Copy] {
+            let b = bare::insert_rows(&mut client, &plan, method, "bare_entries")?;
+            println!(
+                "bare PostgreSQL ({method:?}): {} rows in {} ms, {} rows/s",
+                b.rows, b.elapsed_ms, b.rows_per_s
+            );
+        }
     }
     let db = std::fs::metadata(central.dir().join("central.db")).map_or(0, |m| m.len());
     println!("central.db: {} MiB", db / 1_048_576);

@@ -66,17 +66,18 @@ pub async fn run(plan: &Plan, target: &Target) -> Result<Summary, LoadError> {
     let (tokens, enrolling) = enroll::enroll(plan, &target.enroll).await?;
     let mut watch: Vec<(u32, String)> = vec![(std::process::id(), "pos-loadgen".into())];
     watch.extend(target.watch.iter().cloned());
-    let before: Vec<Option<u64>> = watch.iter().map(|(pid, _)| proc::cpu_ms(*pid)).collect();
+    let before: Vec<Option<proc::Usage>> = watch.iter().map(|(pid, _)| proc::usage(*pid)).collect();
     let drained = drive::drive(plan, &target.sync_urls, target.ca_file.as_ref(), &tokens).await?;
     let cpu = watch
         .iter()
         .zip(before)
         .filter_map(|((pid, what), before)| {
-            let used = proc::cpu_ms(*pid)?.checked_sub(before?)?;
+            let used = proc::usage(*pid)?.since(&before?);
             Some(Cpu {
                 pid: *pid,
                 what: what.clone(),
-                cpu_ms: used,
+                cpu_ms: used.cpu_ms,
+                io: used.io,
             })
         })
         .collect();

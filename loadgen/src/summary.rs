@@ -21,12 +21,14 @@ pub struct Latency {
     pub max_us: u64,
 }
 
-/// CPU time of a process over the drain, in ms (user + system).
+/// CPU time of a process over the drain, in ms (user + system), and the
+/// bytes it read and wrote.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Cpu {
     pub pid: u32,
     pub what: String,
     pub cpu_ms: u64,
+    pub io: Option<crate::proc::Io>,
 }
 
 /// Central's chain heads against the registers' own.
@@ -230,18 +232,27 @@ impl fmt::Display for Summary {
         for e in &t.errors {
             writeln!(f, "  error: {e}")?;
         }
-        let cpu: Vec<String> = self
-            .cpu
-            .iter()
-            .map(|c| format!("{} (pid {}) {}", c.what, c.pid, Secs(c.cpu_ms)))
-            .collect();
         writeln!(
             f,
-            "cpu during the drain: {}; batches generated in {}; generator peak RSS {} MiB",
-            cpu.join(", "),
+            "batches generated in {}; generator peak RSS {} MiB; during the drain:",
             Secs(self.generating_ms),
             self.generator_peak_rss_kib / 1_024
         )?;
+        let entries = self.entries_expected.max(1);
+        for c in &self.cpu {
+            write!(f, "  {} (pid {}): cpu {}", c.what, c.pid, Secs(c.cpu_ms))?;
+            if let Some(io) = c.io {
+                write!(
+                    f,
+                    ", read {} MiB, wrote {} MiB ({} MiB to storage; {} B per entry)",
+                    io.read_bytes / 1_048_576,
+                    io.written_bytes / 1_048_576,
+                    io.storage_written_bytes / 1_048_576,
+                    io.storage_written_bytes / entries
+                )?;
+            }
+            writeln!(f)?;
+        }
         write!(f, "{}", if self.ok { "OK" } else { "NOT OK" })
     }
 }
