@@ -52,9 +52,10 @@ pub struct Admin {
     target: AdminTarget,
 }
 
-/// A rustls client trusting the CA in `ca_file` (central's development CA)
-/// or, without one, the platform's roots are not offered: the generator
-/// only ever talks to a central it was pointed at with its CA.
+/// A rustls client configuration trusting only the CA in `ca_file`
+/// (central's `ca.pem`): the generator talks to centrals it was pointed at
+/// together with their CA. Without a CA file the admin URL must be plain
+/// `http://` (a central serving `--insecure-http` on loopback).
 pub fn tls(ca_file: &Path) -> Result<rustls::ClientConfig, LoadError> {
     let pem = std::fs::read(ca_file)
         .map_err(|e| LoadError::Plan(format!("CA file {}: {e}", ca_file.display())))?;
