@@ -28,7 +28,7 @@ use pos_central::storage::{NewBundle, Storage};
 use pos_central::{PgStorage, SqliteStorage};
 use pos_sync::protocol::{BatchOutcome, BundleFormat, EntryResult, ReceivedBatch, UploadBatch};
 use pos_sync::signing::sign_bundle;
-use pos_sync::testing::Chain;
+use pos_sync::testing::{Chain, queued_earn, upload_batch};
 use pos_sync::{ClientConfig, Digest32, LedgerEntry, SyncClient, Token, wire};
 use rand::SeedableRng;
 
@@ -38,19 +38,14 @@ const CATCH_UP_BATCHES: usize = 100;
 /// Distinct members the entries spread over (a store's regulars).
 const MEMBERS: u64 = 5_000;
 
-/// A register's chain, `count` entries from `first_seq` after `prev`.
+/// A register's chain, `count` queued earns from `first_seq` after `prev`.
 fn chain(first_seq: u64, prev: Digest32, count: usize) -> Vec<LedgerEntry> {
     let mut chain = Chain::new(TERMINAL);
     chain.resume_after(first_seq - 1, prev);
     (0..count)
-        .map(|_| {
-            chain.entry_with(|e| {
-                e.member = format!("M-{}", e.seq * 7919 % MEMBERS);
-                e.points = (e.seq % 97) as i64 + 1;
-                e.detail =
-                    r#"{"base":54,"tier_bonus":27,"rules":[{"id":"double-shoes","points":54}]}"#
-                        .into();
-            })
+        .map(|i| {
+            let seq = first_seq + i as u64;
+            queued_earn(&mut chain, &format!("M-{}", seq * 7919 % MEMBERS))
         })
         .collect()
 }
@@ -59,12 +54,7 @@ fn batches(count: usize) -> Vec<UploadBatch> {
     let entries = chain(1, Digest32::ZERO, count * BATCH_ENTRIES);
     entries
         .chunks(BATCH_ENTRIES)
-        .map(|c| UploadBatch {
-            terminal_id: TERMINAL.into(),
-            first_seq: c[0].seq,
-            entries: c.to_vec(),
-            documents: pos_sync::testing::documents_for(c),
-        })
+        .map(|c| upload_batch(c.to_vec()))
         .collect()
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use crate::protocol::{Document, ProgramPoints, SaleDocument};
+use crate::protocol::{Document, ProgramPoints, SaleDocument, UploadBatch};
 use crate::{Digest32, EntryKind, LedgerEntry};
 
 /// Appends entries to one terminal's chain: seq from 1, each entry chained
@@ -41,6 +41,12 @@ impl Chain {
     /// The seq of the last entry appended (0 when empty).
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The hash of the last entry appended ([`Digest32::ZERO`] when empty):
+    /// the chain head central must end with.
+    pub fn last(&self) -> Digest32 {
+        self.last
     }
 
     /// Goes on after entry `seq` whose hash is `last`, as a register
@@ -165,6 +171,41 @@ pub fn sale_document(
         } else {
             Vec::new()
         },
+    }
+}
+
+/// The quote breakdown a queued earn of [`queued_earn`] keeps in `detail`:
+/// of the size the agent's store writes, so benchmarks carry realistic
+/// bytes.
+pub const QUEUED_DETAIL: &str =
+    r#"{"base":54,"tier_bonus":27,"rules":[{"id":"double-shoes","points":54}]}"#;
+
+/// Appends the earn a register queues during an outage, as the benchmarks
+/// of central's intake send it (`central/benches/apply.rs`, `pos-loadgen`):
+/// for `member`, 1 to 97 points (from the seq), a breakdown of typical size.
+pub fn queued_earn(chain: &mut Chain, member: &str) -> LedgerEntry {
+    chain.entry_with(|e| {
+        e.member = member.to_string();
+        e.points = (e.seq % 97) as i64 + 1;
+        e.detail = QUEUED_DETAIL.into();
+    })
+}
+
+/// The upload batch of `entries` (one terminal's, in seq order, at least
+/// one) with their sale documents from [`documents_for`], as a register
+/// cuts it.
+pub fn upload_batch(entries: Vec<LedgerEntry>) -> UploadBatch {
+    let terminal_id = entries
+        .first()
+        .map(|e| e.terminal_id.clone())
+        .unwrap_or_default();
+    let first_seq = entries.first().map_or(1, |e| e.seq);
+    let documents = documents_for(&entries);
+    UploadBatch {
+        terminal_id,
+        first_seq,
+        entries,
+        documents,
     }
 }
 

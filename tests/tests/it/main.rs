@@ -10,6 +10,7 @@ mod demo;
 mod hostile;
 mod intake_attacks;
 mod layering;
+mod load;
 mod proxy;
 mod scanners;
 mod sync_e2e;

@@ -1,0 +1,98 @@
+//! The headline load scenario (issue 11): a regional outage ends and 1,000
+//! registers reconnect at once, each with 1,000 queued entries (1,000,000
+//! entries), to one `pos-central serve` on its embedded SQLite, started
+//! here on a fresh state directory (release build, TLS on loopback).
+//!
+//! `cargo bench -p pos-loadgen --bench outage` prints the summary: entries
+//! per second, batch latency p50/p99, the time to drain everything, what
+//! every entry became and whether every terminal's chain head at central is
+//! the register's last entry. Sizes from the environment:
+//! `LOADGEN_REGISTERS` (1000), `LOADGEN_ENTRIES` (1000),
+//! `LOADGEN_CONCURRENCY` (48), `LOADGEN_MEMBERS` (20000),
+//! `LOADGEN_BATCH` (1000); `LOADGEN_JSON=1` prints JSON.
+//! `LOADGEN_BARE_POSTGRES="host=/run/postgresql dbname=..."` then inserts
+//! the same rows straight into that PostgreSQL ([`pos_loadgen::bare`]) in
+//! the same run, for the floor. Not criterion:
+//! one run mutates central and takes about a minute; repeated samples
+//! would measure an ever larger database.
+//!
+//! Against running instances (PostgreSQL, several of them) use the binary:
+//! `pos-loadgen --url ... --central-dir ...` (README, "Central under load").
+
+use anyhow::Context;
+use pos_loadgen::admin::AdminTarget;
+use pos_loadgen::bare::{self, Method};
+use pos_loadgen::enroll::Enroll;
+use pos_loadgen::{Plan, Target};
+use pos_testkit::central_proc::{Central, central_bin};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(text) => text
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}={text} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; a filter that is not ours skips.
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && a != "outage")
+    {
+        return Ok(());
+    }
+    let defaults = Plan::default();
+    let plan = Plan {
+        registers: env_or("LOADGEN_REGISTERS", defaults.registers)?,
+        entries_per_register: env_or("LOADGEN_ENTRIES", defaults.entries_per_register)?,
+        concurrency: env_or("LOADGEN_CONCURRENCY", defaults.concurrency)?,
+        members: env_or("LOADGEN_MEMBERS", defaults.members)?,
+        batch_entries: env_or("LOADGEN_BATCH", defaults.batch_entries)?,
+        ..defaults
+    };
+    let central = Central::start().context("starting pos-central serve")?;
+    let target = Target {
+        sync_urls: vec![central.url.clone()],
+        ca_file: Some(central.ca_path()),
+        admin: AdminTarget {
+            url: central.admin_url.clone(),
+            token: std::fs::read_to_string(central.dir().join("admin.token"))?
+                .trim()
+                .to_string(),
+        },
+        enroll: Enroll::pos_central(&central_bin(), central.dir()),
+        watch: central
+            .pid()
+            .map(|pid| (pid, "pos-central serve".to_string()))
+            .into_iter()
+            .collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(pos_loadgen::run(&plan, &target))?;
+    if std::env::var_os("LOADGEN_JSON").is_some() {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{summary}");
+    }
+    if let Ok(url) = std::env::var("LOADGEN_BARE_POSTGRES") {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+        for method in [Method::Insert, Method::Unnest, Method::Copy] {
+            let b = bare::insert_rows(&mut client, &plan, method, "bare_entries")?;
+            println!(
+                "bare PostgreSQL ({method:?}): {} rows in {} ms, {} rows/s",
+                b.rows, b.elapsed_ms, b.rows_per_s
+            );
+        }
+    }
+    let db = std::fs::metadata(central.dir().join("central.db")).map_or(0, |m| m.len());
+    println!("central.db: {} MiB", db / 1_048_576);
+    anyhow::ensure!(
+        summary.ok,
+        "the load run did not end with every entry applied"
+    );
+    Ok(())
+}
