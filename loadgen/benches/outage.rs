@@ -52,9 +52,38 @@ fn main() -> anyhow::Result<()> {
         batch_entries: env_or("LOADGEN_BATCH", defaults.batch_entries)?,
         ..defaults
     };
-    let central = Central::start().context("starting pos-central serve")?;
+    // LOADGEN_BACKEND=postgres: a durable PostgreSQL (fsync on) started
+    // here, LOADGEN_INSTANCES `serve` processes on it, each batch to the
+    // next instance; the bare floor then runs on the same server.
+    let instances: usize = env_or("LOADGEN_INSTANCES", 1)?;
+    let server = match std::env::var("LOADGEN_BACKEND").as_deref() {
+        Ok("postgres") => Some(
+            pos_testkit::postgres::PgServer::start(pos_testkit::postgres::Durability::Fsync)
+                .context("starting PostgreSQL")?,
+        ),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => anyhow::bail!("LOADGEN_BACKEND={other}: sqlite or postgres"),
+    };
+    let central = match &server {
+        Some(server) => Central::start_on_database(&server.create_database("outage")?)
+            .context("starting pos-central serve on PostgreSQL")?,
+        None => Central::start().context("starting pos-central serve")?,
+    };
+    let others = (1..instances.max(1))
+        .map(|_| central.another_instance())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let plan = Plan {
+        spread: if others.is_empty() {
+            plan.spread
+        } else {
+            pos_loadgen::Spread::Batch
+        },
+        ..plan
+    };
+    let mut sync_urls = vec![central.url.clone()];
+    sync_urls.extend(others.iter().map(|c| c.url.clone()));
     let target = Target {
-        sync_urls: vec![central.url.clone()],
+        sync_urls,
         ca_file: Some(central.ca_path()),
         admin: AdminTarget {
             url: central.admin_url.clone(),
@@ -63,10 +92,13 @@ fn main() -> anyhow::Result<()> {
                 .to_string(),
         },
         enroll: Enroll::pos_central(&central_bin(), central.dir()),
-        watch: central
-            .pid()
-            .map(|pid| (pid, "pos-central serve".to_string()))
-            .into_iter()
+        watch: std::iter::once(&central)
+            .chain(&others)
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.pid()
+                    .map(|pid| (pid, format!("pos-central serve #{}", i + 1)))
+            })
             .collect(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -78,7 +110,12 @@ fn main() -> anyhow::Result<()> {
     } else {
         println!("{summary}");
     }
-    if let Ok(url) = std::env::var("LOADGEN_BARE_POSTGRES") {
+    let bare_url = match (&server, std::env::var("LOADGEN_BARE_POSTGRES")) {
+        (_, Ok(url)) => Some(url),
+        (Some(server), Err(_)) => Some(server.create_database("bare")?),
+        (None, Err(_)) => None,
+    };
+    if let Some(url) = bare_url {
         let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
         for method in [Method::Insert, Method::Unnest, Method::Copy] {
             let b = bare::insert_rows(&mut client, &plan, method, "bare_entries")?;
@@ -88,8 +125,10 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    let db = std::fs::metadata(central.dir().join("central.db")).map_or(0, |m| m.len());
-    println!("central.db: {} MiB", db / 1_048_576);
+    if server.is_none() {
+        let db = std::fs::metadata(central.dir().join("central.db")).map_or(0, |m| m.len());
+        println!("central.db: {} MiB", db / 1_048_576);
+    }
     anyhow::ensure!(
         summary.ok,
         "the load run did not end with every entry applied"
