@@ -430,7 +430,13 @@ fn check_id(what: &str, id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A stored text field within `max` bytes and without NUL, which no
+/// PostgreSQL text column can hold: an entry carrying one is malformed
+/// (rejected alone) rather than failing its whole batch at the database.
 fn check_len(what: &str, text: &str, max: usize) -> Result<(), String> {
+    if text.contains('\0') {
+        return Err(format!("{what} contains a NUL character"));
+    }
     if text.len() > max {
         return Err(format!(
             "{what} is {} bytes, over the limit of {max}",
@@ -570,6 +576,25 @@ mod tests {
         let e2 = got.entries[2].entry.as_ref().unwrap_err();
         assert!(e2.contains("occurred_at"), "{e2}");
         assert_eq!(got.entries[2].seq, 3);
+    }
+
+    #[test]
+    fn a_nul_in_a_stored_text_field_is_malformed() {
+        let mut entries = chain(3);
+        entries[0].detail = "a\0b".into();
+        entries[1].sale_id = Some("S-\0".into());
+        let batch = UploadBatch {
+            terminal_id: "t-1".into(),
+            first_seq: 1,
+            entries,
+            documents: vec![],
+        };
+        let got = decode_upload(&encode_upload(&batch).unwrap()).unwrap();
+        let e0 = got.entries[0].entry.as_ref().unwrap_err();
+        assert!(e0.contains("detail contains a NUL"), "{e0}");
+        let e1 = got.entries[1].entry.as_ref().unwrap_err();
+        assert!(e1.contains("sale_id contains a NUL"), "{e1}");
+        assert!(got.entries[2].entry.is_ok());
     }
 
     #[test]

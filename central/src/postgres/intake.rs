@@ -10,6 +10,7 @@ use pos_sync::protocol::ProgramBalance;
 use uuid::Uuid;
 
 use super::locks::{self, RevKind};
+use super::prefetch::Prefetch;
 use super::{PgTx, bundles, digest_of, i64_of, members, u64_of};
 use crate::apply::verify::{MemberFacts, SaleRecord, TierSpell};
 use crate::apply::{
@@ -70,6 +71,14 @@ impl SyncTx for PgTx<'_> {
     }
 
     fn card_owner(&self, card: &str) -> Result<Option<String>, CentralError> {
+        if let Some(owner) = self
+            .prefetch
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.owners.get(card))
+        {
+            return Ok(owner.clone());
+        }
         self.query_opt("SELECT member FROM cards WHERE card = $1", &[&card])?
             .map(|r| r.try_get(0))
             .transpose()
@@ -77,6 +86,14 @@ impl SyncTx for PgTx<'_> {
     }
 
     fn is_counted(&self, terminal: &str, entry_id: Uuid) -> Result<bool, CentralError> {
+        if let Some(counted) = self
+            .prefetch
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.counted(entry_id))
+        {
+            return Ok(counted);
+        }
         Ok(self
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM entries WHERE terminal_id = $1 AND entry_id = $2
@@ -89,6 +106,14 @@ impl SyncTx for PgTx<'_> {
     fn account(&self, member: &str, program: &str, now_secs: i64) -> Result<Account, CentralError> {
         // Locked before: a name the batch did not name (a card moved since).
         locks::lock_names(self, [member.to_string()])?;
+        let loaded = self
+            .prefetch
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.account(member, program, now_secs));
+        if let Some((balance, held)) = loaded {
+            return Ok(Account { balance, held });
+        }
         let balance = self
             .query_opt(
                 "SELECT balance FROM balances WHERE member = $1 AND program = $2",
@@ -130,6 +155,9 @@ impl SyncTx for PgTx<'_> {
         at: &str,
         now_secs: i64,
     ) -> Result<(), CentralError> {
+        // What was loaded is about to change.
+        *self.prefetch.borrow_mut() = None;
+        self.stored.set(true);
         insert_entries(self, terminal, &writes.entries, at)?;
         for (sale_id, program) in &writes.settled_holds {
             self.execute(
@@ -253,6 +281,14 @@ impl SyncTx for PgTx<'_> {
         sale_id: &str,
         program: &str,
     ) -> Result<SaleRecord, CentralError> {
+        if let Some(record) = self
+            .prefetch
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.sale(sale_id, program))
+        {
+            return Ok(record);
+        }
         let rows = self.query(
             "SELECT kind, COUNT(*), SUM(COALESCE(credited, points))::text FROM entries
              WHERE terminal_id = $1 AND sale_id = $2 AND program = $3
@@ -263,16 +299,7 @@ impl SyncTx for PgTx<'_> {
         let mut record = SaleRecord::default();
         for r in rows {
             let kind: String = r.try_get(0)?;
-            let count: i64 = r.try_get(1)?;
-            let sum = sum_of(r.try_get(2)?)?;
-            let some = (count > 0).then_some(sum);
-            match kind.as_str() {
-                "earn" => record.earned = some,
-                "redeem" => record.redeemed = some.map(i64::saturating_neg),
-                "return_earn" => record.reversed = sum.saturating_neg(),
-                "return_redeem" => record.given_back = sum,
-                _ => {}
-            }
+            add_to_record(&mut record, &kind, r.try_get(1)?, sum_of(r.try_get(2)?)?);
         }
         Ok(record)
     }
@@ -282,14 +309,40 @@ impl SyncTx for PgTx<'_> {
         member: &str,
         now_secs: i64,
     ) -> Result<Vec<ProgramBalance>, CentralError> {
+        // The answer's balances: the locked names' loaded once, after the
+        // batch's writes.
+        if self.stored.get() && self.prefetch.borrow().is_none() {
+            let names = self.locked.borrow().clone();
+            *self.prefetch.borrow_mut() = Some(Prefetch::after_store(self, names, now_secs)?);
+        }
+        if let Some(programs) = self
+            .prefetch
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.programs(member, now_secs))
+        {
+            return Ok(programs);
+        }
         members::member_programs(self, member, now_secs)
+    }
+}
+
+/// Adds one `GROUP BY kind` row of a sale's counted entries to its record.
+pub(super) fn add_to_record(record: &mut SaleRecord, kind: &str, count: i64, sum: i64) {
+    let some = (count > 0).then_some(sum);
+    match kind {
+        "earn" => record.earned = some,
+        "redeem" => record.redeemed = some.map(i64::saturating_neg),
+        "return_earn" => record.reversed = sum.saturating_neg(),
+        "return_redeem" => record.given_back = sum,
+        _ => {}
     }
 }
 
 /// A SQL `SUM` (NUMERIC, as text; NULL for no rows) as points, saturated
 /// as SQLite's integer sum would fail: entries are bounded, so only a
 /// corrupt table comes near.
-fn sum_of(text: Option<String>) -> Result<i64, CentralError> {
+pub(super) fn sum_of(text: Option<String>) -> Result<i64, CentralError> {
     let Some(text) = text else { return Ok(0) };
     text.parse::<i64>()
         .map_err(|_| CentralError::Corrupt(format!("a sum of points {text} leaves 64 bits")))

@@ -71,8 +71,13 @@ pub(crate) fn lock_names(
 }
 
 /// Locks every name a batch's entries use and the owners of those that are
-/// known cards, before anything reads a balance.
-pub(crate) fn lock_batch_names(tx: &PgTx<'_>, batch: &ReceivedBatch) -> Result<(), CentralError> {
+/// known cards, before anything reads a balance; returns each name's
+/// card owner (None: not a card), read once the card's name is locked
+/// (imports lock it to move a card), so it holds to the commit.
+pub(crate) fn lock_batch_names(
+    tx: &PgTx<'_>,
+    batch: &ReceivedBatch,
+) -> Result<HashMap<String, Option<String>>, CentralError> {
     let names: BTreeSet<String> = batch
         .entries
         .iter()
@@ -80,18 +85,34 @@ pub(crate) fn lock_batch_names(tx: &PgTx<'_>, batch: &ReceivedBatch) -> Result<(
         .map(|e| e.member.clone())
         .collect();
     if names.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
     let names: Vec<String> = names.into_iter().collect();
-    let owners = tx.query(
-        "SELECT DISTINCT member FROM cards WHERE card = ANY($1)",
+    let before = card_owners(tx, &names)?;
+    let mut all: BTreeSet<String> = names.iter().cloned().collect();
+    all.extend(before.values().cloned());
+    lock_names(tx, all)?;
+    let owners = card_owners(tx, &names)?;
+    // A card moved between the two reads: its new owner too, out of order.
+    lock_names(tx, owners.values().cloned())?;
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let owner = owners.get(&n).cloned();
+            (n, owner)
+        })
+        .collect())
+}
+
+fn card_owners(tx: &PgTx<'_>, names: &[String]) -> Result<HashMap<String, String>, CentralError> {
+    let mut owners = HashMap::new();
+    for row in tx.query(
+        "SELECT card, member FROM cards WHERE card = ANY($1)",
         &[&names],
-    )?;
-    let mut all: BTreeSet<String> = names.into_iter().collect();
-    for row in owners {
-        all.insert(row.try_get(0)?);
+    )? {
+        owners.insert(row.try_get(0)?, row.try_get(1)?);
     }
-    lock_names(tx, all)
+    Ok(owners)
 }
 
 /// Gives the members this transaction changed their revisions, taking the

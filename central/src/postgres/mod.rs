@@ -82,6 +82,7 @@ mod intake;
 mod locks;
 mod members;
 mod pool;
+mod prefetch;
 mod schema;
 
 use std::cell::RefCell;
@@ -129,6 +130,9 @@ pub(crate) struct PgTx<'c> {
     statements: RefCell<&'c mut HashMap<&'static str, Statement>>,
     locked: RefCell<HashSet<String>>,
     revs: RefCell<locks::PendingRevs>,
+    /// An upload batch's loads (`prefetch`), and whether it stored.
+    prefetch: RefCell<Option<prefetch::Prefetch>>,
+    stored: std::cell::Cell<bool>,
 }
 
 impl<'c> PgTx<'c> {
@@ -335,8 +339,11 @@ impl Storage for PgStorage {
         self.write(|tx| {
             // Lock order: the terminal, then the batch's account names.
             use apply::SyncTx;
-            tx.chain_head(&batch.terminal_id)?;
-            locks::lock_batch_names(tx, batch)?;
+            if tx.chain_head(&batch.terminal_id)?.is_some() {
+                let owners = locks::lock_batch_names(tx, batch)?;
+                let loaded = prefetch::load(tx, batch, owners, received_at.as_second())?;
+                *tx.prefetch.borrow_mut() = Some(loaded);
+            }
             apply::apply_batch(tx, batch, received_at, refusals)
         })
     }

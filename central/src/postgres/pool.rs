@@ -48,6 +48,8 @@ impl Conn {
             statements: std::cell::RefCell::new(statements),
             locked: Default::default(),
             revs: std::cell::RefCell::new(locks::PendingRevs::default()),
+            prefetch: Default::default(),
+            stored: Default::default(),
         })
     }
 }

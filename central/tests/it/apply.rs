@@ -337,6 +337,26 @@ fn a_malformed_entry_is_rejected_alone() {
 }
 
 on_both_backends! {
+/// A NUL, which PostgreSQL's text columns cannot hold, makes its entry
+/// malformed: the batch around it still applies on either backend.
+fn a_nul_in_an_entrys_text_rejects_that_entry_only() {
+    let s = central();
+    let mut r = register();
+    let ok = r.earn("M-1", 10);
+    let bad = r.entry_with(|e| {
+        e.member = "M-1".into();
+        e.points = 10;
+        e.detail = "a\0b".into();
+    });
+    let after = r.earn("M-1", 5);
+    let got = results(&upload(&*s, &[ok, bad, after]));
+    assert!(matches!(&got[1], EntryResult::Rejected { reason } if reason.contains("NUL")));
+    assert_eq!(got[2], EntryResult::Applied);
+    assert_eq!(balance(&*s, "M-1"), (15, 15));
+}
+}
+
+on_both_backends! {
 fn clock_skew_over_a_day_is_recorded_but_applied() {
     let s = central();
     let mut r = register();
