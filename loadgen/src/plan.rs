@@ -167,3 +167,39 @@ impl Outbox {
 pub fn outage_time() -> String {
     (jiff::Timestamp::now() - jiff::SignedDuration::from_mins(OUTAGE_MINUTES)).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbox_is_one_chain_cut_into_batches_with_their_documents() {
+        let plan = Plan {
+            registers: 2,
+            entries_per_register: 250,
+            batch_entries: 100,
+            members: 7,
+            ..Plan::default()
+        };
+        let mut outbox = Outbox::new(&plan, 1, &outage_time());
+        let batches: Vec<UploadBatch> = std::iter::from_fn(|| outbox.next_batch()).collect();
+        let sizes: Vec<usize> = batches.iter().map(|b| b.entries.len()).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        let entries: Vec<_> = batches.iter().flat_map(|b| &b.entries).collect();
+        for pair in entries.windows(2) {
+            assert_eq!(pair[1].prev_hash, pair[0].hash, "one chain across batches");
+        }
+        for b in &batches {
+            assert_eq!(b.terminal_id, "load-reg-2");
+            assert_eq!(b.first_seq, b.entries[0].seq);
+            assert_eq!(b.documents.len(), b.entries.len(), "one sale per entry");
+        }
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.member.starts_with("LM-") && e.member[3..].parse::<u64>().unwrap() < 7)
+        );
+        let last = entries.last().unwrap();
+        assert_eq!(outbox.head(), (250, last.hash));
+    }
+}

@@ -256,3 +256,39 @@ impl fmt::Display for Summary {
         write!(f, "{}", if self.ok { "OK" } else { "NOT OK" })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let l: Vec<u64> = (1..=100).collect();
+        assert_eq!((percentile(&l, 50), percentile(&l, 99)), (50, 99));
+        assert_eq!((percentile(&[7], 50), percentile(&[7], 99)), (7, 7));
+        assert_eq!(percentile(&[], 99), 0);
+    }
+
+    #[test]
+    fn a_head_short_of_the_register_is_named() {
+        let registers = vec![
+            ("a".to_string(), 3, pos_sync::Digest32([1; 32])),
+            ("b".to_string(), 3, pos_sync::Digest32([2; 32])),
+            ("c".to_string(), 3, pos_sync::Digest32([3; 32])),
+        ];
+        let head = |id: &str, seq, byte| Head {
+            terminal_id: id.into(),
+            last_seq: seq,
+            last_hash: pos_sync::Digest32([byte; 32]),
+        };
+        let heads = compare_heads(&registers, &[head("a", 3, 1), head("b", 2, 2)]);
+        assert_eq!((heads.matching, heads.mismatched_count), (1, 2));
+        assert_eq!(
+            heads.mismatched,
+            [
+                "b: central seq 2, register seq 3",
+                "c: unknown to central, register seq 3"
+            ]
+        );
+    }
+}
