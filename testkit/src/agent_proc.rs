@@ -171,11 +171,9 @@ impl AgentDir {
 
     /// Runs `pos-agent ARGS...` to completion and gives its output.
     pub fn run_cli(&self, args: &[std::ffi::OsString]) -> Result<Output> {
-        Command::new(self.bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .context("run pos-agent")
+        let mut cmd = Command::new(self.bin());
+        cmd.args(args);
+        crate::bounded::output(cmd, crate::bounded::CLI_TIMEOUT).context("run pos-agent")
     }
 
     /// Starts `pos-agent run --config <config>` and waits until

@@ -45,6 +45,20 @@ impl Balancer {
     /// Listens on 127.0.0.1 (a free port), forwarding to `upstreams` in turn.
     pub async fn start(upstreams: Vec<SocketAddr>) -> std::io::Result<Balancer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Balancer::serve(listener, upstreams)
+    }
+
+    /// [`Balancer::start`] from synchronous code that runs inside a Tokio
+    /// runtime (a `#[tokio::test]` building its world): the listener is
+    /// bound at once, the accept loop spawned on the current runtime.
+    pub fn start_in_runtime(upstreams: Vec<SocketAddr>) -> std::io::Result<Balancer> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        Balancer::serve(listener, upstreams)
+    }
+
+    fn serve(listener: TcpListener, upstreams: Vec<SocketAddr>) -> std::io::Result<Balancer> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             forwarded: upstreams.iter().map(|_| AtomicU64::new(0)).collect(),

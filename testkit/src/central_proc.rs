@@ -311,10 +311,9 @@ impl Drop for Central {
 }
 
 fn run(bin: &Path, args: &[&str]) -> Result<Output> {
-    let out = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    let out = crate::bounded::output(cmd, crate::bounded::CLI_TIMEOUT)
         .with_context(|| format!("running pos-central {}", args.join(" ")))?;
     Ok(out)
 }

@@ -5,6 +5,8 @@
 //!   processes on temporary directories, with [`bins`] finding (and if need
 //!   be building) the binaries; a harness takes the binary path, so the
 //!   binary's own package can pass `CARGO_BIN_EXE_pos-agent`.
+//! - [`bounded`]: one-shot commands with a time limit, so a hung CLI
+//!   fails its test instead of stalling the run.
 //! - [`pty`]: pseudo-terminal pairs standing in for serial scanners.
 //! - [`check_digit`]: Luhn and GS1 check digits written out independently
 //!   of `pos-codes`, so tests never trust the code they test.
@@ -19,6 +21,7 @@
 pub mod agent_proc;
 pub mod balancer;
 pub mod bins;
+pub mod bounded;
 pub mod central_proc;
 pub mod check_digit;
 pub mod postgres;

@@ -50,8 +50,8 @@ fn earned(answer: &serde_json::Value) -> Result<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_sale_with_a_stale_tier_is_credited_as_the_cashier_saw_it() -> Result<()> {
     let world = tiered_world()?;
-    let proxy = Proxy::start(world.central.addr).await?;
-    let dir = world.register(REG_1, &format!("https://{}", proxy.addr()))?;
+    let proxy = Proxy::start(world.addr()).await?;
+    let dir = world.register(REG_1, &world.url_via(proxy.addr()))?;
     let agent = dir.start().await?;
     synced(&agent).await?;
     eventually("the register knows rules v2", || async {
@@ -86,11 +86,11 @@ async fn a_daily_cap_filled_at_another_register_is_corrected_and_the_register_sh
         .central
         .import_members(world.file("members-plain.json", &members(None))?)?;
     let (proxy_1, proxy_2) = (
-        Proxy::start(world.central.addr).await?,
-        Proxy::start(world.central.addr).await?,
+        Proxy::start(world.addr()).await?,
+        Proxy::start(world.addr()).await?,
     );
-    let dir_1 = world.register(REG_1, &format!("https://{}", proxy_1.addr()))?;
-    let dir_2 = world.register(REG_2, &format!("https://{}", proxy_2.addr()))?;
+    let dir_1 = world.register(REG_1, &world.url_via(proxy_1.addr()))?;
+    let dir_2 = world.register(REG_2, &world.url_via(proxy_2.addr()))?;
     let (agent_1, agent_2) = (dir_1.start().await?, dir_2.start().await?);
     for agent in [&agent_1, &agent_2] {
         synced(agent).await?;

@@ -8,6 +8,7 @@
 //! Migrating twice, or into a database in use, is refused.
 
 use anyhow::{Context, Result, ensure};
+use pos_testkit::central_proc::Central;
 
 use super::REG_1;
 use super::support::*;
@@ -19,7 +20,8 @@ async fn a_sqlite_central_moves_to_postgres_and_its_registers_go_on() -> Result<
     let Some(url) = pos_testkit::postgres::fresh_database(test) else {
         return Ok(());
     };
-    let mut world = World::new()?;
+    // A SQLite central (also in POS_E2E_CENTRAL=pair mode): what is migrated.
+    let mut world = World::with_central(Central::start()?)?;
     let dir = world.register(REG_1, &world.central.url)?;
     let mut agent = dir.start().await?;
     for i in 0..10u32 {

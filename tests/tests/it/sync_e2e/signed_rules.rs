@@ -76,7 +76,7 @@ fn status_text(dir: &AgentDir) -> Result<String> {
 async fn an_unsigned_or_badly_signed_import_is_refused_and_nothing_is_stored() -> Result<()> {
     let world = World::new()?;
     // The register is provisioned by the round trip export-rules → import.
-    let dir = world.register(REG, &world.central.url)?;
+    let dir = world.register(REG, &world.url())?;
     assert_eq!(stored_versions(&dir)?, vec![1]);
 
     let evil = dir.write_file("evil.json", EVIL)?;
@@ -128,8 +128,7 @@ async fn an_unsigned_or_badly_signed_import_is_refused_and_nothing_is_stored() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_edited_in_the_database_is_not_used_until_central_repairs_it() -> Result<()> {
     let mut world = World::new()?;
-    let addr = world.central.addr;
-    let dir = world.register(REG, &world.central.url)?;
+    let dir = world.register(REG, &world.url())?;
     // The signed bytes edited in place, the signature left as it was.
     let changed = sql(
         &dir,
@@ -138,7 +137,7 @@ async fn a_bundle_edited_in_the_database_is_not_used_until_central_repairs_it() 
            bundle = replace(bundle, '"base_rate":"1"', '"base_rate":"100"')"#,
     )?;
     assert_eq!(changed, 1);
-    world.central.kill();
+    world.stop_central();
     let agent = dir.start().await?;
 
     let (status, answer) = agent.post("/v1/sales", &sale("S-1", 10, None)).await?;
@@ -152,7 +151,7 @@ async fn a_bundle_edited_in_the_database_is_not_used_until_central_repairs_it() 
 
     // Central back: the download asks after the newest version that
     // verifies (none) and central's signed bytes replace the edited row.
-    world.central.serve(&addr.to_string())?;
+    world.start_central()?;
     sync_now(&agent).await?;
     eventually("edited rules repaired from central", || async {
         let h = health(&agent).await?;
@@ -168,7 +167,7 @@ async fn a_bundle_edited_in_the_database_is_not_used_until_central_repairs_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_central_never_published_neither_holds_back_its_rules_nor_hides() -> Result<()> {
     let world = World::new()?;
-    let dir = world.register(REG, &world.central.url)?;
+    let dir = world.register(REG, &world.url())?;
     // What `import --rules evil.json` left before signatures were kept.
     sql(
         &dir,
@@ -232,8 +231,7 @@ async fn a_version_central_never_published_neither_holds_back_its_rules_nor_hide
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bundles_cached_before_signatures_were_kept_are_completed_from_central() -> Result<()> {
     let mut world = World::new()?;
-    let addr = world.central.addr;
-    let dir = world.register(REG, &world.central.url)?;
+    let dir = world.register(REG, &world.url())?;
     let mut agent = dir.start().await?;
     assert_eq!(earned(&agent, "S-v1", 10).await?, 10);
     world
@@ -252,7 +250,7 @@ async fn bundles_cached_before_signatures_were_kept_are_completed_from_central()
         &dir,
         "UPDATE rules SET signed_bytes = NULL, signed_format = NULL, signature = NULL",
     )?;
-    world.central.kill();
+    world.stop_central();
     let agent = dir.start().await?;
     let (status, answer) = agent
         .post(
@@ -265,7 +263,7 @@ async fn bundles_cached_before_signatures_were_kept_are_completed_from_central()
         (503, &"rules_unverified".into()),
         "{answer}"
     );
-    world.central.serve(&addr.to_string())?;
+    world.start_central()?;
     sync_now(&agent).await?;
     eventually("both versions signed again", || async {
         let conn = rusqlite::Connection::open(&dir.db)?;

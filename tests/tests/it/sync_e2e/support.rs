@@ -4,11 +4,13 @@
 //! interval; polling helpers with deadlines (no timing assertions).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use pos_testkit::agent_proc::{AgentDir, AgentProc};
+use pos_testkit::balancer::Balancer;
 use pos_testkit::central_proc::Central;
 use serde_json::{Value, json};
 
@@ -33,33 +35,95 @@ pub const RULES_V2: &str = r#"{"version": 2, "programs": [{"id": "main", "curren
 pub const MEMBERS: &str = r#"{"members": [{"id": "M-1", "cards": ["9990000010013"],
   "programs": {"main": {"available": 1000, "pending": 0}}}]}"#;
 
+/// Set to `pair` to run every end-to-end sync test against two `pos-central`
+/// instances on one PostgreSQL database behind a round-robin balancer
+/// (issue 11: "the sync end-to-end tests pass with two central instances
+/// behind a round-robin proxy"). `.ci/run` runs the group so a second time.
+pub const CENTRAL_ENV: &str = "POS_E2E_CENTRAL";
+
 /// A central with RULES_V1 published and MEMBERS imported, plus a scratch
-/// directory for its input files.
+/// directory for its input files. With `POS_E2E_CENTRAL=pair` "central" is
+/// two instances behind a balancer: [`World::url`] and [`World::addr`] are
+/// the balancer's, [`World::stop_central`] stops both, and `central` is the
+/// first instance (its directory drives the admin command line; the data is
+/// the shared database's).
 pub struct World {
     pub central: Central,
     pub files: tempfile::TempDir,
+    pair: Option<Pair>,
+}
+
+/// The second instance and the balancer in front of both.
+struct Pair {
+    other: Central,
+    balancer: Balancer,
+}
+
+impl Drop for Pair {
+    /// Says how the requests were spread, so a run shows that both
+    /// instances served (the balancer alternates per request).
+    fn drop(&mut self) {
+        eprintln!(
+            "{CENTRAL_ENV}=pair: requests per instance {:?}",
+            self.balancer.forwarded()
+        );
+    }
 }
 
 impl World {
-    /// TLS central (the development CA).
+    /// TLS central (the development CA); plain HTTP behind the balancer
+    /// in pair mode (it balances requests, so it cannot pass TLS through).
     pub fn new() -> Result<World> {
-        World::with(Central::start()?)
+        World::start(true)
     }
 
     /// Plain HTTP central on loopback (for the lose-answer proxy, which
     /// cannot see requests inside TLS).
     pub fn insecure() -> Result<World> {
-        World::with(Central::start_insecure()?)
+        World::start(false)
+    }
+
+    fn start(tls: bool) -> Result<World> {
+        if !World::pair_mode()? {
+            let central = if tls {
+                Central::start()?
+            } else {
+                Central::start_insecure()?
+            };
+            return World::with(central, None);
+        }
+        let url = pos_testkit::postgres::fresh_database("sync_e2e_pair").ok_or_else(|| {
+            anyhow!("{CENTRAL_ENV}=pair needs PostgreSQL (apt-get install postgresql)")
+        })?;
+        let first = Central::start_on_database_with(&url, false)?;
+        let other = first.another_instance()?;
+        let balancer = Balancer::start_in_runtime(vec![first.addr, other.addr])
+            .context("starting the balancer")?;
+        World::with(first, Some(Pair { other, balancer }))
+    }
+
+    /// Whether `POS_E2E_CENTRAL` asks for two instances (anything but
+    /// unset, `one` or `pair` is an error, not a silent default).
+    pub fn pair_mode() -> Result<bool> {
+        match std::env::var(CENTRAL_ENV).as_deref() {
+            Err(_) | Ok("one") => Ok(false),
+            Ok("pair") => Ok(true),
+            Ok(other) => bail!("{CENTRAL_ENV}={other:?}: expected `one` or `pair`"),
+        }
     }
 
     /// RULES_V1 and MEMBERS on `central` (e.g. one on PostgreSQL).
     pub fn with_central(central: Central) -> Result<World> {
-        World::with(central)
+        World::with(central, None)
     }
 
-    fn with(central: Central) -> Result<World> {
+    fn with(central: Central, pair: Option<Pair>) -> Result<World> {
         let files = tempfile::tempdir().context("tempdir")?;
-        let world = World { central, files };
+        let world = World {
+            central,
+            files,
+            pair,
+        };
         world
             .central
             .publish_rules(world.file("rules-v1.json", RULES_V1)?)?;
@@ -67,6 +131,50 @@ impl World {
             .central
             .import_members(world.file("members.json", MEMBERS)?)?;
         Ok(world)
+    }
+
+    /// Whether central is two instances behind a balancer.
+    pub fn paired(&self) -> bool {
+        self.pair.is_some()
+    }
+
+    /// Where registers (or a fault proxy) reach central.
+    pub fn addr(&self) -> SocketAddr {
+        self.pair
+            .as_ref()
+            .map_or(self.central.addr, |p| p.balancer.addr())
+    }
+
+    /// The URL registers are configured with.
+    pub fn url(&self) -> String {
+        self.url_via(self.addr())
+    }
+
+    /// The URL of central reached through `addr` (a fault proxy in front
+    /// of [`World::addr`]): `https` where central speaks TLS.
+    pub fn url_via(&self, addr: SocketAddr) -> String {
+        let scheme = if self.central.tls { "https" } else { "http" };
+        format!("{scheme}://{addr}")
+    }
+
+    /// Stops central (every instance) with SIGKILL: an outage.
+    pub fn stop_central(&mut self) {
+        self.central.kill();
+        if let Some(pair) = &mut self.pair {
+            pair.other.kill();
+        }
+    }
+
+    /// Starts central (every instance) again on the addresses it had, so
+    /// registers and the balancer find it where it was.
+    pub fn start_central(&mut self) -> Result<()> {
+        let addr = self.central.addr.to_string();
+        self.central.serve(&addr)?;
+        if let Some(pair) = &mut self.pair {
+            let addr = pair.other.addr.to_string();
+            pair.other.serve(&addr)?;
+        }
+        Ok(())
     }
 
     /// A file of mode 0600 (token files must be: the agent refuses one

@@ -69,9 +69,8 @@ fn edit_and_rehash(db: &std::path::Path, seq: u64, points: i64) -> Result<()> {
 async fn an_entry_edited_and_rehashed_is_a_points_mismatch_and_honest_sales_still_sync()
 -> Result<()> {
     let mut world = World::new()?;
-    let url = world.central.url.clone();
-    let addr = world.central.addr;
-    world.central.kill();
+    let url = world.url();
+    world.stop_central();
     let dir = world.register(REG_1, &url)?;
     let mut agent = dir.start().await?;
     for (id, euros) in [("S-0", 10), ("S-1", 73), ("S-2", 20)] {
@@ -91,7 +90,7 @@ async fn an_entry_edited_and_rehashed_is_a_points_mismatch_and_honest_sales_stil
         "the re-hashed chain must look whole: {text}"
     );
 
-    world.central.serve(&addr.to_string())?;
+    world.start_central()?;
     let agent = dir.start().await?;
     sell(&agent, &sale("S-3", 5, None)).await?;
     let h = synced(&agent).await?;
