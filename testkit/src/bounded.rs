@@ -4,10 +4,13 @@
 //! holding the whole test run until CI's limit.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 /// How long a one-shot CLI command of a test may run: far above what any
 /// of them needs on a loaded 2-core machine (an import of a test's members
@@ -18,7 +21,10 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 /// [`Command::output`] does, killing it after `timeout`.
 pub fn output(mut cmd: Command, timeout: Duration) -> Result<Output> {
     let what = format!("{cmd:?}");
+    // Its own process group, so a timeout kills what it started too (a
+    // child holding the pipes open would otherwise keep us waiting).
     let mut child = cmd
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -56,6 +62,9 @@ pub fn output(mut cmd: Command, timeout: Duration) -> Result<Output> {
             break status;
         }
         if Instant::now() >= deadline {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
             let err = stderr.join().unwrap_or_default();
