@@ -14,6 +14,10 @@ pub enum CentralError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// A request refused for a reason the caller acts on (409 with `code`,
+    /// e.g. `insufficient_points`): a channel's order or return.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     /// A request body over its limit.
     #[error("{0}")]
     TooLarge(String),
@@ -69,6 +73,7 @@ impl CentralError {
         match self {
             CentralError::Invalid(_) => (400, "invalid"),
             CentralError::Conflict(_) => (409, "conflict"),
+            CentralError::Refused { code, .. } => (409, code),
             CentralError::NotFound(_) => (404, "not_found"),
             CentralError::TooLarge(_) => (413, "too_large"),
             CentralError::Timeout(_) => (408, "timeout"),

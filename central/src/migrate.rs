@@ -140,6 +140,32 @@ const TABLES: &[(&str, &[&str], &str)] = &[
         &["terminal_id", "report"],
         "terminal_id",
     ),
+    (
+        "channel_orders",
+        &[
+            "terminal_id",
+            "order_id",
+            "request_hash",
+            "answer",
+            "member",
+            "sale",
+            "state",
+            "created_at",
+        ],
+        "terminal_id, order_id",
+    ),
+    (
+        "channel_returns",
+        &[
+            "terminal_id",
+            "return_id",
+            "order_id",
+            "request_hash",
+            "answer",
+            "created_at",
+        ],
+        "terminal_id, return_id",
+    ),
 ];
 
 /// Rows buffered before they are sent on to the server.

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::apply::Refusals;
 use crate::apply::adjust::Adjustment;
+use crate::apply::channel::{OrderRequest, ReturnRequest};
 use crate::error::CentralError;
 use crate::fleet::FleetReport;
 use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
@@ -223,6 +224,26 @@ pub trait Storage: Send + Sync + 'static {
         adjustment: &Adjustment,
         at: jiff::Timestamp,
     ) -> Result<StoredEntry, CentralError>;
+
+    /// Records an order of the channel whose pseudo-terminal is `terminal`
+    /// (`docs/channels.md`): its answer as JSON, the stored one when the
+    /// same order was recorded before; 409 for another order under a used
+    /// id or a redemption the member's points do not cover. Nothing is
+    /// written unless it answers `Ok` the first time.
+    fn channel_order(
+        &self,
+        terminal: &str,
+        order: &OrderRequest,
+        now: jiff::Timestamp,
+    ) -> Result<String, CentralError>;
+    /// Records a return of an order of the same channel, as
+    /// [`Storage::channel_order`].
+    fn channel_return(
+        &self,
+        terminal: &str,
+        request: &ReturnRequest,
+        now: jiff::Timestamp,
+    ) -> Result<String, CentralError>;
 
     /// Places (or replaces) the hold of (terminal, sale, program) when the
     /// member's available points cover it (sync spec §4).

@@ -23,6 +23,58 @@ pub const LAST_USE_RESOLUTION_MS: i64 = 60_000;
 /// The pseudo-terminal central's own entries (adjustments) are chained
 /// under; `@` is not allowed in a registered terminal id.
 pub const CENTRAL_TERMINAL: &str = "@central";
+/// The prefix of a channel's pseudo-terminal (`@channel/web`): a channel's
+/// orders are chained under it ([`crate::apply::channel`]), and its token
+/// is that row's token, admitted only on the channel routes.
+pub const CHANNEL_PREFIX: &str = "@channel/";
+/// Longest channel name.
+pub const CHANNEL_NAME_BYTES_MAX: usize = 32;
+
+/// Which API a token is presented to: a register's token is admitted on
+/// the sync routes only, a channel's on the channel routes only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Terminal,
+    Channel,
+}
+
+impl Scope {
+    /// The id an authenticated token belongs to, when it may use this
+    /// scope's routes; 401 otherwise (saying no more than an unknown
+    /// token would: a probe learns nothing of the other scope).
+    pub fn admit(self, id: String) -> Result<String, CentralError> {
+        let is_channel = id.starts_with(CHANNEL_PREFIX);
+        let allowed = match self {
+            Scope::Terminal => !id.starts_with('@'),
+            Scope::Channel => is_channel,
+        };
+        if allowed {
+            Ok(id)
+        } else {
+            Err(CentralError::Unauthorized(match self {
+                Scope::Terminal => "unknown terminal token".into(),
+                Scope::Channel => "not a channel token".into(),
+            }))
+        }
+    }
+}
+
+/// The pseudo-terminal of channel `name`, or 400 when the name is not
+/// `[a-z0-9_-]{1,32}`.
+pub fn channel_terminal(name: &str) -> Result<String, CentralError> {
+    let ok = !name.is_empty()
+        && name.len() <= CHANNEL_NAME_BYTES_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(format!("{CHANNEL_PREFIX}{name}"))
+    } else {
+        Err(CentralError::Invalid(format!(
+            "channel {name:?}: give 1 to {CHANNEL_NAME_BYTES_MAX} of a-z, 0-9, _ and -"
+        )))
+    }
+}
 
 /// The stored token state of the terminal whose current or previous token
 /// hash matched.

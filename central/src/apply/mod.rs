@@ -15,6 +15,7 @@
 //! ([`EntryStatus::as_str`], [`ConflictKind::as_str`]).
 
 pub mod adjust;
+pub mod channel;
 pub mod decide;
 pub mod hold;
 pub mod verify;

@@ -625,7 +625,11 @@ fn held_within(facts: Option<&MemberFacts>, program: &str, tier: &str, occurred_
 }
 
 /// The tier the member held in `program` at `occurred_at`.
-fn tier_at(facts: Option<&MemberFacts>, program: &str, occurred_at: &str) -> Option<String> {
+pub(crate) fn tier_at(
+    facts: Option<&MemberFacts>,
+    program: &str,
+    occurred_at: &str,
+) -> Option<String> {
     let at = occurred_at.parse::<jiff::Timestamp>().ok()?;
     spells(facts, program)
         .filter(|(spell, _)| spell.since <= at)

@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: TerminalCommand,
     },
+    /// Manage the other channels (web shop, app) that post orders.
+    Channel {
+        #[command(subcommand)]
+        command: ChannelCommand,
+    },
     /// Serve the sync and admin APIs, as the flags or a config file say.
     Serve {
         /// The config file (examples/central.toml; the packaged unit uses
@@ -176,12 +181,82 @@ enum TerminalCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum ChannelCommand {
+    /// Register a channel (`[a-z0-9_-]{1,32}`, e.g. `web`) and print its
+    /// token, which the channel routes accept and the sync routes refuse.
+    Add {
+        name: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Revoke a channel's tokens: 401 from its next request on.
+    Revoke {
+        name: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Print a new token for a channel; the old one stays valid for the
+    /// grace period.
+    Rotate {
+        name: String,
+        #[arg(long, default_value_t = tokens::ROTATE_GRACE_SECS)]
+        grace_secs: u64,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// A channel is a pseudo-terminal ([`crate::apply::channel`]): its token
+/// commands are the terminal's, on `@channel/<name>`.
+fn channel(command: ChannelCommand) -> anyhow::Result<()> {
+    match command {
+        ChannelCommand::Add { name, dir } => {
+            let id = tokens::channel_terminal(&name)?;
+            let storage = CentralDir::new(dir).open_storage()?;
+            let token = new_token();
+            storage
+                .add_terminal(&id, token_hash(token.expose_secret()))
+                .map_err(|e| match e {
+                    CentralError::Conflict(_) => {
+                        CentralError::Conflict(format!("channel {name:?} already exists"))
+                    }
+                    other => other,
+                })?;
+            println!("{}", token.expose_secret());
+        }
+        ChannelCommand::Revoke { name, dir } => {
+            terminal(TerminalCommand::Revoke {
+                id: tokens::channel_terminal(&name)?,
+                dir,
+            })?;
+        }
+        ChannelCommand::Rotate {
+            name,
+            grace_secs,
+            dir,
+        } => {
+            terminal(TerminalCommand::Rotate {
+                id: tokens::channel_terminal(&name)?,
+                grace_secs,
+                dir,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Errors that mean the user gave bad input (exit 2).
 pub fn is_bad_input(error: &anyhow::Error) -> bool {
     error.chain().any(|e| {
         matches!(
             e.downcast_ref::<CentralError>(),
-            Some(CentralError::Invalid(_) | CentralError::Conflict(_) | CentralError::NotFound(_))
+            Some(
+                CentralError::Invalid(_)
+                    | CentralError::Conflict(_)
+                    | CentralError::Refused { .. }
+                    | CentralError::NotFound(_)
+            )
         ) || e.downcast_ref::<admin::BadInput>().is_some()
             || e.downcast_ref::<pos_config::Error>().is_some()
     })
@@ -212,6 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Terminal { command } => terminal(command),
+        Command::Channel { command } => channel(command),
         Command::Migrate { dir, to } => {
             let migrated = CentralDir::new(&dir).migrate_to(&to)?;
             println!("{migrated}");

@@ -74,8 +74,9 @@ pub(super) fn terminals(tx: &PgTx<'_>) -> Result<Vec<TerminalInfo>, CentralError
         "SELECT id, last_seq, last_hash, last_contact, created_at, last_used_ms, revoked_at,
                 previous_valid_until_ms, r.report
          FROM terminals LEFT JOIN terminal_reports r ON r.terminal_id = terminals.id
-         WHERE id != $1 ORDER BY id COLLATE \"C\" LIMIT $2",
-        &[&CENTRAL_TERMINAL, &(LISTING_ROWS_MAX as i64)],
+         WHERE id NOT LIKE '@%' ORDER BY id COLLATE \"C\" LIMIT $1",
+        // '@' starts the pseudo-terminals (central's own, the channels'): not registers.
+        &[&(LISTING_ROWS_MAX as i64)],
     )?;
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let mut out = Vec::with_capacity(rows.len());

@@ -76,6 +76,7 @@
 mod adjust;
 mod admin;
 mod bundles;
+mod channel;
 mod holds;
 mod import;
 mod intake;
@@ -102,6 +103,7 @@ use uuid::Uuid;
 
 use crate::apply;
 use crate::apply::adjust::Adjustment;
+use crate::apply::channel::{OrderRequest, ReturnRequest};
 use crate::error::CentralError;
 use crate::fleet::FleetReport;
 use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
@@ -406,6 +408,24 @@ impl Storage for PgStorage {
         at: jiff::Timestamp,
     ) -> Result<StoredEntry, CentralError> {
         self.write(|tx| adjust::adjust(tx, adjustment, at))
+    }
+
+    fn channel_order(
+        &self,
+        terminal: &str,
+        order: &OrderRequest,
+        now: jiff::Timestamp,
+    ) -> Result<String, CentralError> {
+        self.write(|tx| apply::channel::order(tx, terminal, order, now))
+    }
+
+    fn channel_return(
+        &self,
+        terminal: &str,
+        request: &ReturnRequest,
+        now: jiff::Timestamp,
+    ) -> Result<String, CentralError> {
+        self.write(|tx| apply::channel::order_return(tx, terminal, request, now))
     }
 
     fn place_hold(

@@ -168,6 +168,30 @@ CREATE TABLE terminal_reports (
     report TEXT NOT NULL CHECK (length(report) <= 65536)
 );
 "#,
+    // 3: orders and returns of other channels, as SQLite's migration 8.
+    r#"
+CREATE TABLE channel_orders (
+    terminal_id TEXT NOT NULL REFERENCES terminals(id),
+    order_id TEXT NOT NULL,
+    request_hash BYTEA NOT NULL,
+    answer TEXT NOT NULL,
+    member TEXT NOT NULL,
+    sale TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (terminal_id, order_id)
+);
+CREATE TABLE channel_returns (
+    terminal_id TEXT NOT NULL,
+    return_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    request_hash BYTEA NOT NULL,
+    answer TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (terminal_id, return_id),
+    FOREIGN KEY (terminal_id, order_id) REFERENCES channel_orders (terminal_id, order_id)
+);
+"#,
 ];
 
 /// Migrates the schema in one transaction, under a lock only migrations

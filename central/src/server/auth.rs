@@ -1,12 +1,14 @@
 //! Who is asking: the bearer token of a request, checked before anything
 //! else of it is read.
 //!
-//! [`AuthTerminal`] and [`AuthAdmin`] are extractors. [`super::router`]
-//! runs them as a route layer over every route of the sync API and of the
-//! admin API respectively, so a handler added to either list is guarded
-//! whether or not it asks for the caller; a handler that needs the
-//! terminal's id takes [`AuthTerminal`] as an argument and gets the id the
-//! layer already looked up (it is kept in the request's extensions).
+//! [`AuthTerminal`], [`AuthChannel`] and [`AuthAdmin`] are extractors.
+//! [`super::router`] runs them as a route layer over every route of the
+//! sync API, the channel API and the admin API respectively, so a handler
+//! added to a list is guarded whether or not it asks for the caller; a
+//! handler that needs the terminal's (or channel's) id takes the extractor
+//! as an argument and gets the id the layer already looked up (it is kept
+//! in the request's extensions). A register's token is refused on the
+//! channel routes and a channel's on the sync routes ([`Scope`]).
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::{AppState, blocking};
 use crate::error::CentralError;
 use crate::files::token_hash;
+use crate::tokens::Scope;
 
 /// The terminal whose token the request carries.
 #[derive(Clone, Debug)]
@@ -33,13 +36,46 @@ impl FromRequestParts<Arc<AppState>> for AuthTerminal {
         if let Some(known) = parts.extensions.get::<AuthTerminal>() {
             return Ok(known.clone());
         }
-        let hash = token_hash(bearer(&parts.headers)?);
-        let storage = state.storage.clone();
-        let terminal = blocking(move || storage.authenticate(hash, jiff::Timestamp::now())).await?;
+        let terminal = authenticate(parts, state, Scope::Terminal).await?;
         let found = AuthTerminal(terminal);
         parts.extensions.insert(found.clone());
         Ok(found)
     }
+}
+
+/// The channel (web shop, app) whose token the request carries: the id of
+/// its pseudo-terminal, `@channel/<name>` ([`crate::apply::channel`]).
+#[derive(Clone, Debug)]
+pub struct AuthChannel(pub String);
+
+impl FromRequestParts<Arc<AppState>> for AuthChannel {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(known) = parts.extensions.get::<AuthChannel>() {
+            return Ok(known.clone());
+        }
+        let terminal = authenticate(parts, state, Scope::Channel).await?;
+        let found = AuthChannel(terminal);
+        parts.extensions.insert(found.clone());
+        Ok(found)
+    }
+}
+
+/// The id a token belongs to, admitted in `scope`: a register's token on
+/// the sync routes, a channel's on the channel routes, never across.
+async fn authenticate(
+    parts: &Parts,
+    state: &Arc<AppState>,
+    scope: Scope,
+) -> Result<String, ApiError> {
+    let hash = token_hash(bearer(&parts.headers)?);
+    let storage = state.storage.clone();
+    let id = blocking(move || storage.authenticate(hash, jiff::Timestamp::now())).await?;
+    Ok(scope.admit(id)?)
 }
 
 /// The request carries the admin token.

@@ -27,6 +27,9 @@
 //! | `GET /v1/sync/catalog?cursor=C&limit=N` | terminal | `CatalogChanges` |
 //! | `POST /v1/sync/holds` | terminal | `HoldRequest` → `HoldAnswer` |
 //! | `POST /v1/sync/holds/release` | terminal | `HoldRelease` → 204 |
+//! | `POST /v1/channel/orders` | channel | JSON order → 200 answer (`docs/channels.md`); the same order again → the same answer; 409 with a code (`order_id_reused`, `insufficient_points`, …) |
+//! | `POST /v1/channel/returns` | channel | JSON return of an order of the channel → 200 answer |
+//! | `POST /v1/channel/holds`, `/v1/channel/holds/release` | channel | an online checkout's redemptions held for its order, released when abandoned |
 //! | `POST /v1/admin/rules` | admin | bundle JSON (or TOML with a `toml` content type) → 201 `{"version", "programs"}`; 409 if not newer |
 //! | `POST /v1/admin/members`, `/v1/admin/catalog` | admin | snapshot JSON (agent spec §2), or CSV as `text/csv` (`snapshot_csv`) → `{"imported": n}` |
 //! | `GET /v1/admin/members/{id or card}` | admin | `{"member", "programs": {P: {"balance", "available", "pending"}}}` |
@@ -53,13 +56,14 @@ use crate::storage::Storage;
 
 mod admin_api;
 pub mod auth;
+mod channel_api;
 pub mod error;
 pub mod import;
 pub mod metrics;
 pub mod refusals;
 mod sync_api;
 
-pub use auth::{AuthAdmin, AuthTerminal};
+pub use auth::{AuthAdmin, AuthChannel, AuthTerminal};
 pub use error::ApiError;
 use error::ApiResult;
 
@@ -220,6 +224,12 @@ fn sync_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
             .route_layer(axum::middleware::from_fn(sync_api::require_protocol))
             .route_layer(terminal.clone());
         router = router.route(path, route);
+    }
+    // The channel API (web shops, apps) shares the sync listener: channels
+    // reach central over the same networks registers do.
+    let channel = from_extractor_with_state::<AuthChannel, _>(state.clone());
+    for (path, route) in channel_api::routes() {
+        router = router.route(path, route.route_layer(channel.clone()));
     }
     // One budget of recorded refusals per router, shared by its uploads.
     router.layer(axum::Extension(

@@ -81,10 +81,11 @@ pub(super) fn terminals(conn: &Connection) -> Result<Vec<TerminalInfo>, CentralE
         "SELECT id, last_seq, last_hash, last_contact, created_at, last_used_ms, revoked_at,
                 previous_valid_until_ms, r.report
          FROM terminals LEFT JOIN terminal_reports r ON r.terminal_id = terminals.id
-         WHERE id != ?1 ORDER BY id LIMIT ?2",
+         WHERE id NOT LIKE '@%' ORDER BY id LIMIT ?1",
     )?;
     let now_ms = jiff::Timestamp::now().as_millisecond();
-    let mut rows = stmt.query(params![CENTRAL_TERMINAL, LISTING_ROWS_MAX as i64])?;
+    // '@' starts the pseudo-terminals (central's own, the channels'): not registers.
+    let mut rows = stmt.query(params![LISTING_ROWS_MAX as i64])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let revoked_at: Option<String> = r.get(6)?;

@@ -14,6 +14,7 @@
 mod adjust;
 mod admin;
 mod bundles;
+mod channel;
 mod holds;
 mod import;
 mod intake;
@@ -33,6 +34,7 @@ use uuid::Uuid;
 
 use crate::apply;
 use crate::apply::adjust::Adjustment;
+use crate::apply::channel::{OrderRequest, ReturnRequest};
 pub use crate::apply::hold::{HOLD_KEPT_SECS, HOLD_TTL_SECS};
 use crate::error::CentralError;
 use crate::fleet::FleetReport;
@@ -224,6 +226,24 @@ impl Storage for SqliteStorage {
         at: jiff::Timestamp,
     ) -> Result<StoredEntry, CentralError> {
         self.write(|tx| adjust::adjust(tx, adjustment, at))
+    }
+
+    fn channel_order(
+        &self,
+        terminal: &str,
+        order: &OrderRequest,
+        now: jiff::Timestamp,
+    ) -> Result<String, CentralError> {
+        self.write(|tx| apply::channel::order(tx, terminal, order, now))
+    }
+
+    fn channel_return(
+        &self,
+        terminal: &str,
+        request: &ReturnRequest,
+        now: jiff::Timestamp,
+    ) -> Result<String, CentralError> {
+        self.write(|tx| apply::channel::order_return(tx, terminal, request, now))
     }
 
     fn place_hold(

@@ -231,6 +231,33 @@ CREATE TABLE terminal_reports (
     report TEXT NOT NULL CHECK (length(report) <= 65536)
 );
 "#,
+    // 8: orders and returns of other channels (docs/channels.md), keyed as
+    // they are idempotent: by the channel's pseudo-terminal and the id the
+    // channel gave. `sale` is the sale document the order's entries
+    // carried (JSON), `state` what its returns took so far (JSON).
+    r#"
+CREATE TABLE channel_orders (
+    terminal_id TEXT NOT NULL REFERENCES terminals(id),
+    order_id TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    answer TEXT NOT NULL,
+    member TEXT NOT NULL,
+    sale TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (terminal_id, order_id)
+);
+CREATE TABLE channel_returns (
+    terminal_id TEXT NOT NULL,
+    return_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    answer TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (terminal_id, return_id),
+    FOREIGN KEY (terminal_id, order_id) REFERENCES channel_orders (terminal_id, order_id)
+);
+"#,
 ];
 
 /// Sets the pragmas central relies on and migrates the schema.

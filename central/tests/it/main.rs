@@ -6,6 +6,7 @@ mod admin;
 mod api;
 mod apply;
 mod backend;
+mod channel;
 mod concurrent;
 mod embedded;
 mod exactly_once;
