@@ -14,6 +14,7 @@ pub mod files;
 pub mod fleet;
 pub mod guard;
 pub mod migrate;
+pub mod orders_file;
 pub mod postgres;
 pub mod rules;
 pub mod server;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::apply::Refusals;
 use crate::apply::adjust::Adjustment;
-use crate::apply::channel::{OrderRequest, ReturnRequest};
+use crate::apply::channel::{OrderRequest, Recorded, ReturnRequest, Via};
 use crate::error::CentralError;
 use crate::fleet::FleetReport;
 use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
@@ -235,7 +235,8 @@ pub trait Storage: Send + Sync + 'static {
         terminal: &str,
         order: &OrderRequest,
         now: jiff::Timestamp,
-    ) -> Result<String, CentralError>;
+        via: Via,
+    ) -> Result<Recorded, CentralError>;
     /// Records a return of an order of the same channel, as
     /// [`Storage::channel_order`].
     fn channel_return(

@@ -256,6 +256,11 @@ impl Central {
         Ok(self.cli_ok(&["terminal", "add", id])?.trim().to_string())
     }
 
+    /// Registers a channel (web shop, app) and returns its token.
+    pub fn add_channel(&self, name: &str) -> Result<String> {
+        Ok(self.cli_ok(&["channel", "add", name])?.trim().to_string())
+    }
+
     /// The base64 key registers verify bundles with.
     pub fn public_key(&self) -> Result<String> {
         Ok(self.cli_ok(&["public-key"])?.trim().to_string())
@@ -320,4 +325,49 @@ fn run(bin: &Path, args: &[&str]) -> Result<Output> {
 
 fn json(text: &str) -> Result<Value> {
     serde_json::from_str(text.trim()).with_context(|| format!("not JSON: {text}"))
+}
+
+/// How long [`post_json`] waits for central's answer.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `POST path` with a JSON body and a bearer token to a plain-HTTP
+/// central (or balancer) at `addr`, as a web shop posts its orders; the
+/// status and the answer parsed as JSON (`null` for an empty body).
+pub async fn post_json(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> Result<(u16, Value)> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, Full<hyper::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let request = hyper::Request::post(format!("http://{addr}{path}"))
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(hyper::body::Bytes::from(body.to_string())))
+        .context("building the request")?;
+    let work = async {
+        let answer = client.request(request).await.context("sending")?;
+        let status = answer.status().as_u16();
+        let bytes = answer
+            .into_body()
+            .collect()
+            .await
+            .context("reading the answer")?
+            .to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).with_context(|| {
+                format!("answer is not JSON: {}", String::from_utf8_lossy(&bytes))
+            })?
+        };
+        Ok((status, value))
+    };
+    tokio::time::timeout(HTTP_TIMEOUT, work)
+        .await
+        .map_err(|_| anyhow!("POST {path}: no answer within {HTTP_TIMEOUT:?}"))?
 }

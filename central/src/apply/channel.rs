@@ -52,9 +52,9 @@ pub const ORDER_REDEMPTIONS_MAX: usize = 16;
 /// How far ahead of central's clock an order's time may be: a channel's
 /// clock a little fast, not a date in the future.
 pub const ORDER_AHEAD_SECS_MAX: i64 = 300;
-/// How old an order may be when posted: the clock-skew bound of an entry
-/// (`decide::CLOCK_SKEW_SECS_MAX`), so an order never records a clock
-/// conflict. Older orders are a batch import's business.
+/// How old an order may be when posted: the clock-skew bound of a
+/// register's entry (`decide::CLOCK_SKEW_SECS_MAX`). Older orders are a
+/// batch import's business ([`Via::Import`]).
 pub const ORDER_AGE_SECS_MAX: i64 = CLOCK_SKEW_SECS_MAX;
 
 /// `POST /v1/channel/orders` as sent. The channel is the token's.
@@ -259,9 +259,58 @@ pub fn order(
     request: &OrderRequest,
     now: jiff::Timestamp,
 ) -> Result<String, CentralError> {
+    order_via(tx, terminal, request, now, Via::Api).map(|r| r.answer)
+}
+
+/// How an order reached central, which bounds how old it may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `POST /v1/channel/orders`: at most [`ORDER_AGE_SECS_MAX`] old.
+    Api,
+    /// `pos-central import-orders`: at most [`IMPORT_AGE_SECS_MAX`] old.
+    Import,
+}
+
+/// How old an imported order may be: a year, a program's usual horizon
+/// (older orders are a migration's business, not a points import's).
+pub const IMPORT_AGE_SECS_MAX: i64 = 366 * 24 * 3_600;
+
+/// The request's own fields (ids, the time's syntax), apart from any
+/// clock or database: what a file import checks of every order first.
+pub fn check_request_fields(request: &OrderRequest) -> Result<(), CentralError> {
     check_id("order_id", &request.order_id)?;
     check_id("member", &request.member)?;
-    let time = check_time(&request.time, now)?;
+    request.time.parse::<jiff::Timestamp>().map_err(|e| {
+        invalid(
+            "time",
+            format!("{:?}: not an RFC 3339 date-time: {e}", request.time),
+        )
+    })?;
+    Ok(())
+}
+
+/// An order's answer (JSON text), and whether this request recorded it
+/// (false: the same order was recorded before, this is its stored answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub answer: String,
+    pub new: bool,
+}
+
+/// [`order`], for an order that came `via` the API or a file.
+pub fn order_via(
+    tx: &impl ChannelTx,
+    terminal: &str,
+    request: &OrderRequest,
+    now: jiff::Timestamp,
+    via: Via,
+) -> Result<Recorded, CentralError> {
+    check_request_fields(request)?;
+    let age_max = match via {
+        Via::Api => ORDER_AGE_SECS_MAX,
+        Via::Import => IMPORT_AGE_SECS_MAX,
+    };
+    let time = check_time_within(&request.time, now, age_max)?;
     let hash = request_hash(request)?;
     // The terminal first: on PostgreSQL this locks its row, so a second
     // instance handed the same order waits here and then finds it stored.
@@ -269,13 +318,14 @@ pub fn order(
         .chain_head(terminal)?
         .ok_or_else(|| CentralError::NotFound(format!("unknown channel {terminal:?}")))?;
     if let Some(stored) = tx.stored_order(terminal, &request.order_id)? {
-        return repeat(
+        let answer = repeat(
             stored.request_hash,
             hash,
             stored.answer,
             "order",
             &request.order_id,
-        );
+        )?;
+        return Ok(Recorded { answer, new: false });
     }
     let member = known_member(tx, &request.member)?;
     tx.lock_accounts(&[&request.member, &member])?;
@@ -345,7 +395,10 @@ pub fn order(
         state: ReturnState::default(),
     };
     tx.store_order(terminal, &request.order_id, &stored, &now.to_string())?;
-    Ok(text)
+    Ok(Recorded {
+        answer: text,
+        new: true,
+    })
 }
 
 /// Records a return of an order of the same channel; its answer as JSON
@@ -863,6 +916,14 @@ fn request_hash(request: &impl Serialize) -> Result<[u8; 32], CentralError> {
 /// An order's or return's time: RFC 3339 with offset, within
 /// [`ORDER_AGE_SECS_MAX`] before and [`ORDER_AHEAD_SECS_MAX`] after `now`.
 fn check_time(time: &str, now: jiff::Timestamp) -> Result<String, CentralError> {
+    check_time_within(time, now, ORDER_AGE_SECS_MAX)
+}
+
+fn check_time_within(
+    time: &str,
+    now: jiff::Timestamp,
+    age_max: i64,
+) -> Result<String, CentralError> {
     let at: jiff::Timestamp = time
         .parse()
         .map_err(|e| invalid("time", format!("{time:?}: not an RFC 3339 date-time: {e}")))?;
@@ -873,12 +934,12 @@ fn check_time(time: &str, now: jiff::Timestamp) -> Result<String, CentralError> 
             format!("{time}: {ahead} s after central's clock (at most {ORDER_AHEAD_SECS_MAX})"),
         ));
     }
-    if -ahead > ORDER_AGE_SECS_MAX {
+    if -ahead > age_max {
         return Err(invalid(
             "time",
             format!(
                 "{time}: older than {} h; post orders when they are placed",
-                ORDER_AGE_SECS_MAX / 3_600
+                age_max / 3_600
             ),
         ));
     }

@@ -59,6 +59,16 @@ enum Command {
         #[command(subcommand)]
         command: TerminalCommand,
     },
+    /// Record a channel's orders from a file (JSON Lines or CSV), checked
+    /// whole first; a file sent again records nothing twice.
+    ImportOrders {
+        file: PathBuf,
+        /// The channel the orders are of (`pos-central channel add`).
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Manage the other channels (web shop, app) that post orders.
     Channel {
         #[command(subcommand)]
@@ -207,6 +217,79 @@ enum ChannelCommand {
     },
 }
 
+/// `import-orders`: the file read and checked whole (every problem named
+/// by line, nothing recorded if any), then each order recorded in file
+/// order, with a progress line on a terminal and a summary at the end.
+fn import_orders(file: &Path, channel: &str, dir: &Path) -> anyhow::Result<()> {
+    use pos_central::apply::channel::{OrderAnswer, Via};
+    use pos_central::orders_file::{self, FILE_BYTES_MAX, OrdersFormat};
+    use std::io::IsTerminal as _;
+    let terminal = tokens::channel_terminal(channel)?;
+    let format = OrdersFormat::from_path(file).ok_or_else(|| {
+        CentralError::Invalid(format!(
+            "{}: name a .jsonl, .ndjson or .csv file",
+            file.display()
+        ))
+    })?;
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    if size > FILE_BYTES_MAX {
+        return Err(CentralError::Invalid(format!(
+            "{}: {size} bytes, at most {FILE_BYTES_MAX}",
+            file.display()
+        ))
+        .into());
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let orders = orders_file::parse(&text, format)
+        .map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
+    let storage = CentralDir::new(dir).open_storage()?;
+    let progress = std::io::stderr().is_terminal();
+    let total = orders.len();
+    let (mut recorded, mut repeated, mut earned, mut redeemed) = (0usize, 0usize, 0i64, 0i64);
+    let started = std::time::Instant::now();
+    for (done, o) in orders.iter().enumerate() {
+        let now = jiff::Timestamp::now();
+        let answer = storage
+            .channel_order(&terminal, &o.order, now, Via::Import)
+            .map_err(|e| {
+                anyhow::Error::new(e).context(format!(
+                    "{} line {}: order {:?} (orders before it are recorded; fix the file and send it again)",
+                    file.display(),
+                    o.line,
+                    o.order.order_id
+                ))
+            })?;
+        if answer.new {
+            recorded += 1;
+        } else {
+            repeated += 1;
+        }
+        let answer: OrderAnswer = serde_json::from_str(&answer.answer)?;
+        earned += answer.programs.iter().map(|p| p.earned).sum::<i64>();
+        redeemed += answer.programs.iter().map(|p| p.redeemed).sum::<i64>();
+        if progress && (done + 1 == total || (done + 1) % (total / 100).max(1) == 0) {
+            eprint!(
+                "\rimporting orders: {}/{total} ({}%)",
+                done + 1,
+                (done + 1) * 100 / total
+            );
+        }
+    }
+    if progress && total > 0 {
+        eprintln!();
+    }
+    println!(
+        "{total} orders in {}: {recorded} recorded, {repeated} already recorded; \
+         {earned} points earned, {redeemed} redeemed (channel {channel}, {} ms)",
+        file.display(),
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}
+
 /// A channel is a pseudo-terminal ([`crate::apply::channel`]): its token
 /// commands are the terminal's, on `@channel/<name>`.
 fn channel(command: ChannelCommand) -> anyhow::Result<()> {
@@ -288,6 +371,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Terminal { command } => terminal(command),
         Command::Channel { command } => channel(command),
+        Command::ImportOrders { file, channel, dir } => import_orders(&file, &channel, &dir),
         Command::Migrate { dir, to } => {
             let migrated = CentralDir::new(&dir).migrate_to(&to)?;
             println!("{migrated}");

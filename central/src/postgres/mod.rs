@@ -103,7 +103,7 @@ use uuid::Uuid;
 
 use crate::apply;
 use crate::apply::adjust::Adjustment;
-use crate::apply::channel::{OrderRequest, ReturnRequest};
+use crate::apply::channel::{OrderRequest, Recorded, ReturnRequest, Via};
 use crate::error::CentralError;
 use crate::fleet::FleetReport;
 use crate::snapshot::{CatalogSnapshot, MembersSnapshot};
@@ -415,8 +415,9 @@ impl Storage for PgStorage {
         terminal: &str,
         order: &OrderRequest,
         now: jiff::Timestamp,
-    ) -> Result<String, CentralError> {
-        self.write(|tx| apply::channel::order(tx, terminal, order, now))
+        via: Via,
+    ) -> Result<Recorded, CentralError> {
+        self.write(|tx| apply::channel::order_via(tx, terminal, order, now, via))
     }
 
     fn channel_return(

@@ -19,7 +19,7 @@ use serde_json::json;
 use super::auth::AuthChannel;
 use super::error::{ApiError, ApiResult, body_error};
 use super::{AppState, Shared, blocking};
-use crate::apply::channel::{ORDER_LINES_MAX, OrderRequest, ReturnRequest};
+use crate::apply::channel::{ORDER_LINES_MAX, OrderRequest, ReturnRequest, Via};
 use crate::error::CentralError;
 
 /// Largest order (or hold) body: [`ORDER_LINES_MAX`] lines of a few
@@ -63,11 +63,13 @@ async fn post_order(
     let id = request.order_id.clone();
     let answer = blocking({
         let channel = channel.clone();
-        move || storage.channel_order(&channel, &request, jiff::Timestamp::now())
+        move || storage.channel_order(&channel, &request, jiff::Timestamp::now(), Via::Api)
     })
     .await?;
-    tracing::info!(message = "Channel order recorded.", channel, order = id);
-    Ok(json_text(answer))
+    if answer.new {
+        tracing::info!(message = "Channel order recorded.", channel, order = id);
+    }
+    Ok(json_text(answer.answer))
 }
 
 /// `POST /v1/channel/returns`: 200 with the return's answer.

@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::apply;
 use crate::apply::adjust::Adjustment;
-use crate::apply::channel::{OrderRequest, ReturnRequest};
+use crate::apply::channel::{OrderRequest, Recorded, ReturnRequest, Via};
 pub use crate::apply::hold::{HOLD_KEPT_SECS, HOLD_TTL_SECS};
 use crate::error::CentralError;
 use crate::fleet::FleetReport;
@@ -233,8 +233,9 @@ impl Storage for SqliteStorage {
         terminal: &str,
         order: &OrderRequest,
         now: jiff::Timestamp,
-    ) -> Result<String, CentralError> {
-        self.write(|tx| apply::channel::order(tx, terminal, order, now))
+        via: Via,
+    ) -> Result<Recorded, CentralError> {
+        self.write(|tx| apply::channel::order_via(tx, terminal, order, now, via))
     }
 
     fn channel_return(

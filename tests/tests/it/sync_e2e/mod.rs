@@ -24,6 +24,7 @@
 //! Sync intervals are 1 s (config) and every wait polls with a deadline;
 //! `POST /v1/sync/now` cuts backoff waits short after an outage ends.
 
+mod channels;
 mod fleet_view;
 mod honest_context;
 mod migrate;
